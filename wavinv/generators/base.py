@@ -1,0 +1,114 @@
+"""The generator protocol, a wrapper for a user's render function, and render checks."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import GeneratorError, RenderError
+from ..params import ParamSpace
+
+__all__ = ["Generator", "FunctionGenerator", "check_generator", "render_checked", "generator_identity"]
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What wavinv needs of a generator.
+
+    ``render`` takes float64 ``(B, P)`` in natural units, columns in ``space``
+    order, and returns float32 ``(B, n_samples)``. It must be deterministic and
+    each clip must depend only on its own row (never on the rest of the batch).
+    """
+
+    space: ParamSpace
+    sample_rate: int
+    n_samples: int
+    name: str
+    version: str
+
+    def render(self, params: np.ndarray) -> np.ndarray: ...
+
+
+class FunctionGenerator:
+    """Wrap a plain function ``render(params (B, P)) -> (B, n_samples)`` as a generator."""
+
+    def __init__(
+        self,
+        space: ParamSpace,
+        render: Callable[[np.ndarray], np.ndarray],
+        sample_rate: int,
+        n_samples: int,
+        name: str,
+        version: str = "1",
+    ):
+        if not isinstance(space, ParamSpace):
+            raise GeneratorError(f"space must be a ParamSpace, got {type(space).__name__}")
+        if not callable(render):
+            raise GeneratorError("render must be callable")
+        self.space = space
+        self._render = render
+        self.sample_rate = int(sample_rate)
+        self.n_samples = int(n_samples)
+        self.name = str(name)
+        self.version = str(version)
+        check_generator(self)
+
+    def render(self, params: np.ndarray) -> np.ndarray:
+        return self._render(np.asarray(params, dtype=np.float64))
+
+    def __repr__(self) -> str:
+        return f"FunctionGenerator({self.name!r} v{self.version}, {len(self.space)} params, {self.n_samples} samples @ {self.sample_rate} Hz)"
+
+
+def check_generator(obj: Any, origin: str = "") -> Any:
+    """Raise ``GeneratorError`` unless ``obj`` follows the generator protocol."""
+    where = f" ({origin})" if origin else ""
+    missing = [a for a in ("space", "sample_rate", "n_samples", "name", "version", "render") if not hasattr(obj, a)]
+    if missing:
+        raise GeneratorError(f"{type(obj).__name__}{where} is not a generator: missing {', '.join(missing)}")
+    if not isinstance(obj.space, ParamSpace):
+        raise GeneratorError(f"{type(obj).__name__}{where}: space must be a wavinv ParamSpace")
+    if not callable(obj.render):
+        raise GeneratorError(f"{type(obj).__name__}{where}: render is not callable")
+    for attr in ("sample_rate", "n_samples"):
+        v = getattr(obj, attr)
+        if not isinstance(v, (int, np.integer)) or v <= 0:
+            raise GeneratorError(f"{type(obj).__name__}{where}: {attr} must be a positive int, got {v!r}")
+    return obj
+
+
+def render_checked(gen: Generator, params: np.ndarray, offset: int = 0) -> np.ndarray:
+    """Render and validate: float32 ``(B, n_samples)``, finite. ``offset`` names samples in errors."""
+    params = np.asarray(params, dtype=np.float64)
+    try:
+        out = gen.render(params)
+    except Exception as e:  # a user's code may raise anything; report it as a render failure
+        raise RenderError(f"{gen.name}: render failed for samples {offset}..{offset + len(params) - 1}: {type(e).__name__}: {e}") from e
+    if hasattr(out, "detach"):  # torch tensors are accepted
+        out = out.detach().cpu().numpy()
+    if not isinstance(out, np.ndarray):
+        raise RenderError(f"{gen.name}: render returned {type(out).__name__}, expected a numpy float32 array")
+    expected = (len(params), gen.n_samples)
+    if out.shape != expected:
+        raise RenderError(f"{gen.name}: render returned shape {out.shape}, expected {expected}")
+    if out.dtype != np.float32:
+        raise RenderError(f"{gen.name}: render returned dtype {out.dtype}, expected float32")
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        raise RenderError(f"{gen.name}: sample {offset + i} contains NaN or Inf")
+    return out
+
+
+def generator_identity(gen: Generator, spec: str | None = None) -> dict[str, Any]:
+    """What identifies a generator in stores and models (JSON-serialisable)."""
+    return {
+        "name": gen.name,
+        "version": gen.version,
+        "spec": spec,
+        "sample_rate": int(gen.sample_rate),
+        "n_samples": int(gen.n_samples),
+        "space": gen.space.to_json(),
+        "fingerprint": gen.space.fingerprint,
+    }
