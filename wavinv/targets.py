@@ -1,0 +1,179 @@
+"""Reading and writing inversion targets: ``.wav``, ``.npy`` (waveform or spectrogram), ``.png``.
+
+A target is either a waveform ``(T,)`` or a dB spectrogram ``(F, T)``. PNG
+spectrograms are grayscale, low frequencies at the bottom, and their pixel values
+span a dB range (``db_range``, the same default as ``save_spectrogram_png``) so a
+PNG wavinv wrote reads back to the same spectrogram within one grey level.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["Target", "DEFAULT_DB_RANGE", "load_target", "save_spectrogram_png", "save_wav", "atomic_path"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB_RANGE = (-100.0, 0.0)
+
+
+@dataclass
+class Target:
+    """A waveform ``(n_samples,)`` or a dB spectrogram ``(F, T)``, and where it came from."""
+
+    kind: str  # "waveform" or "spectrogram"
+    data: np.ndarray
+    source: str
+
+    @property
+    def waveform(self) -> np.ndarray | None:
+        return self.data if self.kind == "waveform" else None
+
+
+def _check_finite(x: np.ndarray, source: str) -> np.ndarray:
+    if x.size == 0:
+        raise InputError(f"{source}: the target is empty")
+    if not np.isfinite(x).all():
+        raise InputError(f"{source}: the target contains NaN or Inf")
+    return x
+
+
+def _fit_length(wave: np.ndarray, n_samples: int, source: str, pad: bool) -> np.ndarray:
+    if len(wave) == n_samples:
+        return wave
+    if not pad:
+        raise InputError(f"{source}: waveform has {len(wave)} samples, the generator makes {n_samples}")
+    log.warning("%s: %d samples, padding/cropping to the generator's %d", source, len(wave), n_samples)
+    out = np.zeros(n_samples, dtype=np.float32)
+    out[: min(n_samples, len(wave))] = wave[:n_samples]
+    return out
+
+
+def _load_wav(path: Path, sample_rate: int, n_samples: int, pad: bool) -> Target:
+    import soundfile as sf
+
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises its own error types for truncated or foreign files
+        raise InputError(f"{path}: not a readable WAV file ({e})") from None
+    wave = data.mean(axis=1)
+    if sr != sample_rate:
+        from scipy.signal import resample_poly
+
+        log.warning("%s: resampling from %d Hz to the generator's %d Hz", path, sr, sample_rate)
+        g = gcd(int(sr), int(sample_rate))
+        wave = resample_poly(wave, sample_rate // g, sr // g).astype(np.float32)
+    wave = _check_finite(wave, str(path))
+    return Target("waveform", _fit_length(wave, n_samples, str(path), pad), str(path))
+
+
+def _load_npy(path: Path, n_samples: int, spec_shape: tuple[int, int] | None, pad: bool) -> Target:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise InputError(f"{path}: not a readable .npy array ({e})") from None
+    if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+        raise InputError(f"{path}: expected a numeric array, got dtype {x.dtype}")
+    x = _check_finite(np.asarray(x, dtype=np.float32), str(path))
+    if x.ndim == 1:
+        return Target("waveform", _fit_length(x, n_samples, str(path), pad), str(path))
+    if x.ndim == 2:
+        if spec_shape is not None and x.shape != tuple(spec_shape):
+            raise InputError(f"{path}: spectrogram has shape {x.shape}, the model's frontend makes {tuple(spec_shape)}")
+        return Target("spectrogram", x, str(path))
+    raise InputError(f"{path}: expected a waveform (T,) or a spectrogram (F, T), got shape {x.shape}")
+
+
+def _load_png(path: Path, spec_shape: tuple[int, int] | None, db_range: tuple[float, float]) -> Target:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            img = np.asarray(im.convert("L"), dtype=np.float32)
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise InputError(f"{path}: not a readable image ({e})") from None
+    if spec_shape is not None and img.shape != tuple(spec_shape):
+        raise InputError(f"{path}: image is {img.shape[0]}x{img.shape[1]} (rows x cols), the model's frontend makes {spec_shape[0]}x{spec_shape[1]}")
+    lo, hi = db_range
+    if not hi > lo:
+        raise InputError(f"db range must be low < high, got {db_range}")
+    # image rows run top-down; spectrogram bins run from low frequency up
+    spec = lo + (img[::-1] / 255.0) * (hi - lo)
+    return Target("spectrogram", np.ascontiguousarray(spec, dtype=np.float32), str(path))
+
+
+def load_target(
+    path: str | os.PathLike,
+    sample_rate: int,
+    n_samples: int,
+    spec_shape: tuple[int, int] | None = None,
+    db_range: tuple[float, float] = DEFAULT_DB_RANGE,
+    pad: bool = False,
+) -> Target:
+    """Read a target file; every problem is an ``InputError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"target not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".wav":
+        return _load_wav(path, sample_rate, n_samples, pad)
+    if suffix == ".npy":
+        return _load_npy(path, n_samples, spec_shape, pad)
+    if suffix == ".png":
+        return _load_png(path, spec_shape, db_range)
+    raise InputError(f"{path}: unsupported target type {suffix!r} (use .wav, .npy or .png)")
+
+
+class atomic_path:
+    """``with atomic_path(out) as tmp:`` write to ``tmp``; it replaces ``out`` only on success."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __enter__(self) -> Path:
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise InputError(f"output folder does not exist: {parent}")
+        if not os.access(parent, os.W_OK):
+            raise InputError(f"output folder is not writable: {parent}")
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp" + self.path.suffix, dir=parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def save_spectrogram_png(spec: np.ndarray, path: str | os.PathLike, db_range: tuple[float, float] = DEFAULT_DB_RANGE) -> None:
+    """Write a dB spectrogram ``(F, T)`` as an 8-bit grayscale PNG, low frequencies at the bottom."""
+    from PIL import Image
+
+    lo, hi = db_range
+    if not hi > lo:
+        raise InputError(f"db range must be low < high, got {db_range}")
+    img = np.clip((np.asarray(spec, dtype=np.float64) - lo) / (hi - lo), 0.0, 1.0)
+    img = np.rint(img[::-1] * 255.0).astype(np.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(img).save(tmp, format="PNG")
+
+
+def save_wav(wave: np.ndarray, path: str | os.PathLike, sample_rate: int) -> None:
+    """Write a float waveform as 16-bit PCM WAV (clipped to [-1, 1])."""
+    import soundfile as sf
+
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), int(sample_rate), subtype="PCM_16", format="WAV")
