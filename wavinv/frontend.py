@@ -1,0 +1,594 @@
+"""The spectrogram frontend: waveforms ``(B, T)`` -> log-magnitude spectrograms ``(B, F, T')`` in dB.
+
+``Spectrogram`` is a torch module (so a network can use it as its first layer,
+with autograd); ``spectrogram`` is the batched numpy convenience around it and
+``SpectrogramTransformer`` the scikit-learn wrapper.
+
+Levels are ``20 log10`` of a magnitude normalised so that a full-scale sine at
+a bin's frequency reads 0 dB, floored at ``amin`` (1e-5 -> -100 dB). Three kinds:
+
+- ``"stft"``: the first ``n_freq`` bins of a Hann-window STFT with
+  ``n_fft = 2 * n_freq`` (linear frequency, Nyquist dropped).
+- ``"mel"``: the normalised STFT power through ``n_freq`` Slaney-scale
+  triangles of peak 1, with the smallest power-of-two ``n_fft`` >= ``2 * n_freq``
+  that leaves no band without an FFT bin.
+- ``"cqt"``: nnAudio's ``CQT1992v2`` (``n_freq`` log-spaced bins in
+  ``[fmin, fmax)``), its longest kernel capped at about a quarter of the clip.
+
+Frames are centred, hop ``n_samples // (n_frames - 1)``, cropped at the end (or
+padded with the floor) to exactly ``n_frames``. ``stft`` and ``mel`` have two
+backends giving the same numbers: nnAudio's conv1d Fourier kernels (buffers
+that ``.to(device)`` moves; trainable if asked) and ``torch.stft``. ``"auto"``
+uses ``torch.stft`` on CPU, where it is 2-3.5x faster
+(``benchmarks/frontend_speed.py``), and nnAudio on other devices.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import operator
+import warnings
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from nnAudio.features import CQT1992v2, STFT
+from nnAudio.librosa_functions import get_mel, mel_frequencies
+from sklearn.base import BaseEstimator, TransformerMixin
+from tqdm.auto import tqdm
+
+from .errors import InputError
+from .lazy import LazyArray, iter_batches
+
+__all__ = [
+    "KINDS",
+    "BACKENDS",
+    "DEFAULT_SAMPLE_RATE",
+    "DEFAULT_N_SAMPLES",
+    "default_device",
+    "resolve_backend",
+    "frontend_config",
+    "Spectrogram",
+    "spectrogram",
+    "SpectrogramTransformer",
+]
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("stft", "mel", "cqt")
+BACKENDS = ("auto", "nnaudio", "torch")
+DEFAULT_SAMPLE_RATE = 16000
+DEFAULT_N_SAMPLES = 16352  # 511 * 32: 512 centred frames at hop 32
+CQT_FMIN = 32.70  # C1, nnAudio's and librosa's default
+
+_CONFIG_KEYS = (
+    "kind",
+    "sample_rate",
+    "n_samples",
+    "n_freq",
+    "n_frames",
+    "n_fft",
+    "hop_length",
+    "fmin",
+    "fmax",
+    "amin",
+    "backend",
+    "trainable",
+)
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_backend(backend: str, kind: str, device: torch.device | str) -> str:
+    """The backend that actually runs: ``"auto"`` is torch.stft on CPU, nnAudio elsewhere; CQT is nnAudio only."""
+    if kind == "cqt" or backend == "nnaudio":
+        return "nnaudio"
+    if backend == "torch":
+        return "torch"
+    return "torch" if torch.device(device).type == "cpu" else "nnaudio"
+
+
+def _positive_int(name: str, value: Any) -> int:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        out = operator.index(value)
+    except TypeError:
+        raise InputError(f"{name} must be an integer, got {value!r}") from None
+    if out < 1:
+        raise InputError(f"{name} must be >= 1, got {out}")
+    return int(out)
+
+
+def _frequency(name: str, value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number in Hz, got {value!r}") from None
+    if not math.isfinite(out) or out < 0:
+        raise InputError(f"{name} must be a finite frequency >= 0 Hz, got {value!r}")
+    return out
+
+
+def _pow2_floor(n: float) -> int:
+    return 1 << max(0, int(math.floor(math.log2(n))))
+
+
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    with warnings.catch_warnings():
+        # an empty band is checked (and reported) by the caller
+        warnings.filterwarnings("ignore", message="Empty filters detected", category=UserWarning)
+        return get_mel(sample_rate, n_fft, n_mels, fmin, fmax, htk=False, norm=None)
+
+
+def _cqt_bins_per_octave(n_freq: int, fmin: float, fmax: float) -> float:
+    return n_freq / math.log2(fmax / fmin)
+
+
+def _cqt_filter_scale(cfg: Mapping[str, Any]) -> float:
+    """Scale Q down so the lowest (longest) kernel is at most ``n_fft`` samples."""
+    q_natural = 1.0 / (2.0 ** (1.0 / _cqt_bins_per_octave(cfg["n_freq"], cfg["fmin"], cfg["fmax"])) - 1.0)
+    longest = q_natural * cfg["sample_rate"] / cfg["fmin"]
+    # the margin keeps nnAudio's ceil() from rounding the capped length up to the next power of two
+    return min(1.0, cfg["n_fft"] / longest * (1.0 - 1e-9))
+
+
+def frontend_config(
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    n_samples: int = DEFAULT_N_SAMPLES,
+    n_freq: int = 512,
+    n_frames: int = 512,
+    kind: str = "stft",
+    backend: str = "auto",
+    amin: float = 1e-5,
+    fmin: float | None = None,
+    fmax: float | None = None,
+    n_fft: int | None = None,
+    hop_length: int | None = None,
+    trainable: bool = False,
+) -> dict[str, Any]:
+    """Validate frontend settings and fill in the derived ones (``n_fft``, ``hop_length``, ``fmin``, ``fmax``).
+
+    The result is plain JSON and rebuilds the same frontend with
+    ``Spectrogram.from_config``; stores and models record it. Bad settings raise
+    ``InputError``.
+    """
+    if kind not in KINDS:
+        raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if kind == "cqt" and backend == "torch":
+        raise InputError("kind='cqt' has only the nnAudio backend: use backend='nnaudio' or 'auto'")
+    if not isinstance(trainable, (bool, np.bool_)):
+        raise InputError(f"trainable must be True or False, got {trainable!r}")
+    trainable = bool(trainable)
+    if trainable and backend != "nnaudio":
+        raise InputError("trainable kernels need backend='nnaudio'")
+    sample_rate = _positive_int("sample_rate", sample_rate)
+    n_samples = _positive_int("n_samples", n_samples)
+    n_freq = _positive_int("n_freq", n_freq)
+    n_frames = _positive_int("n_frames", n_frames)
+    try:
+        amin = float(amin)
+    except (TypeError, ValueError):
+        raise InputError(f"amin must be a number, got {amin!r}") from None
+    if not 0.0 < amin < 1.0:
+        raise InputError(f"amin must be in (0, 1), got {amin}")
+
+    nyquist = sample_rate / 2
+    if kind == "stft":
+        if fmin is not None or fmax is not None:
+            raise InputError("fmin and fmax apply to kind='mel' and 'cqt' only; the STFT spans 0 Hz to Nyquist")
+    else:
+        if fmin is None:
+            fmin = CQT_FMIN if kind == "cqt" else 0.0
+        fmin = _frequency("fmin", fmin)
+        fmax = _frequency("fmax", nyquist if fmax is None else fmax)
+        if not fmin < fmax <= nyquist:
+            raise InputError(f"need fmin < fmax <= sample_rate / 2 = {nyquist:g} Hz, got fmin={fmin:g}, fmax={fmax:g}")
+        if kind == "cqt" and fmin <= 0:
+            raise InputError(f"kind='cqt' needs fmin > 0 Hz, got {fmin:g}")
+
+    if n_fft is None:
+        if kind == "stft":
+            n_fft = 2 * n_freq
+        elif kind == "mel":
+            # the largest power of two whose half (the reflect padding) is shorter than the clip
+            n_fft = _mel_n_fft(sample_rate, n_freq, fmin, fmax, _pow2_floor(2 * n_samples - 1))
+        else:
+            n_fft = _pow2_floor(n_samples / 4 * math.sqrt(2))  # the nearest power of two to a quarter clip
+    n_fft = _positive_int("n_fft", n_fft)
+    # nnAudio zero-pads CQT kernels to a power of two, and reflect padding needs half of it < n_samples
+    span = 1 << (n_fft - 1).bit_length() if kind == "cqt" else n_fft
+    if span // 2 >= n_samples:
+        raise InputError(f"n_fft={n_fft} is too long for {n_samples}-sample clips (need n_fft // 2 < n_samples); lower n_freq or n_fft")
+    if kind == "stft" and n_freq > n_fft // 2 + 1:
+        raise InputError(f"an STFT with n_fft={n_fft} has only {n_fft // 2 + 1} bins, asked for n_freq={n_freq}")
+    if hop_length is None:
+        hop_length = max(1, n_samples // (n_frames - 1)) if n_frames > 1 else n_samples
+    hop_length = _positive_int("hop_length", hop_length)
+    return {
+        "kind": kind,
+        "sample_rate": sample_rate,
+        "n_samples": n_samples,
+        "n_freq": n_freq,
+        "n_frames": n_frames,
+        "n_fft": n_fft,
+        "hop_length": hop_length,
+        "fmin": fmin,
+        "fmax": fmax,
+        "amin": amin,
+        "backend": backend,
+        "trainable": trainable,
+    }
+
+
+def _mel_n_fft(sample_rate: int, n_mels: int, fmin: float, fmax: float, max_fft: int) -> int:
+    """The smallest power-of-two FFT >= 2 * n_mels in which every mel band covers an FFT bin."""
+    n_fft = 1 << (2 * n_mels - 1).bit_length()
+    while n_fft <= max_fft:
+        if _mel_basis(sample_rate, n_fft, n_mels, fmin, fmax).max(axis=1).min() > 0:
+            return n_fft
+        n_fft *= 2
+    raise InputError(
+        f"{n_mels} mel bands from {fmin:g} to {fmax:g} Hz are too narrow for these clips: "
+        "every FFT size leaves some band empty; use fewer bands (n_freq) or a higher fmin"
+    )
+
+
+def _power(z: torch.Tensor) -> torch.Tensor:
+    """Squared magnitude of ``(..., 2)`` real/imaginary pairs (no sqrt: its gradient is infinite at 0)."""
+    return z[..., 0].square() + z[..., 1].square()
+
+
+def _unsave_buffers(module: torch.nn.Module) -> None:
+    """Keep fixed kernels out of ``state_dict``: they follow from the config (a CQT's are 16 MB).
+
+    Trained kernels are parameters, which stay in it."""
+    for name, buf in list(module.named_buffers(recurse=False)):
+        module.register_buffer(name, buf, persistent=False)
+
+
+class Spectrogram(torch.nn.Module):
+    """Waveforms ``(B, n_samples)`` -> dB spectrograms ``(B, n_freq, n_frames)``, float32.
+
+    Arguments as in ``frontend_config``. Inputs must be finite floating tensors
+    on the module's device (move the module with ``.to(device)``); anything
+    else raises ``InputError``. Differentiable, also under ``torch.no_grad()``.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
+        n_samples: int = DEFAULT_N_SAMPLES,
+        n_freq: int = 512,
+        n_frames: int = 512,
+        kind: str = "stft",
+        backend: str = "auto",
+        amin: float = 1e-5,
+        fmin: float | None = None,
+        fmax: float | None = None,
+        n_fft: int | None = None,
+        hop_length: int | None = None,
+        trainable: bool = False,
+    ):
+        super().__init__()
+        cfg = frontend_config(
+            sample_rate=sample_rate,
+            n_samples=n_samples,
+            n_freq=n_freq,
+            n_frames=n_frames,
+            kind=kind,
+            backend=backend,
+            amin=amin,
+            fmin=fmin,
+            fmax=fmax,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            trainable=trainable,
+        )
+        self._cfg = cfg
+        n_fft, hop = cfg["n_fft"], cfg["hop_length"]
+        self._nnaudio: torch.nn.Module | None = None
+        if kind == "cqt":
+            self._nnaudio = CQT1992v2(
+                sr=cfg["sample_rate"],
+                hop_length=hop,
+                fmin=cfg["fmin"],
+                n_bins=cfg["n_freq"],
+                bins_per_octave=_cqt_bins_per_octave(cfg["n_freq"], cfg["fmin"], cfg["fmax"]),
+                filter_scale=_cqt_filter_scale(cfg),
+                trainable=cfg["trainable"],
+                output_format="Complex",
+                verbose=False,
+            )
+        elif backend != "torch":
+            self._nnaudio = STFT(
+                n_fft=n_fft,
+                freq_bins=cfg["n_freq"] if kind == "stft" else None,
+                hop_length=hop,
+                sr=cfg["sample_rate"],
+                window="hann",
+                center=True,
+                pad_mode="reflect",
+                trainable=cfg["trainable"],
+                output_format="Complex",  # see _power
+                verbose=False,
+            )
+        if self._nnaudio is not None:
+            _unsave_buffers(self._nnaudio)
+        if kind != "cqt" and backend != "nnaudio":
+            self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
+        if kind == "mel":
+            basis = _mel_basis(cfg["sample_rate"], n_fft, cfg["n_freq"], cfg["fmin"], cfg["fmax"])
+            if basis.max(axis=1).min() <= 0:
+                logger.warning("n_fft=%d leaves some of the %d mel bands without an FFT bin: they read the floor", n_fft, cfg["n_freq"])
+            self.register_buffer("mel_basis", torch.from_numpy(basis), persistent=False)
+        # STFT and mel: a unit sine at a bin centre has |X| = sum(hann) / 2 = n_fft / 4
+        self._power_scale = (n_fft / 4) ** 2
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "Spectrogram":
+        """Rebuild from ``config()`` (also a store's or model's recorded frontend dict)."""
+        if not isinstance(cfg, Mapping):
+            raise InputError(f"a frontend config must be a dict, got {type(cfg).__name__}")
+        unknown = sorted(set(cfg) - set(_CONFIG_KEYS))
+        if unknown:
+            raise InputError(f"unknown frontend config keys: {', '.join(map(str, unknown))}")
+        return cls(**cfg)
+
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this frontend, as plain JSON types."""
+        return dict(self._cfg)
+
+    @property
+    def kind(self) -> str:
+        return self._cfg["kind"]
+
+    @property
+    def n_samples(self) -> int:
+        return self._cfg["n_samples"]
+
+    @property
+    def n_freq(self) -> int:
+        return self._cfg["n_freq"]
+
+    @property
+    def n_frames(self) -> int:
+        return self._cfg["n_frames"]
+
+    @property
+    def output_shape(self) -> tuple[int, int]:
+        return (self.n_freq, self.n_frames)
+
+    @property
+    def floor_db(self) -> float:
+        return 20.0 * math.log10(self._cfg["amin"])
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.buffers())).device
+
+    @property
+    def frequencies(self) -> np.ndarray:
+        """Centre frequency in Hz of each output row."""
+        cfg = self._cfg
+        if cfg["kind"] == "stft":
+            return np.arange(cfg["n_freq"]) * cfg["sample_rate"] / cfg["n_fft"]
+        if cfg["kind"] == "mel":
+            return mel_frequencies(cfg["n_freq"] + 2, fmin=cfg["fmin"], fmax=cfg["fmax"], htk=False)[1:-1]
+        return np.asarray(self._nnaudio.frequencies, dtype=np.float64)
+
+    def backend_for(self, device: torch.device | str) -> str:
+        """Which backend runs for inputs on ``device``."""
+        return resolve_backend(self._cfg["backend"], self._cfg["kind"], device)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._cfg.items())
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        x = self._check(waves)
+        cfg = self._cfg
+        if cfg["kind"] == "cqt":
+            # "wrap" normalisation reads 1 for a unit sine at a bin's frequency
+            power = _power(self._nnaudio(x, output_format="Complex", normalization_type="wrap"))
+        else:
+            if self.backend_for(x.device) == "nnaudio":
+                power = _power(self._nnaudio(x, output_format="Complex"))
+            else:
+                z = torch.stft(
+                    x,
+                    cfg["n_fft"],
+                    hop_length=cfg["hop_length"],
+                    window=self.window,
+                    center=True,
+                    pad_mode="reflect",
+                    return_complex=True,
+                )
+                if cfg["kind"] == "stft":
+                    z = z[:, : cfg["n_freq"]]
+                power = _power(torch.view_as_real(z))
+            power = power.div_(self._power_scale)
+            if cfg["kind"] == "mel":
+                power = torch.matmul(self.mel_basis, power)
+        # in place only where autograd keeps no copy: log10 saves its input, not its output
+        db = torch.log10(power.clamp_min(cfg["amin"] ** 2)).mul_(10.0)
+        n = db.shape[-1]
+        if n > cfg["n_frames"]:
+            return db[..., : cfg["n_frames"]].contiguous()
+        if n < cfg["n_frames"]:
+            return F.pad(db, (0, cfg["n_frames"] - n), value=self.floor_db)
+        return db
+
+    def _check(self, x: Any) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"Spectrogram takes a torch tensor (B, {self.n_samples}); got {type(x).__name__}")
+        if x.ndim != 2 or x.shape[1] != self.n_samples:
+            raise InputError(f"waveforms must have shape (B, {self.n_samples}), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise InputError(f"waveforms must be floating point, got {x.dtype}")
+        if x.device != self.device:
+            raise InputError(f"waveforms are on {x.device} but the frontend is on {self.device}: move one of them")
+        x = x.float()
+        if not bool(torch.isfinite(x).all()):
+            raise InputError("waveforms contain NaN or Inf")
+        return x
+
+
+def _check_rows(rows: np.ndarray) -> np.ndarray:
+    """A batch of clips as contiguous float32, or ``InputError``."""
+    if not np.issubdtype(rows.dtype, np.floating):
+        raise InputError(f"waveforms must be floating point (full scale = 1.0), got dtype {rows.dtype}")
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    if not np.isfinite(rows).all():
+        raise InputError("waveforms contain NaN or Inf")
+    return rows
+
+
+def _torch_device(device: Any) -> torch.device:
+    try:
+        out = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    if out.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} asked for, but CUDA is not available here")
+    return out
+
+
+def _as_frontend(config: Spectrogram | Mapping[str, Any] | None) -> Spectrogram:
+    if config is None:
+        return Spectrogram()
+    if isinstance(config, Spectrogram):
+        return config
+    return Spectrogram.from_config(config)
+
+
+def spectrogram(
+    waves: np.ndarray | LazyArray,
+    config: Spectrogram | Mapping[str, Any] | None = None,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """dB spectrograms of clips ``(N, T)`` -> ``(N, F, T')`` float32; a single clip ``(T,)`` -> ``(F, T')``.
+
+    ``config``: a ``Spectrogram`` (moved to ``device`` when one is given), a
+    config dict, or None for the default 512 x 512 frontend. ``device``
+    defaults to the module's own device when a module is given, else
+    ``default_device()``. Works ``batch_size`` clips at a time, so besides the
+    result memory stays bounded; ``waves`` may be a ``LazyArray``.
+    """
+    frontend = _as_frontend(config)
+    batch_size = _positive_int("batch_size", batch_size)
+    if device is None:
+        device = frontend.device if isinstance(config, Spectrogram) else default_device()
+    frontend.to(_torch_device(device))
+    single = False
+    if not isinstance(waves, LazyArray):
+        waves = np.asarray(waves)
+        single = waves.ndim == 1
+        if single:
+            waves = waves[None]
+    if waves.ndim != 2:
+        raise InputError(f"waveforms must have shape (N, T) or (T,), got {tuple(waves.shape)}")
+    if waves.shape[1] != frontend.n_samples:
+        raise InputError(f"clips have {waves.shape[1]} samples, the frontend expects {frontend.n_samples}")
+    out = np.empty((len(waves), *frontend.output_shape), dtype=np.float32)
+    with torch.inference_mode(), tqdm(total=len(waves), disable=not progress, desc="spectrograms", unit="clip") as bar:
+        for sel, rows in iter_batches(waves, batch_size):
+            x = torch.from_numpy(_check_rows(rows)).to(frontend.device)
+            out[sel] = frontend(x).cpu().numpy()
+            bar.update(len(sel))
+    return out[0] if single else out
+
+
+class SpectrogramTransformer(TransformerMixin, BaseEstimator):
+    """scikit-learn transformer: clips ``(N, n_samples)`` -> dB spectrograms ``(N, n_freq, n_frames)``.
+
+    Stateless: ``fit`` only validates the settings (``frontend_config``) and
+    ``X``. ``X`` may be a numpy array or a ``LazyArray``; memory beyond the
+    result stays bounded by ``batch_size``. ``device=None`` means
+    ``default_device()`` at transform time.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
+        n_samples: int = DEFAULT_N_SAMPLES,
+        n_freq: int = 512,
+        n_frames: int = 512,
+        kind: str = "stft",
+        backend: str = "auto",
+        amin: float = 1e-5,
+        fmin: float | None = None,
+        fmax: float | None = None,
+        batch_size: int = 64,
+        device: str | None = None,
+        progress: bool = False,
+    ):
+        self.sample_rate = sample_rate
+        self.n_samples = n_samples
+        self.n_freq = n_freq
+        self.n_frames = n_frames
+        self.kind = kind
+        self.backend = backend
+        self.amin = amin
+        self.fmin = fmin
+        self.fmax = fmax
+        self.batch_size = batch_size
+        self.device = device
+        self.progress = progress
+
+    def _config(self) -> dict[str, Any]:
+        return frontend_config(
+            sample_rate=self.sample_rate,
+            n_samples=self.n_samples,
+            n_freq=self.n_freq,
+            n_frames=self.n_frames,
+            kind=self.kind,
+            backend=self.backend,
+            amin=self.amin,
+            fmin=self.fmin,
+            fmax=self.fmax,
+        )
+
+    def fit(self, X, y=None) -> "SpectrogramTransformer":
+        cfg = self._config()
+        _positive_int("batch_size", self.batch_size)
+        if self.device is not None:
+            _torch_device(self.device)
+        shape = X.shape if isinstance(X, LazyArray) else np.shape(X)
+        if len(shape) != 2 or shape[1] != cfg["n_samples"]:
+            raise InputError(f"X must have shape (N, {cfg['n_samples']}), got {tuple(shape)}")
+        self.frontend_config_ = cfg
+        self.n_features_in_ = cfg["n_samples"]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        if not isinstance(X, LazyArray) and np.ndim(X) != 2:
+            raise InputError(f"X must have shape (N, {self.n_samples}), got {np.shape(X)}")
+        return spectrogram(X, self._frontend(), self.batch_size, self.device or default_device(), self.progress)
+
+    def _frontend(self) -> Spectrogram:
+        # building the kernels costs more than a small batch: keep the module while the settings stay the same
+        cfg = self._config()
+        cached = self.__dict__.get("_cache")
+        if cached is None or cached[0] != cfg:
+            cached = (cfg, Spectrogram.from_config(cfg))
+            self._cache = cached
+        return cached[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_cache", None)  # rebuilt on demand, possibly on another device
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
