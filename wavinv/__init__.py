@@ -17,6 +17,7 @@ from .errors import (  # noqa: E402
 )
 from .generators import FunctionGenerator, Generator, load_generator  # noqa: E402
 from .params import Param, ParamSpace  # noqa: E402
+from .store import open_store  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -32,4 +33,5 @@ __all__ = [
     "StoreError",
     "WavinvError",
     "load_generator",
+    "open_store",
 ]

@@ -1,0 +1,61 @@
+"""Tiny generators for the store tests, importable by spawned worker processes.
+
+Load them by file spec, e.g. ``tests/toygen.py:toy``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from wavinv import FunctionGenerator, Param, ParamSpace
+
+N_SAMPLES = 1024
+SPACE = ParamSpace([Param("freq", 50.0, 2000.0, scale="log"), Param("amp", 0.0, 1.0), Param("wave", choices=[0, 1, 2])])
+OTHER_SPACE = ParamSpace([Param("freq", 50.0, 4000.0, scale="log"), Param("amp", 0.0, 1.0), Param("wave", choices=[0, 1, 2])])
+
+
+def _render(params: np.ndarray) -> np.ndarray:
+    t = np.arange(N_SAMPLES) / 8000.0
+    phase = 2 * np.pi * params[:, 0:1] * t
+    wave = np.where(params[:, 2:3] == 0, np.sin(phase), np.where(params[:, 2:3] == 1, np.sign(np.sin(phase)), (phase / np.pi) % 2 - 1))
+    noise = np.sin(1e3 * params[:, 0:1] * t**2)  # a deterministic chirp, so clips are not trivially compressible
+    return (params[:, 1:2] * (0.8 * wave + 0.2 * noise)).astype(np.float32)
+
+
+def _slow(params: np.ndarray) -> np.ndarray:
+    time.sleep(float(os.environ.get("TOYGEN_DELAY", "0.02")) * len(params))
+    return _render(params)
+
+
+def _nan(params: np.ndarray) -> np.ndarray:
+    out = _render(params)
+    out[:, 10] = np.nan
+    return out
+
+
+def _nan_late(params: np.ndarray) -> np.ndarray:
+    """NaN only in loud clips (amp > 0.9): a generator that fails on some samples, not on the first."""
+    out = _render(params)
+    out[params[:, 1] > 0.9, 5] = np.nan
+    return out
+
+
+def _bad_shape(params: np.ndarray) -> np.ndarray:
+    return _render(params)[:, :-1]
+
+
+def _make(render, space=SPACE, name="toy", version="1") -> FunctionGenerator:
+    return FunctionGenerator(space, render, sample_rate=8000, n_samples=N_SAMPLES, name=name, version=version)
+
+
+toy = _make(_render)
+slow = _make(_slow)  # the same generator as toy, only slower
+nan = _make(_nan)  # same identity as toy, broken output
+nan_late = _make(_nan_late)
+bad_shape = _make(_bad_shape)
+other = _make(_render, name="other")
+other_space = _make(_render, space=OTHER_SPACE)
+newer = _make(_render, version="2")

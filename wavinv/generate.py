@@ -1,0 +1,355 @@
+"""Writing a dataset store: render chunk by chunk, resumably, in parallel processes.
+
+``generate`` checks everything it can before it writes anything (the generator
+loads, its identity, seed and method match an existing store, a probe render is
+finite and well shaped), so a refused run leaves an existing store as it was.
+Then each pending chunk goes to ``render_chunk``: sample the chunk's parameters
+(addressable by id), render, write every array's chunk, and only then write the
+chunk's completion record. Bytes depend only on (generator, seed, n): never on
+the number of workers, the order chunks finish in, or interruptions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import threading
+import uuid
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import zarr
+from tqdm.auto import tqdm
+
+from .errors import InputError, StoreError, WavinvError
+from .generators import Generator, generator_identity, load_generator, render_checked
+from .params import SAMPLING_METHODS
+from .store import (
+    ARRAYS,
+    COMPLETE,
+    FORMAT,
+    FORMAT_VERSION,
+    SPLITS,
+    WAVEFORM_DTYPE,
+    Store,
+    chunk_digest,
+    compressors,
+    default_chunk,
+    same_generator,
+)
+
+__all__ = ["generate", "render_chunk"]
+
+log = logging.getLogger(__name__)
+
+# rows rendered by the probe that runs before anything is written
+_PROBE_ROWS = 2
+# generators loaded in this process, by spec (worker processes render many chunks)
+_LOADED: dict[str, Generator] = {}
+
+
+def generate(
+    out: str | os.PathLike,
+    generator: str | Generator,
+    n: int,
+    seed: int = 0,
+    method: str = "uniform",
+    chunk: int | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> Store:
+    """Render ``n`` samples of ``generator`` into the store ``out``; resume or grow it if it exists.
+
+    ``generator`` is a spec for ``load_generator`` or a generator object (an
+    object cannot be sent to worker processes: it needs ``workers=1``).
+    ``chunk`` is samples per chunk (default: ~8 MiB of waveform). Returns the
+    store opened for reading.
+    """
+    n, seed, workers = _int_arg("n", n, 1), _int_arg("seed", seed, 0), _int_arg("workers", workers, 1)
+    chunk = None if chunk is None else _int_arg("chunk", chunk, 1)
+    if method not in SAMPLING_METHODS:
+        raise InputError(f"sampling method must be one of {', '.join(SAMPLING_METHODS)}, got {method!r}")
+    spec = generator.strip() if isinstance(generator, str) else None
+    gen = load_generator(generator)
+    if workers > 1 and spec is None:
+        raise InputError("workers > 1 needs a generator spec (workers load it by name), not a generator object")
+    identity = generator_identity(gen, spec)
+    path = Path(out)
+
+    if path.exists() and not _is_empty_dir(path):
+        with _locked(path):
+            store = Store(path, mode="r+")  # raises StoreError for anything that is not a wavinv store
+            _check_compatible(store, identity, seed, method, chunk, n)
+            pending = _pending(store, n)
+            if pending:
+                _probe(gen, store.chunk, n, seed, method, pending[0])
+                _grow(store, n)
+                for f in path.rglob("*.partial"):  # temporary files of writes killed mid-way
+                    f.unlink(missing_ok=True)
+                _run(path, spec, gen, pending, store.chunk, n, workers, progress)
+            else:
+                log.info("%s is already complete (%d samples)", path, n)
+    else:
+        chunk = chunk or default_chunk(gen.n_samples)
+        _probe(gen, chunk, n, seed, method, 0)
+        _create(path, gen, identity, seed, method, chunk, n)
+        with _locked(path):
+            _run(path, spec, gen, list(range(-(-n // chunk))), chunk, n, workers, progress)
+    return Store(path)
+
+
+def render_chunk(store_path: str, generator: str | Generator, chunk_index: int) -> int:
+    """Render chunk ``chunk_index`` of the store, write it, then record it complete.
+
+    A standalone task (picklable arguments when ``generator`` is a spec) for
+    worker processes or any other scheduler. Returns the number of samples written.
+    """
+    store = Store(store_path, mode="r+")
+    gen = _load_cached(generator)
+    if not same_generator(store.generator, generator_identity(gen)):
+        raise StoreError(f"{store_path}: generator {gen.name!r} v{gen.version} is not the one this store was made with")
+    k = int(chunk_index)
+    if not 0 <= k < store.n_chunks:
+        raise InputError(f"chunk index {k} out of range: {store_path} has {store.n_chunks} chunks")
+    return _write_chunk(store, k, _render_chunk(store, gen, k))
+
+
+def _render_chunk(store: Store, gen: Generator, k: int) -> tuple[np.ndarray, ...]:
+    """``(ids, params, params_unit, waveform)`` of chunk ``k``: sampled by id, rendered, checked."""
+    start, stop = store.chunk_range(k)
+    params = store.space.sample(start, stop, store.seed, store.method)
+    wave = render_checked(gen, params, offset=start).astype(WAVEFORM_DTYPE, copy=False)
+    return np.arange(start, stop, dtype=np.int64), params, store.space.to_unit(params), wave
+
+
+def _write_chunk(store: Store, k: int, data: tuple[np.ndarray, ...]) -> int:
+    """Write chunk ``k`` of every array, then its completion record. Returns its number of samples."""
+    start, stop = store.chunk_range(k)
+    try:
+        for name, values in zip(ARRAYS, data):
+            # every data chunk gets a file, even an all-zero one (so verify can tell "missing")
+            store.arrays[name].with_config({"write_empty_chunks": True})[start:stop] = values
+        store.arrays[COMPLETE][k] = np.uint64(chunk_digest(*data))
+    except OSError as e:
+        raise StoreError(f"{store.path}: writing chunk {k} failed: {e}") from e
+    return stop - start
+
+
+# -- steps of generate ---------------------------------------------------------------
+def _int_arg(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def _check_compatible(store: Store, identity: dict[str, Any], seed: int, method: str, chunk: int | None, n: int) -> None:
+    """Refuse, before any write, a run that would not reproduce the store's definition."""
+    old = store.generator
+    if not same_generator(old, identity):
+        raise StoreError(
+            f"{store.path} was made by generator {old['name']!r} v{old['version']} (space {old['fingerprint']}, "
+            f"{old['n_samples']} samples @ {old['sample_rate']} Hz), not {identity['name']!r} v{identity['version']} "
+            f"(space {identity['fingerprint']}, {identity['n_samples']} samples @ {identity['sample_rate']} Hz): "
+            "write to another --out"
+        )
+    if seed != store.seed:
+        raise StoreError(f"{store.path} was made with seed {store.seed}, not {seed}: use --seed {store.seed} to resume, or another --out")
+    if method != store.method:
+        raise StoreError(f"{store.path} was sampled with method {store.method!r}, not {method!r}: use the same method, or another --out")
+    if chunk is not None and chunk != store.chunk:
+        raise StoreError(f"{store.path} has chunks of {store.chunk} samples, not {chunk}: leave out --chunk to resume")
+    if n < store.n:
+        raise StoreError(f"{store.path} already holds {store.n} samples; a store only grows: use --n {store.n} or more, or another --out")
+
+
+def _pending(store: Store, n: int) -> list[int]:
+    """Chunks to render for ``n`` samples: unrecorded ones, new ones, and a partial last one that grows."""
+    done = store.completed()
+    n_chunks = -(-n // store.chunk)
+    if n > store.n and store.n % store.chunk:
+        done[-1] = False
+    return [k for k in range(n_chunks) if k >= len(done) or not done[k]]
+
+
+def _probe(gen: Generator, chunk: int, n: int, seed: int, method: str, k: int) -> None:
+    """Render the first rows of chunk ``k`` before writing anything: a broken generator fails here."""
+    start = k * chunk
+    stop = min(n, start + _PROBE_ROWS)
+    render_checked(gen, gen.space.sample(start, stop, seed, method), offset=start)
+
+
+def _default_frontend(gen: Generator) -> dict[str, Any] | None:
+    from .frontend import frontend_config
+
+    try:
+        return frontend_config(sample_rate=gen.sample_rate, n_samples=gen.n_samples)
+    except WavinvError as e:  # clips too short for the default frontend: readers pass their own
+        log.warning("no default frontend for %s: %s", gen.name, e)
+        return None
+
+
+def _create(path: Path, gen: Generator, identity: dict[str, Any], seed: int, method: str, chunk: int, n: int) -> None:
+    """Create the empty store in a temporary directory and rename it into place (all or nothing)."""
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "generator": identity,
+        "seed": seed,
+        "method": method,
+        "n": n,
+        "chunk": chunk,
+        "sample_rate": int(gen.sample_rate),
+        "n_samples": int(gen.n_samples),
+        "clip_seconds": gen.n_samples / gen.sample_rate,
+        "waveform_dtype": WAVEFORM_DTYPE.name,
+        "frontend": _default_frontend(gen),
+        "splits": {"hash": "splitmix64(id)", **{k: list(v) for k, v in SPLITS.items()}},
+        "wavinv_version": _version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create {path}: {e.strerror or e}") from None
+    tmp = path.parent / f".{path.name}.creating-{uuid.uuid4().hex[:8]}"
+    p = len(gen.space)
+    try:
+        group = zarr.open_group(store=str(tmp), mode="w-", zarr_format=3, attributes={"wavinv": meta})
+        for name, shape, dtype, fill in (
+            ("id", (n,), "int64", -1),
+            ("params", (n, p), "float64", np.nan),
+            ("params_unit", (n, p), "float64", np.nan),
+            ("waveform", (n, gen.n_samples), WAVEFORM_DTYPE.name, np.nan),
+        ):
+            group.create_array(name, shape=shape, chunks=(chunk, *shape[1:]), dtype=dtype, fill_value=fill, compressors=compressors())
+        group.create_array(COMPLETE, shape=(-(-n // chunk),), chunks=(1,), dtype="uint64", fill_value=0, compressors=compressors())
+        os.rename(tmp, path)  # replaces an empty directory; fails on anything else
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"cannot create {path}: {e.strerror or e}") from None
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _grow(store: Store, n: int) -> None:
+    """Make the store hold ``n`` samples. Safe to repeat after an interruption at any step."""
+    old = store.n
+    if n > old and old % store.chunk:
+        # the last chunk gets more rows: forget its record first, so it is re-rendered whole
+        store.arrays[COMPLETE][old // store.chunk] = np.uint64(0)
+    if n != old:
+        store.meta["n"] = n
+        store.group.attrs["wavinv"] = store.meta
+    for name in ARRAYS:
+        arr = store.arrays[name]
+        if arr.shape[0] != n:
+            arr.resize((n, *arr.shape[1:]))
+    if store.arrays[COMPLETE].shape[0] != store.n_chunks:
+        store.arrays[COMPLETE].resize((store.n_chunks,))
+
+
+def _worker_spec(spec: str) -> str:
+    """The spec with a file path made absolute, so worker processes find it from any directory."""
+    where, sep, attr = spec.rpartition(":")
+    if sep and (where.endswith(".py") or "/" in where or "\\" in where):
+        return f"{Path(where).resolve()}:{attr}"
+    return spec
+
+
+def _load_cached(generator: str | Generator) -> Generator:
+    if not isinstance(generator, str):
+        return generator
+    if generator not in _LOADED:
+        _LOADED[generator] = load_generator(generator)
+    return _LOADED[generator]
+
+
+def _run(path: Path, spec: str | None, gen: Generator, pending: list[int], chunk: int, n: int, workers: int, progress: bool) -> None:
+    total = sum(min(n, (k + 1) * chunk) - k * chunk for k in pending)
+    with tqdm(total=total, unit="clip", desc=f"generate {path.name}", disable=not progress, dynamic_ncols=True) as bar:
+        if workers == 1 or len(pending) == 1:
+            # chunk k is written (compressed, hashed) in a thread while chunk k + 1 renders
+            store = Store(path, mode="r+")
+            with ThreadPoolExecutor(1, thread_name_prefix="wavinv-write") as writer:
+                writing = None
+                for k in pending:
+                    data = _render_chunk(store, gen, k)
+                    if writing is not None:
+                        bar.update(writing.result())
+                    writing = writer.submit(_write_chunk, store, k, data)
+                bar.update(writing.result())
+            return
+        # spawn: worker processes start clean (torch and fork do not mix) and load the spec themselves
+        ctx = multiprocessing.get_context("spawn")
+        n_workers = min(workers, len(pending))
+        init = (_init_worker, (ctx.Value("i", 0), n_workers))
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=init[0], initargs=init[1]) as pool:
+            futures = [pool.submit(render_chunk, str(path), _worker_spec(spec), k) for k in pending]
+            try:
+                for fut in as_completed(futures):
+                    bar.update(fut.result())
+            except BrokenProcessPool:
+                raise StoreError(
+                    f"a worker process died while writing {path} (out of memory?): finished chunks are kept; run the same command to resume"
+                ) from None
+            finally:
+                for fut in futures:
+                    fut.cancel()
+
+
+def _init_worker(counter, workers: int) -> None:
+    """Set up worker ``i`` of ``workers``: exit with the parent, and take a share of the CPUs.
+
+    Multi-threaded generators (numpy thread pools, torch, OpenMP) size their
+    pools from the CPU affinity, so workers do not oversubscribe the machine.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        # a killed parent leaves pool workers waiting forever: follow it (a chunk in flight is lost, as documented)
+        threading.Thread(target=lambda: (wait([parent.sentinel]), os._exit(1)), daemon=True).start()
+    with counter.get_lock():
+        i = counter.value
+        counter.value += 1
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    share = cpus[i::workers] if workers < len(cpus) else [cpus[i % len(cpus)]]
+    os.sched_setaffinity(0, share)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the store directory: one writer at a time."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise StoreError(f"cannot open {path}: {e.strerror or e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{path} is being written by another wavinv generate: wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)

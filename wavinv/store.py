@@ -1,0 +1,511 @@
+"""The dataset store: parameters in, audio out, linked by ids, in one Zarr v3 group.
+
+Layout of a store directory (a Zarr v3 group)::
+
+    id           int64    (N,)       sample ids 0..N-1
+    params       float64  (N, P)     natural units, columns in space order
+    params_unit  float64  (N, P)     the same, unit scale (``space.to_unit(params)``)
+    waveform     float32  (N, T)     the generator's clips
+    complete     uint64   (n_chunks,) per chunk: 0 = not written, else a digest of its data
+
+Every data array is chunked along samples (``chunk`` rows per chunk) and stored
+with Blosc lz4 + byte shuffle and a CRC32C checksum, so a damaged chunk fails on
+read. ``complete[k]`` is written only after chunk ``k`` of every array has been
+written, and holds a 64-bit digest (SHA-256) of that chunk's decoded data: it is
+the record of progress (chunk files alone prove nothing) and lets ``verify``
+check that the record matches the data. The group attribute ``wavinv`` holds
+the generator's identity, seed, sampling method, sizes, the default frontend
+configuration, the wavinv version and the creation time.
+
+Reading never loads the whole store: ``waveforms()``/``spectrograms()`` are
+``LazyArray`` views that read whole chunks, and ``batches()`` walks a split a few
+chunks at a time. Splits are a hash of the id (80/10/10), so every reader gets
+the same split, and an id keeps its split when the store grows. Spectrograms are
+computed on the fly by the frontend; the store holds no spectrogram cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, Crc32cCodec
+
+from .errors import InputError, StoreError
+from .lazy import LazyArray
+from .params import ParamSpace
+
+__all__ = [
+    "ARRAYS",
+    "FORMAT",
+    "SPLITS",
+    "Store",
+    "chunk_digest",
+    "compressors",
+    "content_fingerprint",
+    "default_chunk",
+    "is_store",
+    "open_store",
+    "same_generator",
+    "split_of",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT = "wavinv-store"
+FORMAT_VERSION = 1
+WAVEFORM_DTYPE = np.dtype("float32")
+# the data arrays, in the order a chunk is written; ``complete`` is written last
+ARRAYS = ("id", "params", "params_unit", "waveform")
+COMPLETE = "complete"
+SPLITS: dict[str, tuple[float, float]] = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}
+# Chunks of ~8 MiB of waveform: large enough that reads of whole chunks stream at
+# >1 GB/s, small enough that an interruption loses little (see data/README.md).
+CHUNK_BYTES = 8 << 20
+# decoded chunks kept by a reader, so row-by-row or split-by-split reads do not
+# decode the same chunk twice
+_CACHE_CHUNKS = 4
+# chunks read at once by a reader
+_READ_THREADS = 4
+
+
+def compressors() -> list:
+    """Blosc lz4 (level 9) + byte shuffle, then a CRC32C checksum.
+
+    Measured on synth100 audio (``benchmarks/store_speed.py``, data/README.md):
+    1.146x smaller, decoded at 3.2-3.4 GB/s on one core; bitshuffle or zstd
+    compress 1-4 % more but decode 1.4-8x slower, and zstd encodes 5-10x slower.
+    """
+    return [BloscCodec(cname="lz4", clevel=9, shuffle="shuffle"), Crc32cCodec()]
+
+
+def default_chunk(n_samples: int) -> int:
+    """Samples per chunk for clips of ``n_samples``: a power of two near ``CHUNK_BYTES``."""
+    rows = CHUNK_BYTES // (int(n_samples) * WAVEFORM_DTYPE.itemsize)
+    return int(min(4096, max(1, 1 << max(0, int(rows).bit_length() - 1))))
+
+
+def split_of(ids: np.ndarray) -> np.ndarray:
+    """Split name index (0 train, 1 val, 2 test) of each id, from a splitmix64 hash of the id."""
+    z = np.asarray(ids, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    edges = np.array([hi for _, hi in SPLITS.values()][:-1])
+    return np.searchsorted(edges, u, side="right")
+
+
+def chunk_digest(ids: np.ndarray, params: np.ndarray, params_unit: np.ndarray, waveform: np.ndarray) -> int:
+    """The completion record of one chunk: the first 64 bits of the SHA-256 of its data (never 0).
+
+    SHA-256 (hardware-accelerated on current CPUs) runs at about twice BLAKE2b's speed here.
+    """
+    h = hashlib.sha256()
+    for a, dtype in ((ids, "<i8"), (params, "<f8"), (params_unit, "<f8"), (waveform, WAVEFORM_DTYPE.newbyteorder("<"))):
+        h.update(np.ascontiguousarray(a, dtype=dtype))  # no copy when already contiguous little-endian
+    return int.from_bytes(h.digest()[:8], "little") or 1
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _reader_pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_READ_THREADS, thread_name_prefix="wavinv-read")
+    return _POOL
+
+
+class _ChunkCache:
+    """Decoded chunks of one array; the least recently used is dropped first."""
+
+    def __init__(self, capacity: int):
+        self.capacity = max(1, int(capacity))
+        self.blocks: dict[int, np.ndarray] = {}
+
+    def get(self, k: int) -> np.ndarray | None:
+        block = self.blocks.pop(k, None)
+        if block is not None:
+            self.blocks[k] = block
+        return block
+
+    def put(self, k: int, block: np.ndarray) -> None:
+        self.blocks.pop(k, None)
+        self.blocks[k] = block
+        while len(self.blocks) > self.capacity:
+            self.blocks.pop(next(iter(self.blocks)))
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a directory holding a wavinv store."""
+    try:
+        meta = json.loads((Path(path) / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
+    return isinstance(attrs.get("wavinv"), dict) and attrs["wavinv"].get("format") == FORMAT
+
+
+def open_store(path: str | os.PathLike) -> "Store":
+    """Open a store for reading. Raises ``StoreError`` when ``path`` is not one."""
+    return Store(path)
+
+
+class Store:
+    """A wavinv dataset store opened read-only (``generate`` writes through its own handle)."""
+
+    def __init__(self, path: str | os.PathLike, mode: str = "r"):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no such store")
+        if not is_store(self.path):
+            raise StoreError(f"{self.path} is not a wavinv store (no wavinv attributes in zarr.json)")
+        try:
+            self.group = zarr.open_group(store=str(self.path), mode=mode, zarr_format=3)
+            self.meta: dict[str, Any] = dict(self.group.attrs["wavinv"])
+            self.arrays = {name: self.group[name] for name in (*ARRAYS, COMPLETE)}
+        except (KeyError, ValueError, OSError) as e:
+            raise StoreError(f"{self.path}: damaged store metadata: {type(e).__name__}: {e}") from None
+        if self.meta.get("format_version") != FORMAT_VERSION:
+            raise StoreError(f"{self.path}: store format {self.meta.get('format_version')!r}, this wavinv reads {FORMAT_VERSION}")
+        self._caches = {name: _ChunkCache(_CACHE_CHUNKS) for name in ARRAYS}
+        self._checked_complete = False
+
+    # -- what the store is -------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return int(self.meta["n"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.meta["seed"])
+
+    @property
+    def method(self) -> str:
+        return str(self.meta["method"])
+
+    @property
+    def chunk(self) -> int:
+        return int(self.meta["chunk"])
+
+    @property
+    def generator(self) -> dict[str, Any]:
+        """The generator's identity (``generator_identity``) recorded at creation."""
+        return dict(self.meta["generator"])
+
+    @cached_property
+    def space(self) -> ParamSpace:
+        return ParamSpace.from_json(self.meta["generator"]["space"])
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.meta["sample_rate"])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.meta["n_samples"])
+
+    @property
+    def frontend_config(self) -> dict[str, Any] | None:
+        cfg = self.meta.get("frontend")
+        return dict(cfg) if cfg else None
+
+    @property
+    def fingerprint(self) -> str:
+        """What the store's content is defined by: generator identity, seed, method and n."""
+        return content_fingerprint(self.generator, self.seed, self.method, self.n)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n // self.chunk)
+
+    def chunk_range(self, k: int) -> tuple[int, int]:
+        return k * self.chunk, min(self.n, (k + 1) * self.chunk)
+
+    def completed(self) -> np.ndarray:
+        """Bool per chunk: its completion record is present (an unreadable record counts as absent)."""
+        return self.records()[0] != 0
+
+    def records(self) -> tuple[np.ndarray, list[int]]:
+        """The completion record of every chunk (0 where absent) and the chunks whose record is unreadable."""
+        arr = self.arrays[COMPLETE]
+        out = np.zeros(self.n_chunks, dtype=np.uint64)
+        m = min(self.n_chunks, arr.shape[0])
+        damaged: list[int] = []
+        try:
+            out[:m] = arr[:m]
+        except Exception:  # a damaged record file (checksum): read one by one to isolate it
+            for k in range(m):
+                try:
+                    out[k] = arr[k]
+                except Exception:
+                    damaged.append(k)
+        return out, damaged
+
+    @property
+    def is_complete(self) -> bool:
+        return bool(self.completed().all()) and all(self.arrays[a].shape[0] == self.n for a in ARRAYS)
+
+    def require_complete(self) -> None:
+        """Raise ``StoreError`` unless every chunk is recorded complete (readers call this first)."""
+        if self._checked_complete:
+            return
+        done = self.completed()
+        if not done.all() or any(self.arrays[a].shape[0] != self.n for a in ARRAYS):
+            raise StoreError(
+                f"{self.path} is incomplete ({int(done.sum())} of {self.n_chunks} chunks written): "
+                "run the same `wavinv generate` command again to finish it"
+            )
+        self._checked_complete = True
+
+    def nbytes_on_disk(self) -> int:
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+    def summary(self) -> dict[str, Any]:
+        """What ``wavinv info`` prints (JSON-serialisable)."""
+        done = self.completed()
+        space = self.space
+        scales: dict[str, int] = {}
+        for p in space:
+            scales[p.scale] = scales.get(p.scale, 0) + 1
+        gen = self.generator
+        return {
+            "path": str(self.path),
+            "kind": "store",
+            "generator": {k: gen[k] for k in ("name", "version", "spec", "sample_rate", "n_samples")},
+            "space": {"n_params": len(space), "scales": scales, "names": space.names, "fingerprint": space.fingerprint},
+            "n": self.n,
+            "seed": self.seed,
+            "method": self.method,
+            "chunk": self.chunk,
+            "chunks_complete": int(done.sum()),
+            "n_chunks": self.n_chunks,
+            "complete": bool(done.all()),
+            "clip_seconds": self.n_samples / self.sample_rate,
+            "waveform_dtype": self.meta["waveform_dtype"],
+            "bytes_on_disk": self.nbytes_on_disk(),
+            "bytes_decoded": self.n * (self.n_samples * WAVEFORM_DTYPE.itemsize + 2 * 8 * len(space) + 8),
+            "frontend": self.frontend_config,
+            "fingerprint": self.fingerprint,
+            "wavinv_version": self.meta["wavinv_version"],
+            "created": self.meta["created"],
+            "splits": {name: int((split_of(np.arange(self.n)) == i).sum()) for i, name in enumerate(SPLITS)},
+        }
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, {self.generator['name']} v{self.generator['version']}, n={self.n}, seed={self.seed})"
+
+    # -- reading -------------------------------------------------------------------
+    def split_indices(self, split: str | None = None) -> np.ndarray:
+        """Sorted row indices of a split (``None``: every row)."""
+        if split is None:
+            return np.arange(self.n, dtype=np.int64)
+        if split not in SPLITS:
+            raise InputError(f"split must be one of {', '.join(SPLITS)} or None, got {split!r}")
+        return np.flatnonzero(split_of(np.arange(self.n)) == list(SPLITS).index(split)).astype(np.int64)
+
+    def ids(self, split: str | None = None) -> np.ndarray:
+        self.require_complete()
+        return self.read_rows("id", self.split_indices(split))
+
+    def params(self, split: str | None = None) -> np.ndarray:
+        """Natural-unit parameters ``(n_split, P)``."""
+        self.require_complete()
+        return self.read_rows("params", self.split_indices(split))
+
+    def params_unit(self, split: str | None = None) -> np.ndarray:
+        """Unit-scale parameters ``(n_split, P)``: the ``y`` of every estimator."""
+        self.require_complete()
+        return self.read_rows("params_unit", self.split_indices(split))
+
+    def waveforms(self, split: str | None = None) -> LazyArray:
+        """Lazy ``(n_split, T)`` float32 clips; reads whole chunks and selects rows."""
+        self.require_complete()
+        idx = self.split_indices(split)
+        return LazyArray(len(idx), (self.n_samples,), WAVEFORM_DTYPE, lambda rows: self.read_rows("waveform", idx[rows]))
+
+    def spectrograms(self, split: str | None = None, frontend=None, device=None, batch_size: int = 64) -> LazyArray:
+        """Lazy ``(n_split, F, T)`` dB spectrograms computed on the fly from the waveforms.
+
+        ``frontend``: a config dict or ``Spectrogram`` module; default the store's.
+        """
+        from . import frontend as fe  # torch is imported only when spectrograms are asked for
+
+        module = self._frontend(frontend)
+        waves = self.waveforms(split)
+        return LazyArray(len(waves), module.output_shape, np.float32, lambda rows: fe.spectrogram(waves[rows], module, batch_size, device))
+
+    def batches(
+        self,
+        split: str | None = None,
+        batch_size: int = 64,
+        features: str = "waveform",
+        shuffle: bool = False,
+        seed: int = 0,
+        device=None,
+        frontend=None,
+        window: int = 4,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Yield ``(ids, X, y_unit)`` over a split, ``batch_size`` rows at a time.
+
+        The split is read ``window`` chunks at a time, the next window decoding in
+        the background while the current one is consumed, so memory stays near
+        two windows of decoded chunks. ``shuffle`` permutes the chunk order and the
+        rows inside each window (seeded by ``seed``).
+        """
+        if features not in ("waveform", "spectrogram"):
+            raise InputError(f"features must be 'waveform' or 'spectrogram', got {features!r}")
+        if int(batch_size) < 1 or int(window) < 1:
+            raise InputError(f"batch_size and window must be >= 1, got {batch_size}, {window}")
+        self.require_complete()
+        idx = self.split_indices(split)
+        if features == "spectrogram":
+            from . import frontend as fe
+
+            module = self._frontend(frontend)
+        rng = np.random.default_rng(seed)
+        chunks = np.arange(self.n_chunks)
+        if shuffle:
+            chunks = rng.permutation(chunks)
+        windows = [chunks[w : w + window] for w in range(0, len(chunks), window)]
+
+        def submit(ks: np.ndarray):
+            rows = self._window_rows(ks, idx)
+            order = rng.permutation(len(rows)) if shuffle else None  # drawn here, in window order
+            return prefetch.submit(self._load_window, ks, rows, order)
+
+        def emit(rows, waves, y):
+            X = waves if features == "waveform" else fe.spectrogram(waves, module, batch_size, device)
+            return rows, X, y
+
+        carry = None
+        with ThreadPoolExecutor(1, thread_name_prefix="wavinv-prefetch") as prefetch:
+            loading = submit(windows[0]) if windows else None
+            for i in range(len(windows)):
+                data = loading.result()
+                if i + 1 < len(windows):
+                    loading = submit(windows[i + 1])
+                pos = 0
+                if carry is not None:  # complete the batch left over from the last window
+                    pos = min(batch_size - len(carry[0]), len(data[0]))
+                    carry = tuple(np.concatenate([c, d[:pos]]) for c, d in zip(carry, data))
+                    if len(carry[0]) < batch_size and i + 1 < len(windows):
+                        continue
+                    yield emit(*carry)
+                    carry = None
+                n = len(data[0])
+                stop = n if i + 1 == len(windows) else pos + (n - pos) // batch_size * batch_size
+                for s in range(pos, stop, batch_size):
+                    yield emit(*(d[s : min(s + batch_size, stop)] for d in data))
+                if stop < n:  # copied, so the window can be let go
+                    carry = tuple(d[stop:].copy() for d in data)
+            if carry is not None:
+                yield emit(*carry)
+
+    def _window_rows(self, ks: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """The split rows ``idx`` inside chunks ``ks``, in chunk order."""
+        return np.concatenate([idx[np.searchsorted(idx, s) : np.searchsorted(idx, e)] for s, e in map(self.chunk_range, ks)])
+
+    def _load_window(self, ks: np.ndarray, rows: np.ndarray, order: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """``(rows, waveforms, params_unit)`` of ``rows`` (inside chunks ``ks``), permuted by ``order``."""
+        bounds = [self.chunk_range(int(k)) for k in ks]
+        dest = None if order is None else np.argsort(order)  # where each row lands
+        out = [rows if order is None else rows[order]]
+        for name in ("waveform", "params_unit"):
+            arr = self.arrays[name]
+            if len(ks) > 1 and np.all(np.diff(ks) == 1):  # consecutive chunks: one read, decoded in parallel
+                parts = [self._get(arr, name, bounds[0][0], bounds[-1][1])]
+                spans = [(bounds[0][0], bounds[-1][1])]
+            else:
+                parts = list(_reader_pool().map(lambda b: self._get(arr, name, *b), bounds))
+                spans = bounds
+            if order is None and len(parts) == 1 and len(rows) == spans[0][1] - spans[0][0]:
+                out.append(parts[0])  # every row of the read, in order: no copy at all
+                continue
+            data = np.empty((len(rows), *arr.shape[1:]), dtype=arr.dtype)
+            offset = 0
+            for part, (s, e) in zip(parts, spans):  # rows come grouped by span, in span order
+                m = int(np.count_nonzero((rows >= s) & (rows < e)))
+                local = rows[offset : offset + m] - s
+                if order is None:  # in place, one copy
+                    np.take(part, local, axis=0, out=data[offset : offset + m], mode="clip")  # "clip": unbuffered
+                else:
+                    data[dest[offset : offset + m]] = part[local]
+                offset += m
+            out.append(data)
+        return tuple(out)
+
+    def _frontend(self, frontend):
+        from . import frontend as fe
+
+        if frontend is None:
+            frontend = self.frontend_config
+            if frontend is None:
+                raise StoreError(f"{self.path} records no frontend: pass frontend=...")
+        return fe.Spectrogram.from_config(frontend) if isinstance(frontend, dict) else frontend
+
+    def read_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (sorted global indices) of array ``name``, decoding each touched chunk once.
+
+        Unlike the split readers it does not require a complete store (``verify`` uses it).
+        """
+        arr = self.arrays[name]
+        cache = self._caches[name]
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows[0] < 0 or rows[-1] >= self.n):
+            raise IndexError(f"row out of range for {self.n} rows")
+        out = np.empty((len(rows), *arr.shape[1:]), dtype=arr.dtype)
+        if not len(rows):
+            return out
+        ks = rows // self.chunk
+        bounds = np.flatnonzero(np.diff(ks)) + 1
+        starts, stops = np.r_[0, bounds], np.r_[bounds, len(rows)]
+        blocks = {int(k): cache.get(int(k)) for k in ks[starts]}
+        needed = [k for k, b in blocks.items() if b is None]
+
+        def read(k: int) -> np.ndarray:
+            return self._get(arr, name, *self.chunk_range(k))
+
+        # one chunk per read, several at once: zarr decodes them in parallel and no chunk is copied to be cached
+        for k, block in zip(needed, map(read, needed) if len(needed) < 2 else _reader_pool().map(read, needed)):
+            blocks[k] = block
+        for s, e in zip(starts, stops):
+            k = int(ks[s])
+            local = rows[s:e] - k * self.chunk
+            if local[-1] - local[0] == e - s - 1:  # a contiguous run: a plain copy
+                out[s:e] = blocks[k][local[0] : local[-1] + 1]
+            else:
+                np.take(blocks[k], local, axis=0, out=out[s:e], mode="clip")  # "clip": unbuffered
+        for k in list(blocks)[-cache.capacity :]:
+            cache.put(k, blocks[k])
+        return out
+
+    def _get(self, arr, name: str, lo: int, hi: int) -> np.ndarray:
+        try:
+            return arr[lo:hi]
+        except Exception as e:  # checksum or codec failure: the data on disk is damaged
+            raise StoreError(f"{self.path}: {name} rows {lo}..{hi - 1} cannot be read ({type(e).__name__}: {e}); run `wavinv verify`") from e
+
+
+def same_generator(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two generator identities describe the same generator (however it was loaded: the spec does not count)."""
+    return {k: v for k, v in a.items() if k != "spec"} == {k: v for k, v in b.items() if k != "spec"}
+
+
+def content_fingerprint(identity: dict[str, Any], seed: int, method: str, n: int) -> str:
+    """16 hex digits identifying a store's content (the generator spec string does not count)."""
+    ident = {k: v for k, v in identity.items() if k != "spec"}
+    text = json.dumps({"generator": ident, "seed": int(seed), "method": method, "n": int(n), "format": FORMAT_VERSION}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+

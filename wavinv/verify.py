@@ -1,0 +1,161 @@
+"""``verify``: is a store whole? Every chunk read (checksums), ids, completion records, re-renders.
+
+Used by ``wavinv verify``; it reports what is wrong rather than raising, and
+raises ``StoreError`` only when the path is not a store at all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .errors import StoreError
+from .generators import Generator, generator_identity, load_generator, render_checked
+from .store import ARRAYS, WAVEFORM_DTYPE, Store, chunk_digest, open_store, same_generator
+
+__all__ = ["RERENDER_ATOL", "VerifyReport", "verify"]
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` found. ``ok`` only when the store is whole."""
+
+    path: str
+    n: int
+    n_chunks: int
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rerendered: list[int] = field(default_factory=list)
+    max_abs_error: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# largest difference between a stored and a re-rendered clip still counted as the same (-100 dBFS):
+# batch composition may move the last bits of some renderers' arithmetic
+RERENDER_ATOL = 1e-5
+
+
+def _spans(values: list[int] | np.ndarray) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1..3, 7"`` (first few spans)."""
+    values = sorted(int(v) for v in values)
+    spans: list[str] = []
+    lo = prev = values[0]
+    for v in values[1:] + [None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        spans.append(f"{lo}..{prev}" if prev > lo else f"{lo}")
+        if v is not None:
+            lo = prev = v
+    return ", ".join(spans[:8]) + (", ..." if len(spans) > 8 else "")
+
+
+def verify(
+    path: str | os.PathLike,
+    rerender: int = 0,
+    generator: str | Generator | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+) -> VerifyReport:
+    """Read every chunk of every array (checksums), check ids and completion records.
+
+    ``rerender=K`` re-renders ``K`` random samples (``seed``) with the store's
+    generator (or ``generator``) and compares them with the stored ones.
+    Raises ``StoreError`` only when ``path`` is not a store at all.
+    """
+    store = open_store(path)
+    rep = VerifyReport(str(store.path), store.n, store.n_chunks)
+    n, p, t = store.n, len(store.space), store.n_samples
+    for name, row in zip(ARRAYS, ((), (p,), (p,), (t,))):
+        if store.arrays[name].shape != (n, *row):
+            rep.problems.append(f"{name} has shape {store.arrays[name].shape}, expected {(n, *row)}: run `wavinv generate` again to finish growing it")
+    if rep.problems:
+        return rep
+    records, damaged = store.records()
+    for k in damaged:
+        rep.problems.append(f"chunk {k}: completion record cannot be read (checksum mismatch)")
+    ids = np.full(n, -1, dtype=np.int64)
+    readable = np.zeros(store.n_chunks, dtype=bool)
+    incomplete: list[int] = []
+    for k in tqdm(range(store.n_chunks), desc=f"verify {store.path.name}", unit="chunk", disable=not progress):
+        s, e = store.chunk_range(k)
+        where = f"chunk {k} (samples {s}..{e - 1})"
+        data = []
+        for name in ARRAYS:
+            arr = store.arrays[name]
+            key = arr.metadata.encode_chunk_key((k,) + (0,) * (arr.ndim - 1))
+            if not (store.path / name / key).is_file():
+                if records[k]:
+                    rep.problems.append(f"{where}: {name} chunk file {name}/{key} is missing, but the chunk is recorded complete")
+                data = None
+                break
+            try:
+                data.append(arr[s:e])
+            except Exception as exc:
+                rep.problems.append(f"{where}: {name} chunk file {name}/{key} is damaged ({type(exc).__name__}: {exc})")
+                data = None
+                break
+        if data is None:
+            if not records[k] and k not in damaged:
+                incomplete.append(k)
+            continue
+        readable[k] = True
+        ids[s:e] = data[0]
+        digest = chunk_digest(*data)
+        if records[k] == 0 and k not in damaged:
+            incomplete.append(k)
+        elif records[k] and int(records[k]) != digest:
+            rep.problems.append(f"{where}: data does not match its completion record")
+    if incomplete:
+        rep.problems.append(
+            f"{len(incomplete)} of {store.n_chunks} chunks not complete (chunks {_spans(incomplete)}): run `wavinv generate` again to finish"
+        )
+    rows_read = np.repeat(readable, [e - s for s, e in map(store.chunk_range, range(store.n_chunks))])
+    expected = np.arange(n)
+    wrong = rows_read & (ids != expected)
+    if wrong.any():
+        counts = np.bincount(ids[(ids >= 0) & (ids < n)], minlength=n)
+        missing = np.flatnonzero(rows_read & (counts == 0))
+        repeated = np.flatnonzero(counts > 1)
+        rep.problems.append(
+            f"ids: {int(wrong.sum())} rows hold the wrong id"
+            + (f"; missing ids {_spans(missing)}" if len(missing) else "")
+            + (f"; repeated ids {_spans(repeated)}" if len(repeated) else "")
+        )
+    leftovers = list(store.path.rglob("*.partial"))
+    if leftovers:
+        rep.notes.append(f"{len(leftovers)} temporary files of interrupted writes (harmless; the next generate removes them)")
+    if rerender:
+        _rerender(store, rep, int(rerender), generator, seed, readable & (records != 0))
+    return rep
+
+
+def _rerender(store: Store, rep: VerifyReport, k: int, generator, seed: int | None, usable: np.ndarray) -> None:
+    spec = generator if generator is not None else store.generator.get("spec")
+    if spec is None:
+        raise StoreError(f"{store.path} records no generator spec (made from a Python object): pass the generator to re-render")
+    gen = load_generator(spec)
+    if not same_generator(store.generator, generator_identity(gen)):
+        raise StoreError(f"{store.path} was made by {store.generator['name']!r} v{store.generator['version']}, not {gen.name!r} v{gen.version}")
+    rows = np.flatnonzero(np.repeat(usable, [e - s for s, e in map(store.chunk_range, range(store.n_chunks))]))
+    if not len(rows):
+        rep.problems.append("no complete chunk to re-render samples from")
+        return
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(rows, size=min(k, len(rows)), replace=False))
+    params = np.concatenate([store.space.sample(i, i + 1, store.seed, store.method) for i in pick])
+    stored_params = store.read_rows("params", pick)
+    wave = render_checked(gen, params, offset=0).astype(WAVEFORM_DTYPE)
+    stored = store.read_rows("waveform", pick)
+    err = np.abs(wave - stored).max(axis=1)
+    rep.rerendered = [int(i) for i in pick]
+    rep.max_abs_error = float(err.max())
+    bad = pick[(err > RERENDER_ATOL) | (stored_params != params).any(axis=1)]
+    if len(bad):
+        rep.problems.append(f"re-rendered samples differ from the stored ones: ids {_spans(bad)} (max abs error {err.max():.3g})")
