@@ -7,11 +7,16 @@ user can cause are ``WavinvError``: one line on stderr, exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+import time
+from pathlib import Path
 
 from . import __version__
-from .errors import WavinvError
+from .errors import InputError, StoreError, WavinvError
+from .methods import INPUTS
+from .targets import DEFAULT_DB_RANGE, atomic_path
 
 __all__ = ["main", "build_parser"]
 
@@ -23,12 +28,319 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import generate
+
+    store = generate(
+        args.out,
+        args.generator,
+        args.n,
+        seed=args.seed,
+        method=args.method,
+        chunk=args.chunk,
+        workers=args.workers,
+        progress=not args.quiet,
+        scheduler=args.scheduler,
+    )
+    if not args.quiet:
+        print(f"{store.path}: {store.n} samples of {store.generator['name']} in {store.n_chunks} chunks, complete")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    rep = verify(args.store, rerender=args.rerender, generator=args.generator, seed=args.seed, progress=not args.quiet)
+    for note in rep.notes:
+        print(f"note: {note}")
+    for problem in rep.problems:
+        print(f"PROBLEM: {problem}")
+    if not rep.ok:
+        print(f"{rep.path}: NOT WHOLE ({len(rep.problems)} problem{'s' if len(rep.problems) > 1 else ''})")
+        return 1
+    extra = f"; {len(rep.rerendered)} re-rendered samples match (max abs error {rep.max_abs_error:.3g})" if rep.rerendered else ""
+    print(f"{rep.path}: OK: {rep.n} samples in {rep.n_chunks} chunks; checksums, ids and completion records all good{extra}")
+    return 0
+
+
+def _format_store_info(info: dict) -> str:
+    gen, space = info["generator"], info["space"]
+    names = ", ".join(space["names"][:6]) + (", ..." if space["n_params"] > 6 else "")
+    scales = ", ".join(f"{v} {k}" for k, v in space["scales"].items())
+    fe = info["frontend"]
+    frontend = f"{fe['kind']} {fe['n_freq']}x{fe['n_frames']} (n_fft {fe['n_fft']}, hop {fe['hop_length']})" if fe else "none recorded"
+    return "\n".join(
+        [
+            f"store       {info['path']} (wavinv {info['wavinv_version']}, created {info['created']})",
+            f"generator   {gen['name']} v{gen['version']}  spec {gen['spec']!r}",
+            f"clips       {gen['n_samples']} samples @ {gen['sample_rate']} Hz ({info['clip_seconds']:.3f} s), {info['waveform_dtype']}",
+            f"space       {space['n_params']} params ({scales}): {names}  [fingerprint {space['fingerprint']}]",
+            f"samples     N={info['n']}  seed {info['seed']}  method {info['method']}  "
+            + "  ".join(f"{k} {v}" for k, v in info["splits"].items()),
+            f"chunks      {info['chunks_complete']} of {info['n_chunks']} complete ({info['chunk']} samples each)"
+            + ("" if info["complete"] else "  INCOMPLETE: re-run generate"),
+            f"size        {info['bytes_on_disk'] / 1e6:.1f} MB on disk, {info['bytes_decoded'] / 1e6:.1f} MB decoded",
+            f"frontend    {frontend}",
+            f"fingerprint {info['fingerprint']}",
+        ]
+    )
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .store import is_store, open_store
+
+    path = Path(args.path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such file or directory")
+    if not is_store(path):
+        raise StoreError(f"{path} is not a wavinv store")
+    info = open_store(path).summary()
+    print(json.dumps(info, indent=2) if args.json else _format_store_info(info))
+    return 0
+
+
+_SCHEDULER_HELP = "run on a Dask cluster (needs wavinv[dask]): local:N for N local worker processes, or a scheduler address such as tcp://host:8786"
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="render a dataset store (re-running resumes; a larger --n grows it)")
+    p.add_argument("--generator", required=True, metavar="SPEC", help="built-in name, package.module:attr or path/file.py:attr")
+    p.add_argument("--n", required=True, type=int, metavar="N", help="number of samples")
+    p.add_argument("--out", required=True, metavar="STORE", help="store directory (e.g. data/synth100-10k)")
+    p.add_argument("--seed", type=int, default=0, help="parameter sampling seed (default 0)")
+    p.add_argument("--method", default="uniform", choices=("uniform", "sobol"), help="parameter sampling (default uniform)")
+    p.add_argument("--chunk", type=int, default=None, metavar="C", help="samples per chunk (default: ~8 MiB of audio)")
+    p.add_argument("--workers", type=int, default=1, metavar="W", help="worker processes (default 1)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + "; same bytes as a local run")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_cmd_generate)
+
+
+def _add_verify(sub) -> None:
+    p = sub.add_parser("verify", help="check every chunk, id and completion record (exit 0 only when whole, 1 when not)")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("--rerender", type=int, default=0, metavar="K", help="also re-render K random samples and compare")
+    p.add_argument("--generator", default=None, metavar="SPEC", help="generator for --rerender (default: the recorded spec)")
+    p.add_argument("--seed", type=int, default=None, help="seed choosing the re-rendered samples (default: random)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_verify)
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="what a store holds: generator, space, counts, frontend")
+    p.add_argument("path", metavar="STORE_OR_MODEL")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON")
+    p.set_defaults(func=_cmd_info)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench
+
+    res = bench(
+        args.store,
+        args.out,
+        methods=args.methods,
+        inputs=args.inputs,
+        profile=args.profile,
+        targets=args.targets,
+        k=args.k,
+        draws=args.draws,
+        samples=args.samples,
+        seed=args.seed,
+        generator=args.generator,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        print(res.summary())
+    return 0
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="compare methods and inputs on held-out targets: tables and plots (re-running resumes)")
+    p.add_argument("--store", required=True, metavar="STORE", help="dataset store (fits on its train split, inverts its test split)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder: results.md/.csv/.json, plots, fitted models")
+    p.add_argument("--profile", default="quick", metavar="NAME", help="settings to start from: quick, full or test (default quick)")
+    p.add_argument("--methods", default=None, metavar="A,B", help="methods to compare (default: the profile's; prior is always added)")
+    p.add_argument("--inputs", default=None, metavar="I,J", help="spectrogram, waveform or both (default: the profile's)")
+    p.add_argument("--targets", type=int, default=None, metavar="N", help="test targets to invert")
+    p.add_argument("--k", type=int, default=None, metavar="K", help="candidates kept per target (best K)")
+    p.add_argument("--draws", type=int, default=None, metavar="M", help="draws rendered per target")
+    p.add_argument("--samples", type=int, default=None, metavar="S", help="samples per target for diversity and coverage@80")
+    p.add_argument("--seed", type=int, default=None, help="seed for target choice, draws and bootstrap")
+    p.add_argument("--generator", default=None, metavar="SPEC", help="generator to re-render with (default: the store's built-in one)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    p.set_defaults(func=_cmd_bench)
+
+
+# ---------------------------------------------------------------- fit / invert / demo
+def _add_fit(sub) -> None:
+    from .methods import method_names
+
+    p = sub.add_parser("fit", help="train one method on a store", description="Fit a method on the store's train split and save it as a model file.")
+    p.add_argument("--store", required=True, help="a store made by `wavinv generate`")
+    p.add_argument("--method", required=True, help=f"one of: {', '.join(method_names())}")
+    p.add_argument("--input", choices=INPUTS, default="spectrogram", help="what the model sees (default: spectrogram)")
+    p.add_argument("--out", required=True, help="model file to write (.joblib)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyper-parameter of the method's recipe (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="random state for validation sampling")
+    p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + " (pca-lgbm only)")
+    p.set_defaults(func=_cmd_fit)
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _cmd_fit(args) -> int:
+    from .inverter import fit_inverter
+    from .methods import method_builder
+    from .store import open_store
+
+    method_builder(args.method)  # an unknown name fails here, before any work
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise InputError(f"output folder does not exist: {out.parent}")
+    store = open_store(args.store)
+    inv = fit_inverter(store, args.method, args.input, overrides=_parse_overrides(args.set), random_state=args.seed, scheduler=args.scheduler)
+    inv.save(out)
+    v = inv.validation
+    print(f"fitted {args.method} on {args.input} ({inv.store['n_train']} train clips) in {v['fit_s']:.1f} s -> {out}")
+    if "param_mae" in v:
+        print(f"validation ({v['n_val']} clips): param_mae {v['param_mae']:.4f} (centre guess {v['param_mae_centre_guess']:.4f}), coverage@80 {v['coverage@80']:.3f}")
+    return 0
+
+
+def _add_invert(sub) -> None:
+    p = sub.add_parser("invert", help="candidate parameter sets for one target", description="Draw candidates from a model, re-render them, and keep the best K.")
+    p.add_argument("--model", required=True, help="model file from `wavinv fit` (a pickle: only load files you trust)")
+    p.add_argument("--target", required=True, help=".wav, .npy waveform or spectrogram, or .png spectrogram image")
+    p.add_argument("--generator", help="generator spec used to re-render (needed unless the model's generator is built in)")
+    p.add_argument("--n", type=int, default=8, help="candidates to keep (default 8)")
+    p.add_argument("--draws", type=int, default=256, help="candidates to draw and re-render (default 256)")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--plot", help="PNG of the target beside the best candidates")
+    p.add_argument("--db-range", nargs=2, type=float, default=list(DEFAULT_DB_RANGE), metavar=("LOW", "HIGH"), help="dB span of a .png target's pixels (default -100 0)")
+    p.add_argument("--pad", action="store_true", help="pad or crop a waveform of another length instead of refusing it")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_invert)
+
+
+def _cmd_invert(args) -> int:
+    from .inverter import load
+    from .plots import plot_inversion
+    from .targets import load_target
+
+    if args.n < 1 or args.draws < args.n:
+        raise InputError(f"need 1 <= --n <= --draws, got {args.n} and {args.draws}")
+    for out in filter(None, [args.out, args.plot]):
+        if not Path(out).parent.is_dir():
+            raise InputError(f"output folder does not exist: {Path(out).parent}")
+    inv = load(args.model)
+    inv.attach(args.generator)
+    gen = inv.generator
+    target = load_target(args.target, gen["sample_rate"], gen["n_samples"], spec_shape=inv.spec_shape, db_range=tuple(args.db_range), pad=args.pad)
+    result = inv.invert(target, n=args.n, draws=args.draws, random_state=args.seed)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(result.to_json(), indent=2))
+    if args.plot:
+        plot_inversion(result, args.plot)
+    _print_candidates(result)
+    print(f"wrote {args.out}" + (f" and {args.plot}" if args.plot else ""))
+    return 0
+
+
+def _print_candidates(result, show: int = 6) -> None:
+    names = result.space.names
+    print(f"{len(result.params)} candidates from {result.n_draws} draws ({result.n_unique} distinct) in {result.timing['total']:.2f} s")
+    for i in range(len(result.params)):
+        dist = "  ".join(f"{k} {v[i]:7.3f}" for k, v in result.distances.items())
+        shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(names[:show], result.params[i][:show]))
+        print(f"  #{i + 1:<2d} {dist}   {shown}, ...")
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the whole job on the built-in synth, in a few minutes",
+        description="Generate a small synth100 store, fit a baseline, invert a held-out sound, and write WAVs, PNGs and JSON.",
+    )
+    p.add_argument("--out", default="demo-output", help="folder for everything the demo writes (default: demo-output)")
+    p.add_argument("--n", type=int, default=3000, help="clips to generate (default 3000)")
+    p.add_argument("--method", default="pca-lgbm-quantile", help="method to fit (default pca-lgbm-quantile)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args) -> int:
+    from .generate import generate
+    from .inverter import fit_inverter
+    from .plots import plot_inversion, spectrogram_grid
+    from .targets import Target, save_wav
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    print(f"1/4 rendering {args.n} synth100 clips into {out / 'store.zarr'} (resumes if interrupted)")
+    store = generate(out / "store.zarr", "synth100", n=args.n, seed=0, workers=args.workers, progress=not args.quiet)
+    test_ids = store.split_indices("test")
+    examples = test_ids[:4]
+    waves = store.waveforms()[examples]
+    specs = store.spectrograms()[examples]
+    sr = store.sample_rate
+    for i, w in zip(examples, waves):
+        save_wav(w, out / f"sound_{i}.wav", sr)
+    spectrogram_grid(list(specs), [f"sound {i}" for i in examples], out / "sounds.png", sample_rate=sr, duration=store.n_samples / sr)
+    print(f"    wrote {len(examples)} example sounds: {out}/sound_*.wav and their spectrograms {out / 'sounds.png'}")
+
+    print(f"2/4 fitting {args.method} on spectrograms of the train split")
+    inv = fit_inverter(store, args.method, "spectrogram")
+    inv.save(out / "model.joblib")
+    v = inv.validation
+    print(f"    fitted in {v['fit_s']:.1f} s; validation param_mae {v['param_mae']:.4f} (centre guess {v['param_mae_centre_guess']:.4f}), coverage@80 {v['coverage@80']:.3f}")
+
+    target_id = int(test_ids[-1])
+    target_wave = store.waveforms()[target_id]
+    save_wav(target_wave, out / "target.wav", sr)
+    print(f"3/4 inverting held-out sound {target_id} ({out / 'target.wav'}): 256 draws, re-rendered and ranked")
+    result = inv.invert(Target("waveform", target_wave, str(out / "target.wav")), n=8, draws=256, random_state=0)
+    _print_candidates(result)
+    truth = store.params()[target_id]
+    print(f"    true parameters: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(result.space.names[:6], truth[:6])) + ", ...")
+
+    print("4/4 writing results")
+    with atomic_path(out / "candidates.json") as tmp:
+        tmp.write_text(json.dumps(result.to_json(), indent=2))
+    for i, w in enumerate(result.waveforms[:3]):
+        save_wav(w, out / f"candidate_{i + 1}.wav", sr)
+    plot_inversion(result, out / "inversion.png")
+    print(f"    {out / 'candidates.json'}, {out / 'inversion.png'}, {out}/candidate_*.wav")
+    print(f"done in {time.perf_counter() - t0:.0f} s. Listen to target.wav beside candidate_1.wav; look at inversion.png.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wavinv", description="Invert parametric audio generators.")
     parser.add_argument("--version", action="version", version=f"wavinv {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    _add_generate(sub)
+    _add_verify(sub)
+    _add_info(sub)
+    _add_fit(sub)
+    _add_invert(sub)
+    _add_bench(sub)
+    _add_demo(sub)
     return parser
 
 

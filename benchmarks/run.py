@@ -1,0 +1,102 @@
+"""Build the profile's store if it is missing, then run the benchmark and print its table.
+
+    python benchmarks/run.py --profile quick    # minutes on 2 cores: a smoke run
+    python benchmarks/run.py --profile full     # the committed results (benchmarks/results/)
+
+Profiles are the plain dicts in ``wavinv.bench.PROFILES`` (store size and seed,
+methods, inputs, targets, K, draws, per-method hyper-parameters); the command
+line can change the number of targets, K and draws. Work files (store, fitted
+models, per-target results) go under ``data/`` and are reused: re-running the
+same command resumes an interrupted run. ``--publish DIR`` (default
+``benchmarks/results`` for the full profile) copies the tables and plots there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from wavinv import open_store
+from wavinv.bench import PROFILES, bench, get_profile
+from wavinv.generate import generate
+from wavinv.store import is_store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    ap.add_argument("--store", type=Path, default=None, help="store to use or build (default: the profile's, under data/)")
+    ap.add_argument("--out", type=Path, default=None, help="work folder (default data/bench-PROFILE)")
+    ap.add_argument("--publish", type=Path, default=None, help="copy tables and plots here (default: benchmarks/results for full)")
+    ap.add_argument("--methods", default=None, help="comma-separated subset (default: the profile's)")
+    ap.add_argument("--targets", type=int, default=None)
+    ap.add_argument("--k", type=int, default=None)
+    ap.add_argument("--draws", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=1, help="processes rendering the store")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    command = "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    prof = get_profile(args.profile)
+    spec = prof["store"]
+    # paths given here stay as given; defaults (and the tables) are relative to the repository
+    store_path, out, publish = (p.resolve() if p else None for p in (args.store, args.out, args.publish))
+    os.chdir(ROOT)
+    store_path = store_path or Path(spec["path"])
+    out = out or Path("data") / f"bench-{args.profile}"
+    publish = publish or (Path("benchmarks") / "results" if args.profile == "full" else None)
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    if is_store(store_path) and open_store(store_path).is_complete:
+        store = open_store(store_path)
+        print(f"store: {store_path} exists ({store.n} clips)")
+    else:
+        # generate resumes a partial store and makes the same bytes either way
+        store = generate(store_path, spec["generator"], spec["n"], seed=spec["seed"], workers=args.workers, progress=not args.quiet)
+        print(f"store: built {store_path} ({store.n} clips of {spec['generator']}) in {time.perf_counter() - t0:.1f} s")
+    t1 = time.perf_counter()
+    res = bench(
+        store,
+        out,
+        methods=args.methods,
+        profile=args.profile,
+        targets=args.targets,
+        k=args.k,
+        draws=args.draws,
+        command=command,
+        progress=not args.quiet,
+    )
+    print(res.summary())
+    cpu = time.process_time() - c0
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"bench: {time.perf_counter() - t1:.1f} s; total {time.perf_counter() - t0:.1f} s wall, {cpu:.0f} s CPU in this process; load average {load}")
+    for name in dict.fromkeys(res.fitted + res.evaluated):
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in _costs(out, name).items()))
+    if publish is not None:
+        publish.mkdir(parents=True, exist_ok=True)
+        for old in publish.glob("gallery-*.png"):  # an earlier run may have had more
+            old.unlink()
+        for path in res.files.values():
+            shutil.copy2(path, publish / path.name)
+        print(f"published {len(res.files)} files to {publish}")
+
+
+def _costs(out: Path, name: str) -> dict[str, str]:
+    """Fit time and total invert time of one pair, read back from the work files."""
+    model = json.loads((out / "models" / f"{name}.json").read_text())
+    ev = json.loads((out / "evals" / f"{name}.json").read_text())
+    inv = [t["invert_s"] for t in ev["targets"].values()]
+    return {"fit": f"{model['fit_wall_s']:.1f} s", "invert": f"{sum(inv):.1f} s for {len(inv)} targets", "model": f"{model['model_mb']:.2f} MB"}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The benchmark harness end to end on a tiny store: tables, plots, resuming, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wavinv import __version__
+from wavinv.bench import CSV_COLUMNS, METRICS, bench, bootstrap_ci, get_profile
+from wavinv.cli import main
+from wavinv.errors import InputError, StoreError
+from wavinv.generate import generate
+
+PROFILE = get_profile("test")
+PAIRS = [("prior", "any")] + [(m, i) for m in PROFILE["methods"] if m != "prior" for i in PROFILE["inputs"]]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    spec = PROFILE["store"]
+    return generate(tmp_path_factory.mktemp("store") / "s", spec["generator"], spec["n"], seed=spec["seed"], progress=False)
+
+
+@pytest.fixture(scope="module")
+def run(store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "out"
+    return bench(store, out, profile="test", progress=False)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_table_has_every_column_the_prior_row_and_finite_numbers(run):
+    rows = read_csv(run.out / "results.csv")
+    assert list(rows[0]) == CSV_COLUMNS
+    assert [(r["method"], r["input"]) for r in rows] == PAIRS
+    for r in rows:
+        for c in CSV_COLUMNS[2:]:
+            assert math.isfinite(float(r[c])), (r["method"], c, r[c])
+        for key in METRICS:
+            assert float(r[f"{key}_lo"]) <= float(r[key]) <= float(r[f"{key}_hi"])
+        assert int(r["n_targets"]) == PROFILE["targets"]
+    # the paired difference of the best row with itself is exactly zero
+    assert min(float(r["d_lsd_db_best"]) for r in rows) == 0.0
+    md = run.markdown()
+    for header, _, _ in METRICS.values():
+        assert header in md
+    for text in ("prior (chance)", run.meta["store"]["fingerprint"], run.meta["command"], f"| wavinv | {__version__}", "cores", "fit (s)", "model (MB)"):
+        assert text in md
+    assert md.count("\n| prior") + md.count("\n| knn") == len(PAIRS)
+    meta = json.loads((run.out / "results.json").read_text())["meta"]
+    assert meta["settings"]["k"] == PROFILE["k"] and meta["machine"]["cores"] >= 1
+    assert len(meta["target_ids"]) == PROFILE["targets"]
+
+
+def test_targets_are_test_split_clips(run, store):
+    assert set(run.meta["target_ids"]) <= set(store.split_indices("test").tolist())
+
+
+def test_plots_are_valid_pngs(run):
+    names = ["lsd_db.png", "quality_vs_cost.png"] + [f"gallery-{j + 1}.png" for j in range(PROFILE["gallery"])]
+    for name in names:
+        with Image.open(run.out / name) as im:
+            im.verify()
+            assert im.format == "PNG" and im.size[0] > 100 and im.size[1] > 100
+        assert f"]({name})" in run.markdown()
+
+
+def test_interrupted_evaluation_resumes_with_the_same_numbers(run, store):
+    ev_path = run.out / "evals" / "knn-waveform.json"
+    ev = json.loads(ev_path.read_text())
+    ev["targets"] = dict(list(ev["targets"].items())[:1])  # as if stopped after the first target
+    ev_path.write_text(json.dumps(ev))
+    again = bench(store, run.out, profile="test", progress=False)
+    assert again.fitted == [] and again.evaluated == ["knn-waveform"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "invert_s"} for r in rows]  # noqa: E731
+    assert strip(again.rows) == strip(run.rows)
+
+
+def test_rerun_reuses_fits_and_results(run, store, capsys):
+    models = sorted((run.out / "models").glob("*.joblib"))
+    assert len(models) == len(PAIRS)
+    before = {p: p.stat().st_mtime_ns for p in models}
+    table = (run.out / "results.csv").read_bytes()
+    assert main(["bench", "--store", str(store.path), "--out", str(run.out), "--profile", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "prior" in out and f"(0 fitted, {len(PAIRS)} reused, 0 evaluated" in out
+    assert {p: p.stat().st_mtime_ns for p in models} == before
+    assert (run.out / "results.csv").read_bytes() == table  # timings are stored too: the same bytes
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"methods": "prior,nope"}, InputError),
+        ({"inputs": "spectrogram,mel"}, InputError),
+        ({"inputs": "spectrogram,"}, InputError),
+        ({"k": 9, "draws": 4}, InputError),
+        ({"targets": 0}, InputError),
+        ({"profile": "huge"}, InputError),
+        ({"overrides": {"knn": {"no_such_parameter": 1}}}, InputError),
+    ],
+)
+def test_bad_settings_are_typed_errors(store, tmp_path, kwargs, error):
+    with pytest.raises(error):
+        bench(store, tmp_path / "out", **{"profile": "test", "progress": False, **kwargs})
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_missing_store(tmp_path):
+    with pytest.raises(StoreError):
+        bench(tmp_path / "nothing", tmp_path / "out", profile="test", progress=False)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--methods", "knn,unknown"], ["--inputs", "png"], ["--k", "0"]],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(store, tmp_path, capsys, extra):
+    code = main(["bench", "--store", str(store.path), "--out", str(tmp_path / "o"), "--profile", "test", "-q", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("wavinv bench: error:") and err.count("\n") == 1
+
+
+def test_cli_missing_store(tmp_path, capsys):
+    assert main(["bench", "--store", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--profile", "test", "-q"]) == 2
+    assert "no such store" in capsys.readouterr().err
+
+
+def test_a_user_generator_must_be_named(tmp_path):
+    # the store records a file spec: importing it runs code, so bench never does that by itself
+    spec = f"{Path(__file__).parent / 'toygen.py'}:toy"
+    toy = generate(tmp_path / "toy", spec, 60, progress=False)
+    settings = {"profile": "test", "methods": "prior", "inputs": "waveform", "progress": False}
+    with pytest.raises(StoreError, match="--generator"):
+        bench(toy, tmp_path / "out", **settings)
+    res = bench(toy, tmp_path / "out", generator=spec, **settings)
+    assert [r["method"] for r in res.rows] == ["prior"] and math.isfinite(res.rows[0]["lsd_db_best"])
+    assert f"--generator {spec}" in res.meta["command"]
+
+
+def test_bootstrap_ci():
+    assert bootstrap_ci(np.full(10, 3.0)) == (3.0, 3.0, 3.0)
+    x = np.random.default_rng(0).normal(5.0, 1.0, 200)
+    mean, lo, hi = bootstrap_ci(x)
+    assert lo < mean < hi and mean == pytest.approx(x.mean())
+    # about +-1.96 standard errors
+    assert hi - lo == pytest.approx(2 * 1.96 * x.std() / np.sqrt(len(x)), rel=0.2)
+    assert bootstrap_ci(x) == (mean, lo, hi)  # fixed seed: the same interval every time
+    with pytest.raises(InputError):
+        bootstrap_ci([])

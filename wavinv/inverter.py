@@ -1,0 +1,332 @@
+"""The inverter: target -> M draws from the estimator -> re-render -> rank -> best K.
+
+An ``Inverter`` bundles a fitted estimator with what it was fitted against: the
+generator's identity (spec, space fingerprint), the input kind (spectrogram or
+waveform), the frontend settings and the training store. It never imports a
+generator by itself unless the generator is a built-in one: the user names it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from . import __version__
+from .errors import InputError, ModelError
+from .frontend import Spectrogram, spectrogram
+from .generators import BUILTIN_GENERATORS, Generator, generator_identity, load_generator, render_checked
+from .methods import INPUTS
+from .metrics import lsd_db, mrstft
+from .params import ParamSpace
+from .targets import Target, atomic_path
+
+__all__ = ["Inverter", "Inversion", "fit_inverter", "load", "read_manifest", "INPUTS"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = "wavinv-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Inversion:
+    """The best K candidates for one target, best first."""
+
+    target: Target
+    target_spectrogram: np.ndarray  # (F, T) dB
+    params: np.ndarray  # (K, P) natural units
+    params_unit: np.ndarray  # (K, P)
+    waveforms: np.ndarray  # (K, n_samples)
+    spectrograms: np.ndarray  # (K, F, T)
+    distances: dict[str, np.ndarray]  # metric -> (K,)
+    n_draws: int
+    n_unique: int
+    space: ParamSpace
+    generator: dict[str, Any]
+    method: str
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``wavinv invert`` JSON document (DESIGN.md)."""
+        gen = {k: self.generator[k] for k in ("name", "version", "spec", "fingerprint") if k in self.generator}
+        return {
+            "target": self.target.source,
+            "target_kind": self.target.kind,
+            "generator": gen,
+            "method": self.method,
+            "draws": self.n_draws,
+            "unique_draws": self.n_unique,
+            "candidates": [
+                {
+                    "rank": i + 1,
+                    "params": self.space.to_dict(self.params[i]),
+                    "distance": {k: float(v[i]) for k, v in self.distances.items()},
+                }
+                for i in range(len(self.params))
+            ],
+            "timing_s": {k: round(v, 4) for k, v in self.timing.items()},
+        }
+
+
+class Inverter:
+    """A fitted estimator plus everything needed to use it on a new target."""
+
+    def __init__(self, estimator, generator: dict[str, Any], input: str, frontend: dict[str, Any], method: str, store: dict[str, Any] | None = None):
+        if input not in INPUTS:
+            raise InputError(f"input must be one of {INPUTS}, got {input!r}")
+        self.estimator = estimator
+        self.generator = dict(generator)
+        self.input = input
+        self.frontend = dict(frontend)
+        self.method = method
+        self.store = store or {}
+        self.validation: dict[str, float] = {}
+        self._gen: Generator | None = None
+        self._frontend_module: Spectrogram | None = None
+
+    # -- identity ---------------------------------------------------------------
+    @property
+    def space(self) -> ParamSpace:
+        return ParamSpace.from_json(self.generator["space"])
+
+    @property
+    def fingerprint(self) -> str:
+        return self.generator["fingerprint"]
+
+    @property
+    def spec_shape(self) -> tuple[int, int]:
+        return (int(self.frontend["n_freq"]), int(self.frontend["n_frames"]))
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "wavinv_version": __version__,
+            "method": self.method,
+            "input": self.input,
+            "estimator": type(self.estimator).__name__,
+            "generator": {k: self.generator.get(k) for k in ("name", "version", "spec", "fingerprint", "sample_rate", "n_samples")},
+            "frontend": self.frontend,
+            "store": self.store,
+            "validation": self.validation,
+        }
+
+    # -- generator --------------------------------------------------------------
+    def attach(self, generator: Generator | str | None = None) -> Generator:
+        """Set the generator used to re-render candidates; it must match the model's space.
+
+        With no argument, only a built-in generator recorded in the model is loaded:
+        importing anything else runs code, so the user must name it.
+        """
+        if generator is None:
+            if self._gen is not None:
+                return self._gen
+            spec = self.generator.get("spec")
+            if spec not in BUILTIN_GENERATORS:
+                raise ModelError(
+                    f"the model was fitted on generator {self.generator['name']!r} (spec {spec!r}); "
+                    "name it with --generator SPEC to re-render candidates (importing it runs its code)"
+                )
+            generator = spec
+        gen = load_generator(generator)
+        ident = generator_identity(gen)
+        if ident["fingerprint"] != self.fingerprint:
+            raise ModelError(
+                f"generator {gen.name!r} has parameter-space fingerprint {ident['fingerprint']}, "
+                f"the model was fitted on {self.fingerprint} ({self.generator['name']} v{self.generator['version']})"
+            )
+        if (gen.sample_rate, gen.n_samples) != (self.generator["sample_rate"], self.generator["n_samples"]):
+            raise ModelError(
+                f"generator {gen.name!r} makes {gen.n_samples} samples at {gen.sample_rate} Hz, "
+                f"the model expects {self.generator['n_samples']} at {self.generator['sample_rate']} Hz"
+            )
+        self._gen = gen
+        return gen
+
+    # -- features ---------------------------------------------------------------
+    def frontend_module(self) -> Spectrogram:
+        if self._frontend_module is None:
+            self._frontend_module = Spectrogram.from_config(self.frontend)
+        return self._frontend_module
+
+    def spectrograms(self, waves: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        return spectrogram(np.asarray(waves, dtype=np.float32), self.frontend_module(), batch_size=batch_size)
+
+    def _target_features(self, target: Target) -> tuple[np.ndarray, np.ndarray]:
+        """``(X for the estimator (1, ...), target spectrogram (F, T))``."""
+        if target.kind == "waveform":
+            wave = target.data[None, :].astype(np.float32)
+            spec = self.spectrograms(wave)[0]
+            return (wave if self.input == "waveform" else spec[None]), spec
+        if self.input == "waveform":
+            raise InputError(f"{target.source}: this model takes waveforms; give a .wav or a waveform .npy, not a spectrogram")
+        if target.data.shape != self.spec_shape:
+            raise InputError(f"{target.source}: spectrogram has shape {target.data.shape}, the model's frontend makes {self.spec_shape}")
+        return target.data[None].astype(np.float32), target.data.astype(np.float32)
+
+    # -- inversion --------------------------------------------------------------
+    def invert(self, target: Target | np.ndarray, n: int = 16, draws: int = 256, generator: Generator | str | None = None, random_state=None) -> Inversion:
+        """Draw ``draws`` parameter sets, re-render each, return the best ``n`` by lsd_db."""
+        if not isinstance(target, Target):
+            arr = np.asarray(target, dtype=np.float32)
+            target = Target("waveform" if arr.ndim == 1 else "spectrogram", arr, "<array>")
+        if n < 1 or draws < n:
+            raise InputError(f"need 1 <= n <= draws, got n={n}, draws={draws}")
+        if not np.isfinite(target.data).all():
+            raise InputError(f"{target.source}: the target contains NaN or Inf")
+        gen = self.attach(generator)
+        if target.kind == "waveform" and target.data.shape != (gen.n_samples,):
+            raise InputError(f"{target.source}: waveform has {target.data.shape[0]} samples, the generator makes {gen.n_samples}")
+        timing: dict[str, float] = {}
+        t0 = time.perf_counter()
+        X, target_spec = self._target_features(target)
+        samples = self.estimator.sample(X, draws, random_state=random_state)[0]  # (M, P) unit scale
+        timing["sample"] = time.perf_counter() - t0
+        # point estimators repeat one draw: render each distinct candidate once
+        unique, first = np.unique(samples, axis=0, return_index=True)
+        unique = samples[np.sort(first)]
+        params = self.space.from_unit(unique)
+        t1 = time.perf_counter()
+        waves = render_checked(gen, params)
+        timing["render"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        specs = self.spectrograms(waves)
+        lsd = lsd_db(target_spec, specs)
+        timing["score"] = time.perf_counter() - t2
+        order = np.argsort(lsd, kind="stable")[:n]
+        distances = {"lsd_db": lsd[order]}
+        if target.kind == "waveform":
+            distances["mrstft"] = np.asarray(mrstft(target.data, waves[order]))
+        timing["total"] = time.perf_counter() - t0
+        return Inversion(
+            target=target,
+            target_spectrogram=target_spec,
+            params=params[order],
+            params_unit=unique[order],
+            waveforms=waves[order],
+            spectrograms=specs[order],
+            distances=distances,
+            n_draws=draws,
+            n_unique=len(unique),
+            space=self.space,
+            generator=self.generator,
+            method=self.method,
+            timing=timing,
+        )
+
+    # -- persistence ------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_gen"] = None  # a generator is code: never pickled, re-attached by the user
+        state["_frontend_module"] = None
+        return state
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``{"manifest", "inverter"}`` with joblib, atomically."""
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            joblib.dump({"manifest": self.manifest(), "inverter": self}, tmp, compress=3)
+        return path
+
+    def __repr__(self) -> str:
+        return f"Inverter(method={self.method!r}, input={self.input!r}, generator={self.generator['name']!r}, fingerprint={self.fingerprint})"
+
+
+def store_inputs(store, split: str, input: str):
+    """The estimator's ``X`` for a split of a store: lazy waveforms or lazy spectrograms."""
+    if input not in INPUTS:
+        raise InputError(f"input must be one of {', '.join(INPUTS)}, got {input!r}")
+    if input == "waveform":
+        return store.waveforms(split)
+    return store.spectrograms(split)
+
+
+def fit_inverter(
+    store,
+    method: str,
+    input: str = "spectrogram",
+    overrides: dict[str, Any] | None = None,
+    n_validation: int = 256,
+    random_state: int = 0,
+    scheduler: Any = None,
+) -> Inverter:
+    """Fit ``method`` on the store's train split and summarise it on (part of) the val split.
+
+    ``scheduler`` fits on a Dask cluster (``pca-lgbm`` only; see ``wavinv.distributed``);
+    the model is a plain local one all the same.
+    """
+    from .methods import build_method
+    from .metrics import coverage, param_mae
+
+    estimator = build_method(method, **(overrides or {}))
+    X, y = store_inputs(store, "train", input), store.params_unit("train")
+    if len(y) < 2:
+        raise InputError(f"{store.path}: the train split has {len(y)} samples; generate more")
+    t0 = time.perf_counter()
+    if scheduler is None:
+        estimator.fit(X, y)
+    else:
+        from .distributed import fit_on_dask  # dask is imported only when a scheduler is given
+
+        fit_on_dask(estimator, store, input, scheduler)
+    fit_s = time.perf_counter() - t0
+    inv = Inverter(
+        estimator,
+        generator=store.generator,
+        input=input,
+        frontend=store.frontend_config,
+        method=method,
+        store={"path": str(store.path), "fingerprint": store.fingerprint, "n_train": int(len(y))},
+    )
+    Xv, yv = store_inputs(store, "val", input), store.params_unit("val")
+    keep = np.arange(min(n_validation, len(yv)))
+    inv.validation = {"fit_s": round(fit_s, 3), "n_val": int(len(keep))}
+    if len(keep):
+        Xv = Xv[keep] if isinstance(Xv, np.ndarray) else Xv.take(keep)
+        pred = estimator.predict(Xv)
+        samples = estimator.sample(Xv, 64, random_state=random_state)
+        inv.validation.update(
+            {
+                "param_mae": float(param_mae(yv[keep], pred)),
+                "param_mae_centre_guess": float(param_mae(yv[keep], np.full_like(yv[keep], 0.5))),
+                "coverage@80": float(coverage(yv[keep], samples, level=0.8)),
+            }
+        )
+    return inv
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of a saved model (loading runs pickle: only for files you trust)."""
+    return load(path).manifest()
+
+
+def load(path: str | Path) -> Inverter:
+    """Load a model saved by ``Inverter.save``.
+
+    joblib files are pickles and loading one can run arbitrary code: only load
+    model files you made or trust.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model not found: {path}")
+    try:
+        obj = joblib.load(path)
+    except Exception as e:
+        raise ModelError(f"{path}: not a readable wavinv model ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, dict) or obj.get("manifest", {}).get("format") != FORMAT or not isinstance(obj.get("inverter"), Inverter):
+        raise ModelError(f"{path}: not a wavinv model file")
+    manifest = obj["manifest"]
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{path}: model format {manifest.get('format_version')} is not supported (this wavinv reads {FORMAT_VERSION})")
+    inv: Inverter = obj["inverter"]
+    if manifest["generator"]["fingerprint"] != inv.fingerprint or manifest["method"] != inv.method:
+        raise ModelError(f"{path}: manifest does not match the model it holds")
+    if manifest.get("wavinv_version") != __version__:
+        log.warning("%s was saved by wavinv %s, this is %s", path, manifest.get("wavinv_version"), __version__)
+    return inv
