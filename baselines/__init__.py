@@ -1,0 +1,6 @@
+"""Recipes of the reference methods (installed as ``wavinv.baselines``).
+
+Each module has ``build(**overrides)`` returning a configured wavinv estimator
+with documented defaults, and ``TINY``, overrides for quick smoke tests.
+The classes themselves live in ``wavinv.models``, so saved models load anywhere.
+"""

@@ -1,0 +1,178 @@
+"""The estimator contract, checked for every method in ``wavinv.methods.METHODS``.
+
+Each method is built with its recipe module's ``TINY`` overrides, so a method
+added to the registry is covered here without editing this file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from wavinv.errors import InputError
+from wavinv.lazy import LazyArray
+from wavinv.methods import METHODS, build_method
+
+NAMES = list(METHODS)
+KINDS = ["spectrogram", "waveform"]
+N_TRAIN, N_TEST, N_SAMPLES = 48, 6, 5
+
+
+def tiny(name: str) -> dict:
+    module = importlib.import_module(METHODS[name].partition(":")[0])
+    return dict(getattr(module, "TINY", {}))
+
+
+def build(name: str, **overrides):
+    return build_method(name, **{**tiny(name), **overrides})
+
+
+def make_data(kind: str, n: int, seed: int):
+    """Rows that depend on y: spectrogram-like (n, 16, 12) with P=3, waveform-like
+    (n, 96) with P=1 (so both many and a single parameter are covered)."""
+    rng = np.random.default_rng(seed)
+    if kind == "spectrogram":
+        y = rng.random((n, 3))
+        f = np.arange(16)[None, :, None]
+        t = np.arange(12)[None, None, :]
+        X = -((f - 2 - 12 * y[:, 0, None, None]) ** 2) / 4 - 3 * y[:, 1, None, None] * t
+    else:
+        y = rng.random((n, 1))
+        t = np.arange(96)[None, :] / 96
+        X = np.sin(2 * np.pi * (2 + 4 * y[:, :1]) * t)
+    X = X + 0.05 * rng.standard_normal(X.shape)
+    return X.astype(np.float32), y
+
+
+def lazy(X: np.ndarray) -> LazyArray:
+    return LazyArray(len(X), X.shape[1:], X.dtype, lambda idx: X[idx])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return {kind: (make_data(kind, N_TRAIN, 0), make_data(kind, N_TEST, 1)[0]) for kind in KINDS}
+
+
+_FITTED: dict = {}
+
+
+def fitted(name: str, kind: str, data):
+    if (name, kind) not in _FITTED:
+        (X, y), _ = data[kind]
+        _FITTED[name, kind] = build(name).fit(X, y)
+    return _FITTED[name, kind]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_params_clone_and_constructor(name):
+    est = build(name)
+    params = est.get_params()
+    assert repr(type(est)(**params).get_params()) == repr(params)
+    twin = clone(est)
+    assert twin is not est and repr(twin.get_params()) == repr(params)
+    for key, value in params.items():
+        assert est.set_params(**{key: value}) is est
+    with pytest.raises(ValueError):
+        est.set_params(no_such_hyper_parameter=1)
+    assert not [k for k in vars(est) if k.endswith("_") and not k.startswith("_")], "unfitted estimator has fitted attributes"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_fit_predict_sample_shapes_and_range(name, kind, data):
+    (X, y), X_test = data[kind]
+    est = fitted(name, kind, data)
+    assert est.input_shape_ == X.shape[1:] and est.n_params_ == y.shape[1]
+    pred = est.predict(X_test)
+    assert pred.shape == (N_TEST, y.shape[1])
+    samples = est.sample(X_test, N_SAMPLES, random_state=0)
+    assert samples.shape == (N_TEST, N_SAMPLES, y.shape[1])
+    assert est.sample(X_test[:1], 1, random_state=0).shape == (1, 1, y.shape[1])
+    for out in (pred, samples):
+        assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_under_random_state(name, kind, data):
+    (X, y), X_test = data[kind]
+    est = fitted(name, kind, data)
+    again = clone(est).fit(X, y)
+    np.testing.assert_array_equal(est.predict(X_test), again.predict(X_test))
+    a = est.sample(X_test, N_SAMPLES, random_state=3)
+    np.testing.assert_array_equal(a, again.sample(X_test, N_SAMPLES, random_state=3))
+    np.testing.assert_array_equal(a, est.sample(X_test, N_SAMPLES, random_state=np.random.default_rng(3)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_lazy_input_gives_the_same_result(name, kind, data):
+    (X, y), X_test = data[kind]
+    est = fitted(name, kind, data)
+    from_lazy = build(name).fit(lazy(X), y)
+    expected = est.predict(X_test)
+    np.testing.assert_array_equal(from_lazy.predict(X_test), expected)
+    np.testing.assert_array_equal(est.predict(lazy(X_test)), expected)
+    np.testing.assert_array_equal(
+        from_lazy.sample(lazy(X_test), N_SAMPLES, random_state=1), est.sample(X_test, N_SAMPLES, random_state=1)
+    )
+
+
+_CHILD = """
+import sys, traceback, joblib, numpy as np
+models, inputs = joblib.load(sys.argv[1])
+out = {}
+for (name, kind), est in models.items():
+    try:
+        out[f"{name}/{kind}/predict"] = est.predict(inputs[kind])
+        out[f"{name}/{kind}/sample"] = est.sample(inputs[kind], 4, random_state=7)
+    except Exception:
+        out[f"{name}/{kind}/error"] = np.array(traceback.format_exc())
+np.savez(sys.argv[2], **out)
+"""
+
+
+@pytest.fixture(scope="module")
+def fresh_process_outputs(data, tmp_path_factory):
+    """Every fitted model saved with joblib, loaded and run in one new interpreter."""
+    models = {(name, kind): fitted(name, kind, data) for name in NAMES for kind in KINDS}
+    inputs = {kind: data[kind][1] for kind in KINDS}
+    folder = tmp_path_factory.mktemp("joblib")
+    joblib.dump((models, inputs), folder / "models.joblib")
+    subprocess.run([sys.executable, "-c", _CHILD, str(folder / "models.joblib"), str(folder / "out.npz")], check=True, timeout=300)
+    return dict(np.load(folder / "out.npz"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_joblib_round_trip_in_a_fresh_process(name, kind, data, fresh_process_outputs):
+    got = fresh_process_outputs
+    assert f"{name}/{kind}/error" not in got, str(got.get(f"{name}/{kind}/error"))
+    est, X_test = fitted(name, kind, data), data[kind][1]
+    np.testing.assert_array_equal(got[f"{name}/{kind}/predict"], est.predict(X_test))
+    np.testing.assert_array_equal(got[f"{name}/{kind}/sample"], est.sample(X_test, 4, random_state=7))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_raises_typed_errors(name, data):
+    (X, y), X_test = data["spectrogram"]
+    with pytest.raises(NotFittedError):
+        build(name).predict(X_test)
+    with pytest.raises(InputError):
+        build(name).fit(X, y[:-1])
+    with pytest.raises(InputError):
+        build(name).fit(X, y + 1.0)
+    with pytest.raises(InputError):
+        build(name).fit(X[:, 0, 0], y)
+    est = fitted(name, "spectrogram", data)
+    with pytest.raises(InputError):
+        est.predict(X_test[:, :, :-1])
+    with pytest.raises(InputError):
+        est.sample(X_test, 0)
