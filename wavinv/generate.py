@@ -65,14 +65,33 @@ def generate(
     chunk: int | None = None,
     workers: int = 1,
     progress: bool = True,
+    scheduler: Any = None,
 ) -> Store:
     """Render ``n`` samples of ``generator`` into the store ``out``; resume or grow it if it exists.
 
     ``generator`` is a spec for ``load_generator`` or a generator object (an
-    object cannot be sent to worker processes: it needs ``workers=1``).
-    ``chunk`` is samples per chunk (default: ~8 MiB of waveform). Returns the
-    store opened for reading.
+    object cannot be sent to worker processes: it needs ``workers=1``; Dask
+    workers get it pickled).
+    ``chunk`` is samples per chunk (default: ~8 MiB of waveform). ``scheduler``
+    renders the chunks as tasks on a Dask cluster instead of local processes
+    (``"local:N"``, ``"tcp://host:8786"``, a ``distributed.Client``: see
+    ``wavinv.distributed``), with the same bytes. Returns the store opened for reading.
     """
+    if "://" in str(out):  # Path() would quietly make it a local folder named "s3:"
+        raise InputError(f"{out}: stores on fsspec URLs are not supported yet; use a filesystem path (shared by every Dask worker)")
+    if scheduler is None:
+        return _generate(out, generator, n, seed, method, chunk, workers, progress, None)
+    from .distributed import session  # dask is imported only when a scheduler is given
+
+    if workers != 1:
+        raise InputError("workers and scheduler do not mix: the cluster's workers render the chunks")
+    with session(scheduler) as client:
+        return _generate(out, generator, n, seed, method, chunk, workers, progress, client)
+
+
+def _generate(
+    out: str | os.PathLike, generator: str | Generator, n: int, seed: int, method: str, chunk: int | None, workers: int, progress: bool, client: Any
+) -> Store:
     n, seed, workers = _int_arg("n", n, 1), _int_arg("seed", seed, 0), _int_arg("workers", workers, 1)
     chunk = None if chunk is None else _int_arg("chunk", chunk, 1)
     if method not in SAMPLING_METHODS:
@@ -94,7 +113,7 @@ def generate(
                 _grow(store, n)
                 for f in path.rglob("*.partial"):  # temporary files of writes killed mid-way
                     f.unlink(missing_ok=True)
-                _run(path, spec, gen, pending, store.chunk, n, workers, progress)
+                _run(path, spec, gen, pending, store.chunk, n, workers, progress, client)
             else:
                 log.info("%s is already complete (%d samples)", path, n)
     else:
@@ -102,7 +121,7 @@ def generate(
         _probe(gen, chunk, n, seed, method, 0)
         _create(path, gen, identity, seed, method, chunk, n)
         with _locked(path):
-            _run(path, spec, gen, list(range(-(-n // chunk))), chunk, n, workers, progress)
+            _run(path, spec, gen, list(range(-(-n // chunk))), chunk, n, workers, progress, client)
     return Store(path)
 
 
@@ -280,7 +299,12 @@ def _load_cached(generator: str | Generator) -> Generator:
     return _LOADED[generator]
 
 
-def _run(path: Path, spec: str | None, gen: Generator, pending: list[int], chunk: int, n: int, workers: int, progress: bool) -> None:
+def _run(path: Path, spec: str | None, gen: Generator, pending: list[int], chunk: int, n: int, workers: int, progress: bool, client: Any = None) -> None:
+    if client is not None:  # Dask tasks; a generator object is pickled to the workers
+        from .distributed import run_chunks
+
+        run_chunks(client, path, gen if spec is None else _worker_spec(spec), pending, chunk, n, progress)
+        return
     total = sum(min(n, (k + 1) * chunk) - k * chunk for k in pending)
     with tqdm(total=total, unit="clip", desc=f"generate {path.name}", disable=not progress, dynamic_ncols=True) as bar:
         if workers == 1 or len(pending) == 1:
