@@ -92,11 +92,36 @@ def _cmd_info(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.exists():
         raise StoreError(f"{path}: no such file or directory")
+    if path.is_file():
+        from .errors import ModelError
+        from .inverter import load
+
+        try:
+            manifest = load(path).manifest()  # a model file is a pickle: only for files the user trusts
+        except ModelError as e:
+            raise StoreError(f"{path} is not a wavinv store or model ({e})") from None
+        print(json.dumps(manifest, indent=2) if args.json else _format_model_info(manifest))
+        return 0
     if not is_store(path):
-        raise StoreError(f"{path} is not a wavinv store")
+        raise StoreError(f"{path} is not a wavinv store or model")
     info = open_store(path).summary()
     print(json.dumps(info, indent=2) if args.json else _format_store_info(info))
     return 0
+
+
+def _format_model_info(m: dict) -> str:
+    gen, v, st = m["generator"], m.get("validation", {}), m.get("store", {})
+    metrics = "  ".join(f"{k} {val:.4g}" for k, val in v.items() if isinstance(val, (int, float)))
+    fe = m["frontend"]
+    return "\n".join(
+        [
+            f"model       {m['method']} ({m['estimator']}) on {m['input']}, wavinv {m['wavinv_version']}",
+            f"generator   {gen['name']} v{gen['version']}  spec {gen['spec']!r}  [fingerprint {gen['fingerprint']}]",
+            f"frontend    {fe['kind']} {fe['n_freq']}x{fe['n_frames']} (n_fft {fe.get('n_fft')}, hop {fe.get('hop_length')})",
+            f"trained on  {st.get('path')} ({st.get('n_train')} train clips, store {st.get('fingerprint')})",
+            f"validation  {metrics or 'none'}",
+        ]
+    )
 
 
 _SCHEDULER_HELP = "run on a Dask cluster (needs wavinv[dask]): local:N for N local worker processes, or a scheduler address such as tcp://host:8786"
@@ -184,6 +209,7 @@ def _add_fit(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyper-parameter of the method's recipe (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="random state for validation sampling")
     p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + " (pca-lgbm only)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_fit)
 
 
@@ -210,7 +236,7 @@ def _cmd_fit(args) -> int:
     if not out.parent.is_dir():
         raise InputError(f"output folder does not exist: {out.parent}")
     store = open_store(args.store)
-    inv = fit_inverter(store, args.method, args.input, overrides=_parse_overrides(args.set), random_state=args.seed, scheduler=args.scheduler)
+    inv = fit_inverter(store, args.method, args.input, overrides=_parse_overrides(args.set), random_state=args.seed, scheduler=args.scheduler, progress=not args.quiet)
     inv.save(out)
     v = inv.validation
     print(f"fitted {args.method} on {args.input} ({inv.store['n_train']} train clips) in {v['fit_s']:.1f} s -> {out}")
@@ -303,7 +329,7 @@ def _cmd_demo(args) -> int:
     print(f"    wrote {len(examples)} example sounds: {out}/sound_*.wav and their spectrograms {out / 'sounds.png'}")
 
     print(f"2/4 fitting {args.method} on spectrograms of the train split")
-    inv = fit_inverter(store, args.method, "spectrogram")
+    inv = fit_inverter(store, args.method, "spectrogram", progress=not args.quiet)
     inv.save(out / "model.joblib")
     v = inv.validation
     print(f"    fitted in {v['fit_s']:.1f} s; validation param_mae {v['param_mae']:.4f} (centre guess {v['param_mae_centre_guess']:.4f}), coverage@80 {v['coverage@80']:.3f}")
@@ -315,7 +341,7 @@ def _cmd_demo(args) -> int:
     result = inv.invert(Target("waveform", target_wave, str(out / "target.wav")), n=8, draws=256, random_state=0)
     _print_candidates(result)
     truth = store.params()[target_id]
-    print(f"    true parameters: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(result.space.names[:6], truth[:6])) + ", ...")
+    print("    true parameters: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(result.space.names[:6], truth[:6])) + ", ...")
 
     print("4/4 writing results")
     with atomic_path(out / "candidates.json") as tmp:

@@ -255,16 +255,20 @@ def fit_inverter(
     n_validation: int = 256,
     random_state: int = 0,
     scheduler: Any = None,
+    progress: bool = True,
 ) -> Inverter:
     """Fit ``method`` on the store's train split and summarise it on (part of) the val split.
 
     ``scheduler`` fits on a Dask cluster (``pca-lgbm`` only; see ``wavinv.distributed``);
-    the model is a plain local one all the same.
+    the model is a plain local one all the same. ``progress=False`` silences the
+    estimator's progress bars (when it has any).
     """
     from .methods import build_method
     from .metrics import coverage, param_mae
 
     estimator = build_method(method, **(overrides or {}))
+    if not progress and "progress" in estimator.get_params():
+        estimator.set_params(progress=False)
     X, y = store_inputs(store, "train", input), store.params_unit("train")
     if len(y) < 2:
         raise InputError(f"{store.path}: the train split has {len(y)} samples; generate more")
