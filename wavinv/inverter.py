@@ -292,7 +292,8 @@ def fit_inverter(
     keep = np.arange(min(n_validation, len(yv)))
     inv.validation = {"fit_s": round(fit_s, 3), "n_val": int(len(keep))}
     if len(keep):
-        Xv = Xv[keep] if isinstance(Xv, np.ndarray) else Xv.take(keep)
+        # read (or compute) the validation rows once: predict and sample both need them
+        Xv = np.asarray(Xv[keep])
         pred = estimator.predict(Xv)
         samples = estimator.sample(Xv, 64, random_state=random_state)
         inv.validation.update(
