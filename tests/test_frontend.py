@@ -15,6 +15,7 @@ from wavinv.errors import InputError
 from wavinv.frontend import (
     Spectrogram,
     SpectrogramTransformer,
+    default_batch_size,
     default_device,
     frontend_config,
     resolve_backend,
@@ -205,6 +206,22 @@ def test_deterministic_and_batch_independent(device):
         assert first.tobytes() == spectrogram(x, m, batch_size=5, device=device).tobytes()
         # other batch sizes change only float rounding in the convolutions
         np.testing.assert_allclose(spectrogram(x, m, batch_size=12, device=device), first, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["stft", "mel"])
+def test_every_nth_frame_computes_exactly_those_columns(kind, device):
+    m = Spectrogram(**SMALL, kind=kind)
+    for step in (2, 3, 8):
+        coarse = m.every_nth_frame(step)
+        assert coarse.output_shape == (m.n_freq, -(-m.n_frames // step))
+        np.testing.assert_allclose(run(coarse, clips(), device), run(m, clips(), device)[..., ::step], atol=1e-4)
+    with pytest.raises(InputError, match="stft"):
+        Spectrogram(**SMALL, kind="cqt").every_nth_frame(2)
+
+
+def test_default_batch_size_is_small_on_cpu():
+    assert default_batch_size("cpu") == 4
+    assert default_batch_size("cuda") == 64
 
 
 def test_numpy_function(device):

@@ -9,7 +9,8 @@ import pytest
 from wavinv import InputError, ModelError
 from wavinv.cli import main
 from wavinv.generate import generate
-from wavinv.generators import load_generator, render_checked
+from wavinv.frontend import frontend_config
+from wavinv.generators import generator_identity, load_generator, render_checked
 from wavinv.inverter import fit_inverter, load
 from wavinv.metrics import lsd_db
 from wavinv.targets import Target, save_spectrogram_png, save_wav
@@ -37,6 +38,27 @@ def test_best_of_k_is_never_worse_than_the_first_draw(fitted):
         first_lsd = lsd_db(res.target_spectrogram, inv.spectrograms(render_checked(gen, inv.space.from_unit(first))))[0]
         assert res.distances["lsd_db"][0] <= first_lsd + 1e-6
         np.testing.assert_allclose(inv.space.to_unit(res.params), res.params_unit, atol=1e-9)
+
+
+def test_the_shortlist_keeps_the_best_draws_and_exact_ranking_is_never_worse():
+    # prior draws are all distinct, so 32 draws with n=2 go through the shortlist (4 * n = 8 kept)
+    from wavinv.inverter import Inverter
+    from wavinv.models.prior import PriorSampler
+
+    gen = load_generator("synth100")
+    space = gen.space
+    y = space.sample_unit(0, 8, seed=1)
+    inv = Inverter(PriorSampler().fit(np.zeros((8, gen.n_samples), np.float32), y), generator=generator_identity(gen, "synth100"), input="waveform", frontend=frontend_config(), method="prior")
+    target = gen.render(space.from_unit(y[:1]))[0]
+    fast = inv.invert(target, n=2, draws=32, random_state=0)
+    exact = inv.invert(target, n=2, draws=32, random_state=0, shortlist=32)
+    assert "shortlist" in fast.timing and "shortlist" not in exact.timing
+    assert fast.n_unique == exact.n_unique == 32
+    assert exact.distances["lsd_db"][0] <= fast.distances["lsd_db"][0]
+    # reported distances are the full 512 x 512 lsd_db of the candidates returned
+    np.testing.assert_allclose(fast.distances["lsd_db"], lsd_db(fast.target_spectrogram, inv.spectrograms(fast.waveforms)))
+    with pytest.raises(InputError, match="shortlist"):
+        inv.invert(target, n=4, draws=32, shortlist=3)
 
 
 def test_a_training_clip_is_found_again(fitted):

@@ -252,6 +252,13 @@ def _add_invert(sub) -> None:
     p.add_argument("--generator", help="generator spec used to re-render (needed unless the model's generator is built in)")
     p.add_argument("--n", type=int, default=8, help="candidates to keep (default 8)")
     p.add_argument("--draws", type=int, default=256, help="candidates to draw and re-render (default 256)")
+    p.add_argument(
+        "--shortlist",
+        type=int,
+        default=None,
+        metavar="S",
+        help="draws given full spectrograms after a first ranking on every 8th frame (default 4 x --n; --shortlist M ranks every draw exactly)",
+    )
     p.add_argument("--out", required=True, help="JSON file to write")
     p.add_argument("--plot", help="PNG of the target beside the best candidates")
     p.add_argument("--db-range", nargs=2, type=float, default=list(DEFAULT_DB_RANGE), metavar=("LOW", "HIGH"), help="dB span of a .png target's pixels (default -100 0)")
@@ -267,6 +274,8 @@ def _cmd_invert(args) -> int:
 
     if args.n < 1 or args.draws < args.n:
         raise InputError(f"need 1 <= --n <= --draws, got {args.n} and {args.draws}")
+    if args.shortlist is not None and args.shortlist < args.n:
+        raise InputError(f"--shortlist must keep at least --n={args.n} draws, got {args.shortlist}")
     for out in filter(None, [args.out, args.plot]):
         if not Path(out).parent.is_dir():
             raise InputError(f"output folder does not exist: {Path(out).parent}")
@@ -274,7 +283,7 @@ def _cmd_invert(args) -> int:
     inv.attach(args.generator)
     gen = inv.generator
     target = load_target(args.target, gen["sample_rate"], gen["n_samples"], spec_shape=inv.spec_shape, db_range=tuple(args.db_range), pad=args.pad)
-    result = inv.invert(target, n=args.n, draws=args.draws, random_state=args.seed)
+    result = inv.invert(target, n=args.n, draws=args.draws, random_state=args.seed, shortlist=args.shortlist)
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(result.to_json(), indent=2))
     if args.plot:

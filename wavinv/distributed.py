@@ -309,7 +309,7 @@ def _pooled_part(store_path: str, k: int, input: str, grid: tuple[int, ...], bat
     pooled = np.empty((len(rows), int(np.prod(grid))), dtype=np.float32)
     for a in range(0, len(rows), batch_size):
         x = waves[a : a + batch_size]
-        pooled[a : a + batch_size] = pool_rows(x if frontend is None else fe.spectrogram(x, frontend, batch_size=batch_size), grid)
+        pooled[a : a + batch_size] = pool_rows(x if frontend is None else fe.spectrogram(x, frontend), grid)
     if not np.isfinite(pooled).all():
         raise InputError(f"{store_path}: chunk {k} gives NaN or infinite inputs")
     return pooled, store.read_rows("params_unit", rows)

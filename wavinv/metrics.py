@@ -39,10 +39,18 @@ def lsd_db(S_ref, S_est):
         if d.ndim < 2:
             raise InputError(f"lsd_db needs spectrograms (..., F, T), got shape {tuple(d.shape)}")
         return d.square().mean(dim=-2).sqrt().mean(dim=-1)
-    d = np.asarray(S_ref, dtype=np.float64) - np.asarray(S_est, dtype=np.float64)
-    if d.ndim < 2:
-        raise InputError(f"lsd_db needs spectrograms (..., F, T), got shape {d.shape}")
-    out = np.sqrt(np.mean(d * d, axis=-2)).mean(axis=-1)
+    ref, est = np.asarray(S_ref), np.asarray(S_est)
+    shape = np.broadcast_shapes(ref.shape, est.shape)
+    if len(shape) < 2:
+        raise InputError(f"lsd_db needs spectrograms (..., F, T), got shape {shape}")
+    ref = np.broadcast_to(ref, shape).reshape(-1, *shape[-2:])
+    est = np.broadcast_to(est, shape).reshape(-1, *shape[-2:])
+    out = np.empty(len(ref))
+    # a few spectrograms at a time: the float64 differences stay in cache (256 at once is half a GB)
+    for a in range(0, len(ref), 8):
+        d = ref[a : a + 8].astype(np.float64) - est[a : a + 8].astype(np.float64)
+        out[a : a + 8] = np.sqrt(np.mean(d * d, axis=-2)).mean(axis=-1)
+    out = out.reshape(shape[:-2])
     return out if out.ndim else float(out)
 
 

@@ -335,7 +335,7 @@ class Store:
         idx = self.split_indices(split)
         return LazyArray(len(idx), (self.n_samples,), WAVEFORM_DTYPE, lambda rows: self.read_rows("waveform", idx[rows]))
 
-    def spectrograms(self, split: str | None = None, frontend=None, device=None, batch_size: int = 64) -> LazyArray:
+    def spectrograms(self, split: str | None = None, frontend=None, device=None, batch_size: int | None = None) -> LazyArray:
         """Lazy ``(n_split, F, T)`` dB spectrograms computed on the fly from the waveforms.
 
         ``frontend``: a config dict or ``Spectrogram`` module; default the store's.
@@ -386,7 +386,7 @@ class Store:
             return prefetch.submit(self._load_window, ks, rows, order)
 
         def emit(rows, waves, y):
-            X = waves if features == "waveform" else fe.spectrogram(waves, module, batch_size, device)
+            X = waves if features == "waveform" else fe.spectrogram(waves, module, device=device)
             return rows, X, y
 
         carry = None
