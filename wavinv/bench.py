@@ -110,18 +110,17 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
     },
     "full": {
-        # Estimated 55-80 min on an idle 2-core machine, scaled from the quick profile's measured
-        # costs: store ~1 min; classical fits ~18-26 min (each spectrogram-input fit recomputes
-        # 16k spectrograms, ~2 min; the quantile model is 500 LightGBM models); neural fits
-        # 4 x (240 s + 1-2 min of validation and calibration); evaluation ~20 min (9 sampling pairs
-        # x 100 targets x 64 draws at ~9 ms to render and score a draw). 256 draws would add ~60 min.
+        # Issue 4's benchmark too: 200 targets, K=16 from M=256 draws, scored as `wavinv invert`
+        # scores them (the 4K shortlist). Estimated ~70 min on an idle 2-core machine: store ~1 min,
+        # classical fits ~12 min, neural fits 4 x (240 s + ~1 min of calibration), evaluation
+        # ~20 min (7 pairs with 256 distinct draws x 200 targets x ~0.75 s).
         "description": "the committed results: 20,000 clips, every method, both inputs (about an hour on 2 cores)",
         "store": {"generator": "synth100", "n": 20000, "seed": 0, "path": "data/synth100-20k"},
         "methods": ["prior", "knn", "pca-lgbm", "pca-lgbm-quantile", "conv1d", "spec-cnn"],
         "inputs": ["spectrogram", "waveform"],
-        "targets": 100,
+        "targets": 200,
         "k": 16,
-        "draws": 64,
+        "draws": 256,
         "samples": 256,
         "gallery": 4,
         "seed": 0,
