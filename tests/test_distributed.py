@@ -107,9 +107,7 @@ def test_unreachable_scheduler(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_urls_and_workers_are_refused_before_any_work(tmp_path):
-    with pytest.raises(InputError, match="fsspec URLs"):
-        generate("s3://bucket/store", spec("toy"), 10, scheduler="local:2", progress=False)
+def test_workers_and_scheduler_are_refused_before_any_work(tmp_path):
     with pytest.raises(InputError, match="workers and scheduler"):
         generate(tmp_path / "s", spec("toy"), 10, workers=2, scheduler="local:2", progress=False)
 
@@ -128,6 +126,26 @@ def test_dask_store_equals_local_store_byte_for_byte(ref, address, cluster, tmp_
     assert array_tree(by_file.path) == array_tree(ref)
     generate(out, spec("toy"), N, seed=SEED, scheduler=address, progress=False)  # complete: nothing to do
     assert array_tree(out) == array_tree(ref)
+
+
+def test_url_stores_through_dask(ref, address, tmp_path):
+    import fsspec
+    from distributed import Client
+
+    # a file:// URL is the local path
+    out = generate(f"file://{tmp_path / 'by-url'}", spec("toy"), N, seed=SEED, chunk=CHUNK, scheduler=address, progress=False)
+    assert array_tree(out.path) == array_tree(ref)
+    # worker processes cannot see this process's memory:// filesystem: refused before any task
+    with pytest.raises(InputError, match="cannot see"):
+        generate(f"memory://dask-{tmp_path.name}/a", spec("toy"), N, seed=SEED, chunk=CHUNK, scheduler=address, progress=False)
+    # workers that share it (threads) write it through fsspec: the same bytes as a local run
+    url = f"memory://dask-{tmp_path.name}/b"
+    with Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as threads:
+        store = generate(url, spec("toy"), N, seed=SEED, chunk=CHUNK, scheduler=threads, progress=False)
+    assert store.is_complete and verify(url, progress=False).ok
+    fs, root = fsspec.core.url_to_fs(url)
+    on_url = {k[len(root) + 1 :]: hashlib.sha256(fs.cat_file(k)).hexdigest() for k in fs.find(root) if k != f"{root}/zarr.json"}
+    assert on_url == array_tree(ref)
 
 
 def test_local_n_starts_its_own_cluster(ref, tmp_path, monkeypatch):

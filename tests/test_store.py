@@ -14,6 +14,7 @@ from wavinv import InputError, RenderError, StoreError, open_store
 from wavinv.errors import GeneratorError
 from wavinv.generate import generate, render_chunk
 from wavinv.store import SPLITS, Store, chunk_digest, split_of
+from wavinv.location import Location
 from wavinv.verify import verify
 
 import toygen  # tests/toygen.py: pytest puts tests/ on sys.path
@@ -192,7 +193,7 @@ def test_nan_in_a_later_chunk_keeps_finished_chunks(tmp_path):
 
 
 def test_concurrent_writer_is_refused(ref):
-    with generate_mod._locked(ref):
+    with generate_mod._locked(Location(ref)):
         with pytest.raises(StoreError, match="another wavinv generate"):
             generate(ref, TOY, 70, seed=3, progress=False)
 
@@ -351,3 +352,70 @@ def test_fingerprint_and_summary(ref, tmp_path):
     assert info["n"] == 70 and info["chunks_complete"] == info["n_chunks"] == 5 and info["complete"]
     assert info["generator"]["name"] == "toy" and info["space"]["n_params"] == 3
     assert info["bytes_on_disk"] > 0 and sum(info["splits"].values()) == 70
+
+
+def memory_tree(url: str) -> dict[str, str]:
+    """sha256 of every array file of a memory:// store (as ``array_tree``)."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    return {k[len(root) + 1 :]: hashlib.sha256(fs.cat_file(k)).hexdigest() for k in fs.find(root) if not k.endswith(f"{root}/zarr.json")}
+
+
+def test_an_fsspec_url_store_has_the_same_bytes_resumes_and_verifies(ref, tmp_path, monkeypatch):
+    import fsspec
+
+    url = f"memory://wavinv-tests/{tmp_path.name}/store"
+    calls = {"n": 0}
+    real = generate_mod._write_chunk
+
+    def dies_on_third(store, k, data):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(store, k, data)
+
+    monkeypatch.setattr(generate_mod, "_write_chunk", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        generate(url, TOY, 70, seed=3, chunk=16, progress=False)
+    monkeypatch.setattr(generate_mod, "_write_chunk", real)
+    assert not open_store(url).is_complete
+    store = generate(url, TOY, 70, seed=3, chunk=16, progress=False)
+    assert str(store.location) == url and store.is_complete
+    assert memory_tree(url) == array_tree(ref)
+    assert verify(url, progress=False).ok
+    np.testing.assert_array_equal(store.waveforms("test")[:], open_store(ref).waveforms("test")[:])
+    with pytest.raises(StoreError, match="local directory"):
+        store.path
+    # a missing chunk file is found, as on disk
+    fs, root = fsspec.core.url_to_fs(url)
+    fs.rm_file(f"{root}/waveform/c/1/0")
+    assert any("missing" in p for p in verify(url, progress=False).problems)
+    with pytest.raises(InputError, match="one process"):
+        generate(f"memory://wavinv-tests/{tmp_path.name}/other", TOY, 70, seed=3, workers=2, progress=False)
+
+
+def test_an_interrupted_url_creation_is_never_taken_for_a_store(tmp_path, monkeypatch):
+    url = f"memory://wavinv-tests/{tmp_path.name}/half"
+    real = generate_mod.compressors
+    made = {"n": 0}
+
+    def dies_on_the_third_array():
+        made["n"] += 1
+        if made["n"] == 3:
+            raise KeyboardInterrupt
+        return real()
+
+    monkeypatch.setattr(generate_mod, "compressors", dies_on_the_third_array)
+    with pytest.raises(KeyboardInterrupt):
+        generate(url, TOY, 20, seed=0, chunk=8, progress=False)
+    from wavinv.store import is_store
+
+    assert not is_store(url)
+    with pytest.raises(StoreError, match="not a wavinv store"):
+        open_store(url)
+
+
+def test_unknown_url_protocols_are_refused_clearly():
+    with pytest.raises(StoreError, match="cannot open this URL"):
+        open_store("nosuchprotocol://bucket/store")

@@ -342,7 +342,7 @@ def _pairs(s: _Settings) -> list[tuple[str, str]]:
 
 def _command(store: Store, out: Path, s: _Settings, generator: str | None) -> str:
     """The ``wavinv bench`` command that reproduces this run with every setting spelled out."""
-    args = ["wavinv", "bench", "--store", str(store.path), "--out", str(out), "--profile", s.profile]
+    args = ["wavinv", "bench", "--store", str(store.location), "--out", str(out), "--profile", s.profile]
     args += ["--methods", ",".join(s.methods), "--inputs", ",".join(s.inputs)]
     args += ["--targets", str(s.targets), "--k", str(s.k), "--draws", str(s.draws), "--samples", str(s.samples), "--seed", str(s.seed)]
     if generator:
@@ -382,12 +382,12 @@ def bench(
     store = store if isinstance(store, Store) else open_store(store)
     store.require_complete()
     if "spectrogram" in s.inputs and store.frontend_config is None:
-        raise StoreError(f"{store.path} records no frontend, so it has no spectrograms: use --inputs waveform")
+        raise StoreError(f"{store.location} records no frontend, so it has no spectrograms: use --inputs waveform")
     test_idx = store.split_indices("test")
     if len(test_idx) == 0:
-        raise InputError(f"{store.path}: the test split is empty; generate more samples")
+        raise InputError(f"{store.location}: the test split is empty; generate more samples")
     if s.targets > len(test_idx):
-        log.warning("%s has %d test clips; using all of them, not %d", store.path, len(test_idx), s.targets)
+        log.warning("%s has %d test clips; using all of them, not %d", store.location, len(test_idx), s.targets)
     # a prefix of one fixed permutation: asking for more targets later keeps the first ones
     positions = np.random.default_rng(np.random.SeedSequence([s.seed, 7])).permutation(len(test_idx))[: s.targets]
     rows = test_idx[positions]
@@ -441,7 +441,7 @@ def bench(
         "date": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
         "machine": machine_info(),
         "store": {
-            "path": str(store.path),
+            "path": str(store.location),
             "fingerprint": store.fingerprint,
             "generator": f"{store.generator['name']} v{store.generator['version']}",
             "n": store.n,
@@ -477,12 +477,12 @@ def _generator(store: Store, generator: str | None) -> Generator:
     spec = generator if generator is not None else store.generator.get("spec")
     if generator is None and spec not in BUILTIN_GENERATORS:
         raise StoreError(
-            f"{store.path} was made by generator {store.generator['name']!r} (spec {spec!r}); "
+            f"{store.location} was made by generator {store.generator['name']!r} (spec {spec!r}); "
             "name it with --generator SPEC to re-render candidates (importing it runs its code)"
         )
     gen = load_generator(spec)
     if not same_generator(store.generator, generator_identity(gen)):
-        raise StoreError(f"{store.path} was made by {store.generator['name']!r} v{store.generator['version']}, not {gen.name!r} v{gen.version}")
+        raise StoreError(f"{store.location} was made by {store.generator['name']!r} v{store.generator['version']}, not {gen.name!r} v{gen.version}")
     return gen
 
 
@@ -508,7 +508,7 @@ def _fit_or_load(
         log.info("%s: reusing the fitted model %s", name, path)
         result.reused.append(name)
         return load(path), model
-    log.info("%s: fitting on %s", name, store.path)
+    log.info("%s: fitting on %s", name, store.location)
     # settings that do not change the model, so they are not part of its key: progress bars,
     # and a checkpoint from which an interrupted neural fit resumes
     overrides = dict(model_key["overrides"])
@@ -550,7 +550,7 @@ def _evaluate(inv: Inverter, gen, store: Store, s: _Settings, positions, rows, e
     for pos, row in tqdm(todo, desc=name, unit="target", leave=False, disable=not progress):
         wave = waves[pos]
         seed_draws, seed_samples = _target_seeds(s.seed, row)
-        res = inv.invert(Target("waveform", wave, f"{store.path.name}#id{row}"), n=s.k, draws=s.draws, generator=gen, random_state=seed_draws)
+        res = inv.invert(Target("waveform", wave, f"{store.location.name}#id{row}"), n=s.k, draws=s.draws, generator=gen, random_state=seed_draws)
         X = wave[None] if inv.input == "waveform" else res.target_spectrogram[None]
         samples = np.asarray(inv.estimator.sample(X, s.samples, random_state=seed_samples))[0]
         truth = y_test[pos]

@@ -43,7 +43,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
     )
     if not args.quiet:
-        print(f"{store.path}: {store.n} samples of {store.generator['name']} in {store.n_chunks} chunks, complete")
+        print(f"{store.location}: {store.n} samples of {store.generator['name']} in {store.n_chunks} chunks, complete")
     return 0
 
 
@@ -89,10 +89,10 @@ def _format_store_info(info: dict) -> str:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .store import is_store, open_store
 
-    path = Path(args.path)
-    if not path.exists():
+    path = args.path if "://" in args.path else Path(args.path)
+    if isinstance(path, Path) and not path.exists():
         raise StoreError(f"{path}: no such file or directory")
-    if path.is_file():
+    if isinstance(path, Path) and path.is_file():
         from .errors import ModelError
         from .inverter import load
 
@@ -131,7 +131,7 @@ def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="render a dataset store (re-running resumes; a larger --n grows it)")
     p.add_argument("--generator", required=True, metavar="SPEC", help="built-in name, package.module:attr or path/file.py:attr")
     p.add_argument("--n", required=True, type=int, metavar="N", help="number of samples")
-    p.add_argument("--out", required=True, metavar="STORE", help="store directory (e.g. data/synth100-10k)")
+    p.add_argument("--out", required=True, metavar="STORE", help="store directory (e.g. data/synth100-10k) or fsspec URL (s3://bucket/store)")
     p.add_argument("--seed", type=int, default=0, help="parameter sampling seed (default 0)")
     p.add_argument("--method", default="uniform", choices=("uniform", "sobol"), help="parameter sampling (default uniform)")
     p.add_argument("--chunk", type=int, default=None, metavar="C", help="samples per chunk (default: ~8 MiB of audio)")

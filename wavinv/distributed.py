@@ -20,9 +20,10 @@ call returns nothing writes the store any more (a second Ctrl-C stops waiting).
 Workers need the same wavinv version, the generator importable (a built-in name,
 ``package.module:attr``, or a ``file.py:attr`` path that every worker sees at
 the same absolute path; a generator object is sent pickled), and the store at
-the same absolute path (a shared filesystem); both are checked before the first
-task. Stores are filesystem paths: fsspec URLs (``s3://...``) are refused,
-because ``Store`` and the store's lock and atomic creation are filesystem code.
+the same absolute path (a shared filesystem) or at an fsspec URL every worker
+reaches (``s3://bucket/store``, with the protocol's package installed on every
+machine); both are checked before the first task. URL stores are not locked:
+run one ``generate`` per store at a time.
 Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which about
 doubles synth100's CPU time; ``local:N`` clusters run without it (``local_cluster``),
 a user's own workers only if their Dask configuration says so.
@@ -61,6 +62,7 @@ from tqdm.auto import tqdm
 
 from .errors import InputError, StoreError
 from .generators import Generator
+from .location import Location
 from .store import SPLITS, Store, split_of
 
 if TYPE_CHECKING:
@@ -209,16 +211,29 @@ def _check_workers(client: "Client") -> None:
             raise InputError(f"Dask worker {worker} runs wavinv {version}, this is wavinv {mine}: install the same version everywhere")
 
 
-def _store_on_workers(client: "Client", path: str) -> str:
-    """The store's absolute path, after checking that every worker sees it."""
-    path = os.path.abspath(path)
-    blind = [w for w, seen in client.run(os.path.isdir, path, on_error="return").items() if seen is not True]
+def _store_on_workers(client: "Client", where: str) -> str:
+    """The store's location as the workers must see it, after checking that every worker does.
+
+    A local path is made absolute (workers must mount it at the same path); a URL
+    must be reachable from every worker (a ``memory://`` store is not: it lives in
+    one process).
+    """
+    loc = Location(where)
+    where = os.path.abspath(where) if loc.is_local else loc.url
+    seen = client.run(_sees_store, where, on_error="return")
+    blind = [w for w, ok in seen.items() if ok is not True]
     if blind:
-        raise InputError(f"Dask worker {blind[0]} cannot see {path}: put the store on storage every worker mounts at the same path")
-    return path
+        what = "storage every worker mounts at the same path" if loc.is_local else "a URL every worker can reach"
+        raise InputError(f"Dask worker {blind[0]} cannot see {where}: put the store on {what}")
+    return where
 
 
-# -- generation ------------------------------------------------------------------------
+def _sees_store(where: str) -> bool:
+    from .store import is_store
+
+    return is_store(where)
+
+
 def _render_task(store_path: str, generator: str | Generator, chunk_index: int, stop: str) -> int:
     """``render_chunk`` unless the run was stopped before this task started."""
     from distributed import Event
@@ -247,7 +262,7 @@ def run_chunks(client: "Client", path: str | os.PathLike, generator: str | Gener
     token = uuid.uuid4().hex[:8]
     futures = [client.submit(_render_task, path, generator, k, stop, key=f"wavinv-chunk-{k}-{token}") for k in pending]
     total = sum(min(n, (k + 1) * chunk) - k * chunk for k in pending)
-    with tqdm(total=total, unit="clip", desc=f"generate {Path(path).name} (dask)", disable=not progress, dynamic_ncols=True) as bar:
+    with tqdm(total=total, unit="clip", desc=f"generate {Location(path).name} (dask)", disable=not progress, dynamic_ncols=True) as bar:
         try:
             for fut in as_completed(futures):
                 bar.update(fut.result())
@@ -346,7 +361,7 @@ def fit_on_dask(estimator: "PCALGBMRegressor", store: Store, input: str, schedul
     if input == "spectrogram":
         cfg = store.frontend_config
         if cfg is None:
-            raise StoreError(f"{store.path} records no frontend: fit on waveforms, or locally with a frontend")
+            raise StoreError(f"{store.location} records no frontend: fit on waveforms, or locally with a frontend")
         row_shape: tuple[int, ...] = (int(cfg["n_freq"]), int(cfg["n_frames"]))
     else:
         row_shape = (store.n_samples,)
@@ -365,10 +380,10 @@ def fit_on_dask(estimator: "PCALGBMRegressor", store: Store, input: str, schedul
     sizes = np.array([counts[k] for k in chunks])
     n = int(sizes.sum())
     if n < 2:
-        raise InputError(f"{store.path}: the train split has {n} samples; generate more")
+        raise InputError(f"{store.location}: the train split has {n} samples; generate more")
 
     with session(scheduler) as client:
-        path = _store_on_workers(client, str(store.path))
+        path = _store_on_workers(client, str(store.location))
         token = uuid.uuid4().hex[:8]
         parts = [client.submit(_pooled_part, path, k, input, grid, batch, key=f"wavinv-features-{k}-{token}") for k in chunks]
         _progress(parts, "features (dask)", estimator.progress)

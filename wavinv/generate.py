@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from .errors import InputError, StoreError, WavinvError
 from .generators import Generator, generator_identity, load_generator, render_checked
+from .location import Location
 from .params import SAMPLING_METHODS
 from .store import (
     ARRAYS,
@@ -72,13 +73,12 @@ def generate(
     ``generator`` is a spec for ``load_generator`` or a generator object (an
     object cannot be sent to worker processes: it needs ``workers=1``; Dask
     workers get it pickled).
+    ``out`` is a directory or an fsspec URL (``wavinv.location``).
     ``chunk`` is samples per chunk (default: ~8 MiB of waveform). ``scheduler``
     renders the chunks as tasks on a Dask cluster instead of local processes
     (``"local:N"``, ``"tcp://host:8786"``, a ``distributed.Client``: see
     ``wavinv.distributed``), with the same bytes. Returns the store opened for reading.
     """
-    if "://" in str(out):  # Path() would quietly make it a local folder named "s3:"
-        raise InputError(f"{out}: stores on fsspec URLs are not supported yet; use a filesystem path (shared by every Dask worker)")
     if scheduler is None:
         return _generate(out, generator, n, seed, method, chunk, workers, progress, None)
     from .distributed import session  # dask is imported only when a scheduler is given
@@ -101,28 +101,34 @@ def _generate(
     if workers > 1 and spec is None:
         raise InputError("workers > 1 needs a generator spec (workers load it by name), not a generator object")
     identity = generator_identity(gen, spec)
-    path = Path(out)
+    where = Location(out)
+    if workers > 1 and where.protocol == "memory":
+        raise InputError(f"{where}: a memory:// store lives in one process; worker processes cannot write it (use workers=1)")
 
-    if path.exists() and not _is_empty_dir(path):
-        with _locked(path):
-            store = Store(path, mode="r+")  # raises StoreError for anything that is not a wavinv store
+    if not where.is_empty():
+        with _locked(where):
+            store = Store(where, mode="r+")  # raises StoreError for anything that is not a wavinv store
             _check_compatible(store, identity, seed, method, chunk, n)
             pending = _pending(store, n)
             if pending:
                 _probe(gen, store.chunk, n, seed, method, pending[0])
                 _grow(store, n)
-                for f in path.rglob("*.partial"):  # temporary files of writes killed mid-way
-                    f.unlink(missing_ok=True)
-                _run(path, spec, gen, pending, store.chunk, n, workers, progress, client)
+                if where.is_local:
+                    for key in where.find(".partial"):  # temporary files of writes killed mid-way
+                        where.remove(key)
+                _run(where, spec, gen, pending, store.chunk, n, workers, progress, client)
             else:
-                log.info("%s is already complete (%d samples)", path, n)
+                log.info("%s is already complete (%d samples)", where, n)
     else:
         chunk = chunk or default_chunk(gen.n_samples)
         _probe(gen, chunk, n, seed, method, 0)
-        _create(path, gen, identity, seed, method, chunk, n)
-        with _locked(path):
-            _run(path, spec, gen, list(range(-(-n // chunk))), chunk, n, workers, progress, client)
-    return Store(path)
+        _create(where, gen, identity, seed, method, chunk, n)
+        with _locked(where):
+            _run(where, spec, gen, list(range(-(-n // chunk))), chunk, n, workers, progress, client)
+    store = Store(where)
+    if not store.is_complete:  # e.g. workers wrote to a memory:// or local path this process does not see
+        raise StoreError(f"{where}: the chunks the workers wrote are not all visible here; is the store on storage every worker shares?")
+    return store
 
 
 def render_chunk(store_path: str, generator: str | Generator, chunk_index: int) -> int:
@@ -158,7 +164,7 @@ def _write_chunk(store: Store, k: int, data: tuple[np.ndarray, ...]) -> int:
             store.arrays[name].with_config({"write_empty_chunks": True})[start:stop] = values
         store.arrays[COMPLETE][k] = np.uint64(chunk_digest(*data))
     except OSError as e:
-        raise StoreError(f"{store.path}: writing chunk {k} failed: {e}") from e
+        raise StoreError(f"{store.location}: writing chunk {k} failed: {e}") from e
     return stop - start
 
 
@@ -169,28 +175,24 @@ def _int_arg(name: str, value: Any, low: int) -> int:
     return int(value)
 
 
-def _is_empty_dir(path: Path) -> bool:
-    return path.is_dir() and not any(path.iterdir())
-
-
 def _check_compatible(store: Store, identity: dict[str, Any], seed: int, method: str, chunk: int | None, n: int) -> None:
     """Refuse, before any write, a run that would not reproduce the store's definition."""
     old = store.generator
     if not same_generator(old, identity):
         raise StoreError(
-            f"{store.path} was made by generator {old['name']!r} v{old['version']} (space {old['fingerprint']}, "
+            f"{store.location} was made by generator {old['name']!r} v{old['version']} (space {old['fingerprint']}, "
             f"{old['n_samples']} samples @ {old['sample_rate']} Hz), not {identity['name']!r} v{identity['version']} "
             f"(space {identity['fingerprint']}, {identity['n_samples']} samples @ {identity['sample_rate']} Hz): "
             "write to another --out"
         )
     if seed != store.seed:
-        raise StoreError(f"{store.path} was made with seed {store.seed}, not {seed}: use --seed {store.seed} to resume, or another --out")
+        raise StoreError(f"{store.location} was made with seed {store.seed}, not {seed}: use --seed {store.seed} to resume, or another --out")
     if method != store.method:
-        raise StoreError(f"{store.path} was sampled with method {store.method!r}, not {method!r}: use the same method, or another --out")
+        raise StoreError(f"{store.location} was sampled with method {store.method!r}, not {method!r}: use the same method, or another --out")
     if chunk is not None and chunk != store.chunk:
-        raise StoreError(f"{store.path} has chunks of {store.chunk} samples, not {chunk}: leave out --chunk to resume")
+        raise StoreError(f"{store.location} has chunks of {store.chunk} samples, not {chunk}: leave out --chunk to resume")
     if n < store.n:
-        raise StoreError(f"{store.path} already holds {store.n} samples; a store only grows: use --n {store.n} or more, or another --out")
+        raise StoreError(f"{store.location} already holds {store.n} samples; a store only grows: use --n {store.n} or more, or another --out")
 
 
 def _pending(store: Store, n: int) -> list[int]:
@@ -219,8 +221,13 @@ def _default_frontend(gen: Generator) -> dict[str, Any] | None:
         return None
 
 
-def _create(path: Path, gen: Generator, identity: dict[str, Any], seed: int, method: str, chunk: int, n: int) -> None:
-    """Create the empty store in a temporary directory and rename it into place (all or nothing)."""
+def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int, method: str, chunk: int, n: int) -> None:
+    """Create the empty store: all or nothing.
+
+    A local store is built in a temporary directory and renamed into place. A URL
+    store (no atomic rename) is built in place with its ``wavinv`` metadata written
+    last, so an interrupted creation is never taken for a store.
+    """
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -238,14 +245,10 @@ def _create(path: Path, gen: Generator, identity: dict[str, Any], seed: int, met
         "wavinv_version": _version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StoreError(f"cannot create {path}: {e.strerror or e}") from None
-    tmp = path.parent / f".{path.name}.creating-{uuid.uuid4().hex[:8]}"
     p = len(gen.space)
-    try:
-        group = zarr.open_group(store=str(tmp), mode="w-", zarr_format=3, attributes={"wavinv": meta})
+
+    def build(store: str, mode: str) -> None:
+        group = zarr.open_group(store=store, mode=mode, zarr_format=3)
         for name, shape, dtype, fill in (
             ("id", (n,), "int64", -1),
             ("params", (n, p), "float64", np.nan),
@@ -254,6 +257,22 @@ def _create(path: Path, gen: Generator, identity: dict[str, Any], seed: int, met
         ):
             group.create_array(name, shape=shape, chunks=(chunk, *shape[1:]), dtype=dtype, fill_value=fill, compressors=compressors())
         group.create_array(COMPLETE, shape=(-(-n // chunk),), chunks=(1,), dtype="uint64", fill_value=0, compressors=compressors())
+        group.attrs["wavinv"] = meta
+
+    if not where.is_local:
+        try:
+            build(where.zarr_store(), "w")  # the location is empty (checked by the caller)
+        except Exception as e:  # fsspec backends raise their own errors for permissions and network trouble
+            raise StoreError(f"cannot create {where}: {type(e).__name__}: {e}") from None
+        return
+    path = where.local
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create {path}: {e.strerror or e}") from None
+    tmp = path.parent / f".{path.name}.creating-{uuid.uuid4().hex[:8]}"
+    try:
+        build(str(tmp), "w-")
         os.rename(tmp, path)  # replaces an empty directory; fails on anything else
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -299,7 +318,7 @@ def _load_cached(generator: str | Generator) -> Generator:
     return _LOADED[generator]
 
 
-def _run(path: Path, spec: str | None, gen: Generator, pending: list[int], chunk: int, n: int, workers: int, progress: bool, client: Any = None) -> None:
+def _run(path: Location, spec: str | None, gen: Generator, pending: list[int], chunk: int, n: int, workers: int, progress: bool, client: Any = None) -> None:
     if client is not None:  # Dask tasks; a generator object is pickled to the workers
         from .distributed import run_chunks
 
@@ -358,13 +377,19 @@ def _init_worker(counter, workers: int) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the store directory: one writer at a time."""
+def _locked(where: Location) -> Iterator[None]:
+    """Hold an exclusive lock on a local store's directory: one writer at a time.
+
+    URL stores have no lock (object stores offer none): one writer at a time is the user's job.
+    """
     try:
         import fcntl
     except ImportError:  # no advisory locks on this platform
+        fcntl = None
+    if fcntl is None or not where.is_local:
         yield
         return
+    path = where.local
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:

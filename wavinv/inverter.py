@@ -313,7 +313,7 @@ def fit_inverter(
         estimator.set_params(progress=False)
     X, y = store_inputs(store, "train", input), store.params_unit("train")
     if len(y) < 2:
-        raise InputError(f"{store.path}: the train split has {len(y)} samples; generate more")
+        raise InputError(f"{store.location}: the train split has {len(y)} samples; generate more")
     t0 = time.perf_counter()
     if scheduler is None:
         estimator.fit(X, y)
@@ -328,7 +328,7 @@ def fit_inverter(
         input=input,
         frontend=store.frontend_config,
         method=method,
-        store={"path": str(store.path), "fingerprint": store.fingerprint, "n_train": int(len(y))},
+        store={"path": str(store.location), "fingerprint": store.fingerprint, "n_train": int(len(y))},
     )
     Xv, yv = store_inputs(store, "val", input), store.params_unit("val")
     keep = np.arange(min(n_validation, len(yv)))

@@ -41,6 +41,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from .errors import InputError, StoreError
 from .lazy import LazyArray
+from .location import Location
 from .params import ParamSpace
 
 __all__ = [
@@ -147,40 +148,47 @@ class _ChunkCache:
             self.blocks.pop(next(iter(self.blocks)))
 
 
-def is_store(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a directory holding a wavinv store."""
+def is_store(path: "str | os.PathLike | Location") -> bool:
+    """True when ``path`` (a directory or an fsspec URL) holds a wavinv store."""
     try:
-        meta = json.loads((Path(path) / "zarr.json").read_text())
-    except (OSError, ValueError):
+        meta = json.loads(Location(path).read_text("zarr.json"))
+    except (OSError, ValueError, StoreError):
         return False
     attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
     return isinstance(attrs.get("wavinv"), dict) and attrs["wavinv"].get("format") == FORMAT
 
 
-def open_store(path: str | os.PathLike) -> "Store":
-    """Open a store for reading. Raises ``StoreError`` when ``path`` is not one."""
+def open_store(path: "str | os.PathLike | Location") -> "Store":
+    """Open a store (a directory or an fsspec URL) for reading. Raises ``StoreError`` when it is not one."""
     return Store(path)
 
 
 class Store:
     """A wavinv dataset store opened read-only (``generate`` writes through its own handle)."""
 
-    def __init__(self, path: str | os.PathLike, mode: str = "r"):
-        self.path = Path(path)
-        if not self.path.exists():
-            raise StoreError(f"{self.path}: no such store")
-        if not is_store(self.path):
-            raise StoreError(f"{self.path} is not a wavinv store (no wavinv attributes in zarr.json)")
+    def __init__(self, path: "str | os.PathLike | Location", mode: str = "r"):
+        self.location = Location(path)
+        if not self.location.exists():
+            raise StoreError(f"{self.location}: no such store")
+        if not is_store(self.location):
+            raise StoreError(f"{self.location} is not a wavinv store (no wavinv attributes in zarr.json)")
         try:
-            self.group = zarr.open_group(store=str(self.path), mode=mode, zarr_format=3)
+            self.group = zarr.open_group(store=self.location.zarr_store(), mode=mode, zarr_format=3)
             self.meta: dict[str, Any] = dict(self.group.attrs["wavinv"])
             self.arrays = {name: self.group[name] for name in (*ARRAYS, COMPLETE)}
         except (KeyError, ValueError, OSError) as e:
-            raise StoreError(f"{self.path}: damaged store metadata: {type(e).__name__}: {e}") from None
+            raise StoreError(f"{self.location}: damaged store metadata: {type(e).__name__}: {e}") from None
         if self.meta.get("format_version") != FORMAT_VERSION:
-            raise StoreError(f"{self.path}: store format {self.meta.get('format_version')!r}, this wavinv reads {FORMAT_VERSION}")
+            raise StoreError(f"{self.location}: store format {self.meta.get('format_version')!r}, this wavinv reads {FORMAT_VERSION}")
         self._caches = {name: _ChunkCache(_CACHE_CHUNKS) for name in ARRAYS}
         self._checked_complete = False
+
+    @property
+    def path(self) -> Path:
+        """The store's directory (local stores only; ``location`` works for every store)."""
+        if self.location.local is None:
+            raise StoreError(f"{self.location} is not a local directory")
+        return self.location.local
 
     # -- what the store is -------------------------------------------------------
     @property
@@ -264,13 +272,13 @@ class Store:
         done = self.completed()
         if not done.all() or any(self.arrays[a].shape[0] != self.n for a in ARRAYS):
             raise StoreError(
-                f"{self.path} is incomplete ({int(done.sum())} of {self.n_chunks} chunks written): "
+                f"{self.location} is incomplete ({int(done.sum())} of {self.n_chunks} chunks written): "
                 "run the same `wavinv generate` command again to finish it"
             )
         self._checked_complete = True
 
     def nbytes_on_disk(self) -> int:
-        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        return self.location.nbytes()
 
     def summary(self) -> dict[str, Any]:
         """What ``wavinv info`` prints (JSON-serialisable)."""
@@ -281,7 +289,7 @@ class Store:
             scales[p.scale] = scales.get(p.scale, 0) + 1
         gen = self.generator
         return {
-            "path": str(self.path),
+            "path": str(self.location),
             "kind": "store",
             "generator": {k: gen[k] for k in ("name", "version", "spec", "sample_rate", "n_samples")},
             "space": {"n_params": len(space), "scales": scales, "names": space.names, "fingerprint": space.fingerprint},
@@ -304,7 +312,7 @@ class Store:
         }
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r}, {self.generator['name']} v{self.generator['version']}, n={self.n}, seed={self.seed})"
+        return f"Store({str(self.location)!r}, {self.generator['name']} v{self.generator['version']}, n={self.n}, seed={self.seed})"
 
     # -- reading -------------------------------------------------------------------
     def split_indices(self, split: str | None = None) -> np.ndarray:
@@ -452,7 +460,7 @@ class Store:
         if frontend is None:
             frontend = self.frontend_config
             if frontend is None:
-                raise StoreError(f"{self.path} records no frontend: pass frontend=...")
+                raise StoreError(f"{self.location} records no frontend: pass frontend=...")
         return fe.Spectrogram.from_config(frontend) if isinstance(frontend, dict) else frontend
 
     def read_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
@@ -495,7 +503,7 @@ class Store:
         try:
             return arr[lo:hi]
         except Exception as e:  # checksum or codec failure: the data on disk is damaged
-            raise StoreError(f"{self.path}: {name} rows {lo}..{hi - 1} cannot be read ({type(e).__name__}: {e}); run `wavinv verify`") from e
+            raise StoreError(f"{self.location}: {name} rows {lo}..{hi - 1} cannot be read ({type(e).__name__}: {e}); run `wavinv verify`") from e
 
 
 def same_generator(a: dict[str, Any], b: dict[str, Any]) -> bool:

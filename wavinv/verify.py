@@ -70,7 +70,7 @@ def verify(
     Raises ``StoreError`` only when ``path`` is not a store at all.
     """
     store = open_store(path)
-    rep = VerifyReport(str(store.path), store.n, store.n_chunks)
+    rep = VerifyReport(str(store.location), store.n, store.n_chunks)
     n, p, t = store.n, len(store.space), store.n_samples
     for name, row in zip(ARRAYS, ((), (p,), (p,), (t,))):
         if store.arrays[name].shape != (n, *row):
@@ -83,14 +83,14 @@ def verify(
     ids = np.full(n, -1, dtype=np.int64)
     readable = np.zeros(store.n_chunks, dtype=bool)
     incomplete: list[int] = []
-    for k in tqdm(range(store.n_chunks), desc=f"verify {store.path.name}", unit="chunk", disable=not progress):
+    for k in tqdm(range(store.n_chunks), desc=f"verify {store.location.name}", unit="chunk", disable=not progress):
         s, e = store.chunk_range(k)
         where = f"chunk {k} (samples {s}..{e - 1})"
         data = []
         for name in ARRAYS:
             arr = store.arrays[name]
             key = arr.metadata.encode_chunk_key((k,) + (0,) * (arr.ndim - 1))
-            if not (store.path / name / key).is_file():
+            if not store.location.exists(f"{name}/{key}"):
                 if records[k]:
                     rep.problems.append(f"{where}: {name} chunk file {name}/{key} is missing, but the chunk is recorded complete")
                 data = None
@@ -128,7 +128,7 @@ def verify(
             + (f"; missing ids {_spans(missing)}" if len(missing) else "")
             + (f"; repeated ids {_spans(repeated)}" if len(repeated) else "")
         )
-    leftovers = list(store.path.rglob("*.partial"))
+    leftovers = store.location.find(".partial") if store.location.is_local else []
     if leftovers:
         rep.notes.append(f"{len(leftovers)} temporary files of interrupted writes (harmless; the next generate removes them)")
     if rerender:
@@ -139,10 +139,10 @@ def verify(
 def _rerender(store: Store, rep: VerifyReport, k: int, generator, seed: int | None, usable: np.ndarray) -> None:
     spec = generator if generator is not None else store.generator.get("spec")
     if spec is None:
-        raise StoreError(f"{store.path} records no generator spec (made from a Python object): pass the generator to re-render")
+        raise StoreError(f"{store.location} records no generator spec (made from a Python object): pass the generator to re-render")
     gen = load_generator(spec)
     if not same_generator(store.generator, generator_identity(gen)):
-        raise StoreError(f"{store.path} was made by {store.generator['name']!r} v{store.generator['version']}, not {gen.name!r} v{gen.version}")
+        raise StoreError(f"{store.location} was made by {store.generator['name']!r} v{store.generator['version']}, not {gen.name!r} v{gen.version}")
     rows = np.flatnonzero(np.repeat(usable, [e - s for s, e in map(store.chunk_range, range(store.n_chunks))]))
     if not len(rows):
         rep.problems.append("no complete chunk to re-render samples from")
