@@ -1,4 +1,4 @@
-"""Dask scale-out: generation byte-identical to a local run, interruption and resume, the pca-lgbm fit.
+"""Dask scale-out: generation byte-identical to a local run, interruption and resume, the LightGBM fits.
 
 One ``LocalCluster`` (2 worker processes, one thread each) serves the module;
 tests reach it by its address, as a user reaches a real cluster.
@@ -28,8 +28,8 @@ from wavinv import InputError, RenderError, open_store  # noqa: E402
 from wavinv.cli import main  # noqa: E402
 from wavinv.generate import generate  # noqa: E402
 from wavinv.inverter import fit_inverter, load  # noqa: E402
-from wavinv.metrics import param_mae  # noqa: E402
-from wavinv.models.lgbm import PCALGBMRegressor  # noqa: E402
+from wavinv.metrics import coverage, param_mae  # noqa: E402
+from wavinv.models.lgbm import PCALGBMQuantile, PCALGBMRegressor  # noqa: E402
 from wavinv.verify import verify  # noqa: E402
 
 import toygen  # noqa: E402  tests/toygen.py
@@ -260,6 +260,23 @@ def test_dask_fit_predicts_like_a_local_fit(dask_fit):
     assert dask.validation["param_mae"] == pytest.approx(local.validation["param_mae"], abs=0.03)
 
 
+def test_dask_quantile_fit_samples_like_a_local_fit(dask_fit, address):
+    _, _, store = dask_fit
+    local = fit_inverter(store, "pca-lgbm-quantile", "waveform", overrides=FIT)
+    dask = fit_inverter(store, "pca-lgbm-quantile", "waveform", overrides=FIT, scheduler=address)
+    assert type(dask.estimator) is PCALGBMQuantile
+    le, de = local.estimator, dask.estimator
+    # the same rows held out for calibration, so maps of the same shape and a valid copula
+    assert len(de.boosters_) == len(le.boosters_) == 3 * len(le.quantiles_)
+    assert de.recalibration_.shape == le.recalibration_.shape and de.copula_chol_.shape == le.copula_chol_.shape
+    X, y = store.waveforms("test"), store.params_unit("test")
+    ls, ds = le.sample(X, 200, random_state=0), de.sample(X, 200, random_state=0)
+    # 51 calibration rows and 36 test rows: coverage is noisy here (0.56 local, 0.67 Dask when written)
+    assert abs(coverage(y, ds, level=0.8) - coverage(y, ls, level=0.8)) < 0.2
+    assert abs(param_mae(y, ds.mean(axis=1)) - param_mae(y, ls.mean(axis=1))) < 0.03
+    assert param_mae(y, de.predict(X)) < 0.9 * param_mae(y, np.full_like(y, 0.5))
+
+
 def same_features(a: np.ndarray, b: np.ndarray) -> None:
     """Equal up to float32 rounding: BLAS results may depend on how arrays are aligned in memory."""
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
@@ -284,4 +301,4 @@ def test_cli_fit_with_a_scheduler(address, ref, tmp_path, capsys):
     capsys.readouterr()
     assert main(["fit", "--store", str(ref), "--method", "knn", "--out", str(tmp_path / "k.joblib"), "--scheduler", address]) == 2
     err = capsys.readouterr().err
-    assert "supports method pca-lgbm" in err and not (tmp_path / "k.joblib").exists()
+    assert "supports methods pca-lgbm and pca-lgbm-quantile" in err and not (tmp_path / "k.joblib").exists()

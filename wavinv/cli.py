@@ -208,7 +208,7 @@ def _add_fit(sub) -> None:
     p.add_argument("--out", required=True, help="model file to write (.joblib)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyper-parameter of the method's recipe (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="random state for validation sampling")
-    p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + " (pca-lgbm only)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + " (pca-lgbm and pca-lgbm-quantile)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_fit)
 

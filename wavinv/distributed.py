@@ -1,4 +1,4 @@
-"""Scale-out on Dask (``pip install wavinv[dask]``): generation and the pca-lgbm fit on a cluster.
+"""Scale-out on Dask (``pip install wavinv[dask]``): generation and the LightGBM fits on a cluster.
 
 Everything here that touches dask imports it inside a function, so ``import
 wavinv`` and every local run never import dask. A ``scheduler`` is one of:
@@ -28,15 +28,19 @@ Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which about
 doubles synth100's CPU time; ``local:N`` clusters run without it (``local_cluster``),
 a user's own workers only if their Dask configuration says so.
 
-Fit (``fit_on_dask``, ``wavinv fit --scheduler``, method ``pca-lgbm`` only): the
-workers read their chunks of the train split, compute spectrograms (or take the
-waveforms) and pool them; the PCA is fitted in the calling process on the same
-random subset of at most ``pca_rows`` pooled rows that a local fit uses (so it is
-the same PCA, up to float rounding of the spectrograms); the workers project their
-rows; then one ``lightgbm.dask.DaskLGBMRegressor`` per parameter trains on the
-rows where they lie (the pooled rows of the whole split stay in the workers'
-memory until projected: 16 KB a row with the default 64 x 64 pooling). The
-result is a plain ``PCALGBMRegressor`` holding local
+Fit (``fit_on_dask``, ``wavinv fit --scheduler``, methods ``pca-lgbm`` and
+``pca-lgbm-quantile``): the workers read their chunks of the train split,
+compute spectrograms (or take the waveforms) and pool them; the PCA is fitted in
+the calling process on the same random subset of at most ``pca_rows`` pooled
+rows that a local fit uses (so it is the same PCA, up to float rounding of the
+spectrograms); the workers project their rows; then one
+``lightgbm.dask.DaskLGBMRegressor`` per parameter and objective (one per quantile
+level for the quantile method) trains on the rows where they lie (the pooled rows
+of the whole split stay in the workers' memory until projected: 16 KB a row with
+the default 64 x 64 pooling). The rows a local fit holds out from the trees (the
+quantile method's calibration rows, the same ones) are gathered to the calling
+process, which finishes the fit as ``fit`` does (recalibration map and copula).
+The result is a plain ``PCALGBMRegressor`` or ``PCALGBMQuantile`` holding local
 boosters: predicting, ``invert`` and joblib loading need no cluster. Distributed
 LightGBM finds its histogram bins from each worker's rows, so the trees are
 close to, not identical to, a local fit's, and which worker holds which rows
@@ -66,6 +70,7 @@ from .location import Location
 from .store import SPLITS, Store, split_of
 
 if TYPE_CHECKING:
+    from .models.lgbm import _PCALGBM
     from distributed import Client
 
     from .models.lgbm import PCALGBMRegressor
@@ -335,29 +340,29 @@ def _project(part: tuple[np.ndarray, np.ndarray], reducer, grid: tuple[int, ...]
     return reducer.transform(pooled.reshape(len(pooled), *grid)), y
 
 
-def _take(part: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> np.ndarray:
-    return part[0][rows]
+def _select(part: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return part[0][rows], part[1][rows]
 
 
 def _item(part: tuple, i: int) -> np.ndarray:
     return part[i]
 
 
-def fit_on_dask(estimator: "PCALGBMRegressor", store: Store, input: str, scheduler: "str | Client") -> "PCALGBMRegressor":
-    """Fit a ``PCALGBMRegressor`` (method ``pca-lgbm``) on the store's train split on a Dask cluster.
+def fit_on_dask(estimator: "_PCALGBM", store: Store, input: str, scheduler: "str | Client") -> "_PCALGBM":
+    """Fit ``pca-lgbm`` or ``pca-lgbm-quantile`` on the store's train split on a Dask cluster.
 
-    Returns ``estimator``, fitted in place, with the same fitted attributes as
-    ``estimator.fit(X, y)`` gives (a plain local model). See the module docstring.
+    Returns ``estimator``, fitted in place through the same steps as its local
+    ``fit`` (``wavinv.models.lgbm``): a plain local model. See the module docstring.
     """
-    from .models.features import FeatureReducer
-    from .models.lgbm import PCALGBMRegressor
+    from .models.lgbm import PCALGBMQuantile, PCALGBMRegressor
 
-    if type(estimator) is not PCALGBMRegressor:
-        raise InputError(f"fitting on a Dask cluster supports method pca-lgbm (PCALGBMRegressor), not {type(estimator).__name__}")
+    if type(estimator) not in (PCALGBMRegressor, PCALGBMQuantile):
+        raise InputError(f"fitting on a Dask cluster supports methods pca-lgbm and pca-lgbm-quantile, not {type(estimator).__name__}")
     if input not in ("spectrogram", "waveform"):
         raise InputError(f"input must be spectrogram or waveform, got {input!r}")
     store.require_complete()
-    lgb_params = estimator._params()  # validates the hyper-parameters before any cluster work
+    lgb_params = estimator.check_settings()  # validates the hyper-parameters before any cluster work
+    objectives = estimator.objectives()
     if input == "spectrogram":
         cfg = store.frontend_config
         if cfg is None:
@@ -365,15 +370,8 @@ def fit_on_dask(estimator: "PCALGBMRegressor", store: Store, input: str, schedul
         row_shape: tuple[int, ...] = (int(cfg["n_freq"]), int(cfg["n_frames"]))
     else:
         row_shape = (store.n_samples,)
-    reducer = FeatureReducer(
-        n_components=estimator.n_components,
-        pool_shape=estimator.pool_shape,
-        pca_rows=estimator.pca_rows,
-        batch_size=estimator.batch_size,
-        random_state=estimator.random_state,
-        progress=False,
-    )
-    grid = reducer._pooled_grid(row_shape)
+    reducer = estimator.new_reducer().set_params(progress=False)
+    grid = reducer.pooled_grid(row_shape)
     batch = int(estimator.batch_size)
     counts = [len(_train_rows(*store.chunk_range(k))) for k in range(store.n_chunks)]
     chunks = [k for k, m in enumerate(counts) if m]
@@ -381,6 +379,11 @@ def fit_on_dask(estimator: "PCALGBMRegressor", store: Store, input: str, schedul
     n = int(sizes.sum())
     if n < 2:
         raise InputError(f"{store.location}: the train split has {n} samples; generate more")
+    # rows are numbered as in a local fit: the train split in id order, which is chunk order
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    on_trees = np.zeros(n, dtype=bool)
+    on_trees[estimator.tree_rows(n)] = True
+    part_of = np.repeat(np.arange(len(sizes)), sizes)
 
     with session(scheduler) as client:
         path = _store_on_workers(client, str(store.location))
@@ -393,10 +396,8 @@ def fit_on_dask(estimator: "PCALGBMRegressor", store: Store, input: str, schedul
         picked = np.arange(n)
         if pca_rows is not None and n > int(pca_rows):
             picked = np.sort(np.random.default_rng(estimator.random_state).choice(n, int(pca_rows), replace=False))
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        where = np.searchsorted(offsets, picked, side="right") - 1
-        takes = [client.submit(_take, parts[i], picked[where == i] - offsets[i]) for i in np.unique(where)]
-        subset = np.concatenate(client.gather(takes))
+        takes = [client.submit(_select, parts[i], picked[part_of[picked] == i] - offsets[i]) for i in np.unique(part_of[picked])]
+        subset = np.concatenate([x for x, _ in client.gather(takes)])
         reducer.set_params(pca_rows=None).fit(subset.reshape(len(subset), *grid))
         reducer.set_params(pca_rows=pca_rows)
         del takes, subset
@@ -404,13 +405,23 @@ def fit_on_dask(estimator: "PCALGBMRegressor", store: Store, input: str, schedul
         projected = client.map(_project, parts, reducer=client.scatter(reducer, broadcast=True, hash=False), grid=grid)
         _progress(projected, "projection (dask)", estimator.progress)
         del parts
-        reducer.set_params(progress=estimator.progress)  # as a local fit leaves it (the workers' copy shows no bars)
-        boosters = _train_boosters(client, projected, sizes, reducer.n_components_, len(store.space), lgb_params, int(estimator.n_estimators), estimator.progress)
+        tree_parts = [client.submit(_select, f, np.flatnonzero(on_trees[a:b])) for f, a, b in zip(projected, offsets[:-1], offsets[1:])]
+        tree_sizes = np.array([int(on_trees[a:b].sum()) for a, b in zip(offsets[:-1], offsets[1:])])
+        held = [client.submit(_select, f, np.flatnonzero(~on_trees[a:b])) for f, a, b in zip(projected, offsets[:-1], offsets[1:])]
+        del projected
+        boosters = _train_boosters(
+            client, tree_parts, tree_sizes, reducer.n_components_, len(store.space), lgb_params, objectives, int(estimator.n_estimators), estimator.progress
+        )
+        held_parts = client.gather(held)
+        z_held = np.concatenate([z for z, _ in held_parts])
+        y_held = np.concatenate([y for _, y in held_parts])
 
+    reducer.set_params(progress=estimator.progress)  # as a local fit leaves it (the workers' copy shows no bars)
     estimator.input_shape_ = row_shape
-    estimator.n_params_ = len(boosters)
+    estimator.n_params_ = len(store.space)
     estimator.reducer_ = reducer
     estimator.boosters_ = boosters
+    estimator.finish_fit(z_held, y_held)
     return estimator
 
 
@@ -425,17 +436,25 @@ def _progress(futures: list, desc: str, progress: bool) -> None:
 
 
 def _train_boosters(
-    client: "Client", projected: list, sizes: np.ndarray, n_features: int, n_params: int, params: dict, n_estimators: int, progress: bool
+    client: "Client",
+    parts: list,
+    sizes: np.ndarray,
+    n_features: int,
+    n_params: int,
+    params: dict,
+    objectives: list[dict],
+    n_estimators: int,
+    progress: bool,
 ) -> list:
-    """One ``DaskLGBMRegressor`` per parameter on the projected rows, each turned into a local booster."""
+    """One ``DaskLGBMRegressor`` per (parameter, objective), parameter-major, each turned into a local booster."""
     import dask.array as da
     from lightgbm.dask import DaskLGBMRegressor
 
-    Z = da.concatenate([da.from_delayed(client.submit(_item, f, 0), shape=(m, n_features), dtype=np.float32) for f, m in zip(projected, sizes)])
-    Y = da.concatenate([da.from_delayed(client.submit(_item, f, 1), shape=(m, n_params), dtype=np.float64) for f, m in zip(projected, sizes)])
-    # the local fit's settings (PCALGBMRegressor._params), by their scikit-learn names
+    keep = [i for i, m in enumerate(sizes) if m]  # dask arrays cannot hold empty blocks of unknown data
+    Z = da.concatenate([da.from_delayed(client.submit(_item, parts[i], 0), shape=(sizes[i], n_features), dtype=np.float32) for i in keep])
+    Y = da.concatenate([da.from_delayed(client.submit(_item, parts[i], 1), shape=(sizes[i], n_params), dtype=np.float64) for i in keep])
+    # the local fit's settings (check_settings), by their scikit-learn names
     kwargs = dict(
-        objective="regression",
         n_estimators=n_estimators,
         learning_rate=params["learning_rate"],
         num_leaves=params["num_leaves"],
@@ -448,15 +467,18 @@ def _train_boosters(
         verbosity=-1,
     )
     boosters = []
-    for j in tqdm(range(n_params), desc="pca-lgbm (dask)", unit="model", disable=not progress, leave=False):
-        # lightgbm.dask prints its progress and warns that the worker thread count overrides n_jobs
-        with warnings.catch_warnings(), contextlib.redirect_stdout(_LogStream()):
-            warnings.simplefilter("ignore", UserWarning)
-            model = DaskLGBMRegressor(client=client, **kwargs).fit(Z, Y[:, j])
-        booster = model.to_local().booster_
-        for key in _NETWORK_PARAMS:  # this cluster's addresses mean nothing to a saved model
-            booster.params.pop(key, None)
-        boosters.append(booster)
+    with tqdm(total=n_params * len(objectives), desc="boosters (dask)", unit="model", disable=not progress, leave=False) as bar:
+        for j in range(n_params):
+            for objective in objectives:
+                # lightgbm.dask prints its progress and warns that the worker thread count overrides n_jobs
+                with warnings.catch_warnings(), contextlib.redirect_stdout(_LogStream()):
+                    warnings.simplefilter("ignore", UserWarning)
+                    model = DaskLGBMRegressor(client=client, **kwargs, **objective).fit(Z, Y[:, j])
+                booster = model.to_local().booster_
+                for key in _NETWORK_PARAMS:  # this cluster's addresses mean nothing to a saved model
+                    booster.params.pop(key, None)
+                boosters.append(booster)
+                bar.update()
     return boosters
 
 

@@ -301,7 +301,7 @@ def fit_inverter(
 ) -> Inverter:
     """Fit ``method`` on the store's train split and summarise it on (part of) the val split.
 
-    ``scheduler`` fits on a Dask cluster (``pca-lgbm`` only; see ``wavinv.distributed``);
+    ``scheduler`` fits on a Dask cluster (``pca-lgbm`` and ``pca-lgbm-quantile``; see ``wavinv.distributed``);
     the model is a plain local one all the same. ``progress=False`` silences the
     estimator's progress bars (when it has any).
     """

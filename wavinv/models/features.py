@@ -97,7 +97,7 @@ class FeatureReducer(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.progress = progress
 
-    def _pooled_grid(self, row_shape: tuple[int, ...]) -> tuple[int, ...]:
+    def pooled_grid(self, row_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(row_shape) == 2:
             if len(self.pool_shape) != 2:
                 raise InputError(f"pool_shape must be two positive integers, got {self.pool_shape!r}")
@@ -125,7 +125,7 @@ class FeatureReducer(TransformerMixin, BaseEstimator):
         if self.pca_rows is not None and positive_int("pca_rows", self.pca_rows) < 2:
             raise InputError(f"pca_rows must be None or at least 2, got {self.pca_rows!r}")
         n = len(X)
-        self.grid_ = self._pooled_grid(tuple(X.shape[1:]))
+        self.grid_ = self.pooled_grid(tuple(X.shape[1:]))
         pooled = np.empty((n, int(np.prod(self.grid_))), dtype=np.float32)
         for idx, rows in self._batches(X, "pooling"):
             pooled[idx] = rows

@@ -9,6 +9,13 @@ Both build the binned ``lgb.Dataset`` once and only swap its label per target:
 binning is shared by every model (100 parameters x several quantiles).
 Fits are reproducible, whatever ``n_jobs`` (every LightGBM model trains on one
 thread with ``deterministic=True``; ``n_jobs`` models train at once).
+
+``fit`` is four public steps, so that ``wavinv.distributed`` can run the middle
+ones on a cluster and still return the same kind of model: ``check_settings``
+(the LightGBM parameters), the ``FeatureReducer`` (``reducer_``), ``tree_rows``
+and ``objectives`` (which rows and which objectives the boosters train on, one
+booster per parameter and objective, parameter-major), and ``finish_fit`` on the
+rows kept from the trees.
 """
 
 from __future__ import annotations
@@ -33,8 +40,9 @@ __all__ = ["PCALGBMRegressor", "PCALGBMQuantile"]
 class _PCALGBM(WavinvEstimator):
     """Shared parts: the feature reduction, the shared Dataset, the booster loop."""
 
-    def _reduce(self, X) -> np.ndarray:
-        self.reducer_ = FeatureReducer(
+    def new_reducer(self) -> FeatureReducer:
+        """An unfitted ``FeatureReducer`` with this estimator's feature settings."""
+        return FeatureReducer(
             n_components=self.n_components,
             pool_shape=self.pool_shape,
             pca_rows=self.pca_rows,
@@ -42,9 +50,9 @@ class _PCALGBM(WavinvEstimator):
             random_state=self.random_state,
             progress=self.progress,
         )
-        return self.reducer_.fit_transform(X)
 
-    def _params(self) -> dict:
+    def check_settings(self) -> dict:
+        """Validate the hyper-parameters; the LightGBM parameters every booster shares."""
         for name in ("n_estimators", "num_leaves", "min_child_samples", "max_bin"):
             positive_int(name, getattr(self, name))
         if not (isinstance(self.learning_rate, Real) and self.learning_rate > 0):
@@ -74,7 +82,7 @@ class _PCALGBM(WavinvEstimator):
         cores, one LightGBM call with 2 OpenMP threads ran 7x slower than with
         one; and results do not depend on ``n_jobs``.
         """
-        params = self._params()
+        params = self.check_settings()
         n_targets, n_obj = targets.shape[1], len(objectives)
         workers = min(n_threads(self.n_jobs), n_targets)
         first = lgb.Dataset(z, label=targets[:, 0], params=params, free_raw_data=False).construct()
@@ -96,6 +104,29 @@ class _PCALGBM(WavinvEstimator):
             list(pool.map(work, range(workers)))
         bar.close()
         return boosters
+
+    def fit(self, X, y):
+        X, y = self._check_fit_inputs(X, y)
+        self.check_settings()
+        objectives = self.objectives()
+        rows = self.tree_rows(len(y))
+        self.reducer_ = self.new_reducer()
+        z = self.reducer_.fit_transform(X)
+        self.boosters_ = self._train(z[rows], y[rows], objectives, self._desc)
+        held = np.setdiff1d(np.arange(len(y)), rows)
+        self.finish_fit(z[held], y[held])
+        return self
+
+    def objectives(self) -> list[dict]:
+        """The LightGBM objectives of each parameter's boosters (validating their settings)."""
+        raise NotImplementedError
+
+    def tree_rows(self, n: int) -> np.ndarray:
+        """Sorted indices of the training rows the boosters learn from (the rest is held out)."""
+        return np.arange(n)
+
+    def finish_fit(self, z_held: np.ndarray, y_held: np.ndarray) -> None:
+        """Last step of ``fit`` once ``boosters_`` are set: learn from the held-out rows' features."""
 
     def _predict_z(self, z: np.ndarray) -> np.ndarray:
         """``(N, len(boosters_))`` raw predictions from features ``z``; boosters run
@@ -162,12 +193,10 @@ class PCALGBMRegressor(_PCALGBM):
         self.random_state = random_state
         self.progress = progress
 
-    def fit(self, X, y) -> "PCALGBMRegressor":
-        X, y = self._check_fit_inputs(X, y)
-        self._params()
-        z = self._reduce(X)
-        self.boosters_ = self._train(z, y, [{"objective": "regression"}], "pca-lgbm")
-        return self
+    _desc = "pca-lgbm"
+
+    def objectives(self) -> list[dict]:
+        return [{"objective": "regression"}]
 
     def predict(self, X) -> np.ndarray:
         return np.clip(self._predict_boosters(X), 0.0, 1.0)
@@ -280,8 +309,9 @@ class PCALGBMQuantile(_PCALGBM):
 
     _GRID = np.linspace(0.0, 1.0, 101)  # levels of the recalibration map
 
-    def fit(self, X, y) -> "PCALGBMQuantile":
-        X, y = self._check_fit_inputs(X, y)
+    _desc = "pca-lgbm-quantile"
+
+    def objectives(self) -> list[dict]:
         try:
             taus = np.asarray(self.quantiles, dtype=np.float64)
         except (TypeError, ValueError):
@@ -290,28 +320,28 @@ class PCALGBMQuantile(_PCALGBM):
             raise InputError(f"quantiles must be at least two increasing levels in (0, 1), got {self.quantiles!r}")
         if not (isinstance(self.calibration_fraction, Real) and 0 <= self.calibration_fraction < 1):
             raise InputError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction!r}")
-        self._params()
-        n = len(y)
+        self.quantiles_ = taus
+        self.taus_ext_ = np.concatenate([[0.0], taus, [1.0]])
+        return [{"objective": "quantile", "alpha": float(t)} for t in taus]
+
+    def tree_rows(self, n: int) -> np.ndarray:
+        """All rows but a random ``calibration_fraction`` of them (seeded by ``random_state``)."""
         n_cal = int(round(float(self.calibration_fraction) * n))
         if self.calibration_fraction > 0 and not 2 <= n_cal <= n - 2:
             raise InputError(f"calibration_fraction={self.calibration_fraction} leaves too few rows of {n} for calibration or training")
-        self.quantiles_ = taus
-        self.taus_ext_ = np.concatenate([[0.0], taus, [1.0]])
+        return np.sort(as_generator(self.random_state).permutation(n)[n_cal:])
 
-        z = self._reduce(X)
-        order = as_generator(self.random_state).permutation(n)
-        cal, train = np.sort(order[:n_cal]), np.sort(order[n_cal:])
-        objectives = [{"objective": "quantile", "alpha": float(t)} for t in taus]
-        self.boosters_ = self._train(z[train], y[train], objectives, "pca-lgbm-quantile")
-
+    def finish_fit(self, z_held: np.ndarray, y_held: np.ndarray) -> None:
+        """The recalibration map and the copula, from the PIT values of the held-out rows."""
         p = self.n_params_
+        n_cal = len(y_held)
         if n_cal == 0:
             self.recalibration_ = np.repeat(self._GRID[:, None], p, axis=1)
             self.copula_chol_ = np.eye(p)
-            return self
-        q_ext = self._quantile_fns(self._predict_z(z[cal]))
-        lo = _cdf(q_ext, self.taus_ext_, y[cal], strict=True)
-        hi = _cdf(q_ext, self.taus_ext_, y[cal], strict=False)
+            return
+        q_ext = self._quantile_fns(self._predict_z(z_held))
+        lo = _cdf(q_ext, self.taus_ext_, y_held, strict=True)
+        hi = _cdf(q_ext, self.taus_ext_, y_held, strict=False)
         # Randomised PIT: uniform within an atom of the predicted distribution.
         rng = np.random.default_rng([0 if self.random_state is None else int(self.random_state), 1])
         pit = lo + rng.random(lo.shape) * (hi - lo)
@@ -323,7 +353,6 @@ class PCALGBMQuantile(_PCALGBM):
         corr = cov / np.outer(sd, sd)
         np.fill_diagonal(corr, 1.0)
         self.copula_chol_ = np.linalg.cholesky(corr + 1e-9 * np.eye(p))
-        return self
 
     def _quantile_fns(self, raw: np.ndarray) -> np.ndarray:
         return _extend(raw.reshape(len(raw), self.n_params_, len(self.quantiles_)), self.quantiles_)
