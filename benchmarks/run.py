@@ -2,6 +2,8 @@
 
     python benchmarks/run.py --profile quick    # minutes on 2 cores: a smoke run
     python benchmarks/run.py --profile full     # the committed results (benchmarks/results/)
+    python benchmarks/run.py --profile full --methods spec-cnn --inputs spectrogram \
+        --set spec-cnn.max_time=1800 --out data/bench-spec-cnn-30min --publish benchmarks/results/spec-cnn-30min
 
 Profiles are the plain dicts in ``wavinv.bench.PROFILES`` (store size and seed,
 methods, inputs, targets, K, draws, per-method hyper-parameters); the command
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="work folder (default data/bench-PROFILE)")
     ap.add_argument("--publish", type=Path, default=None, help="copy tables and plots here (default: benchmarks/results for full)")
     ap.add_argument("--methods", default=None, help="comma-separated subset (default: the profile's)")
+    ap.add_argument("--inputs", default=None, help="comma-separated subset of spectrogram,waveform (default: the profile's)")
+    ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE", help="a hyper-parameter of one method (JSON value), e.g. conv1d.max_time=1800")
     ap.add_argument("--targets", type=int, default=None)
     ap.add_argument("--k", type=int, default=None)
     ap.add_argument("--draws", type=int, default=None)
@@ -68,7 +72,9 @@ def main(argv: list[str] | None = None) -> None:
         store,
         out,
         methods=args.methods,
+        inputs=args.inputs,
         profile=args.profile,
+        overrides=parse_sets(args.set),
         targets=args.targets,
         k=args.k,
         draws=args.draws,
@@ -88,6 +94,21 @@ def main(argv: list[str] | None = None) -> None:
         for path in res.files.values():
             shutil.copy2(path, publish / path.name)
         print(f"published {len(res.files)} files to {publish}")
+
+
+def parse_sets(items: list[str]) -> dict[str, dict]:
+    """``["conv1d.max_time=1800"]`` -> ``{"conv1d": {"max_time": 1800}}`` (values parsed as JSON when they are JSON)."""
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not (sep and dot and method and name):
+            sys.exit(f"--set expects METHOD.KEY=VALUE, got {item!r}")
+        try:
+            out.setdefault(method, {})[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out.setdefault(method, {})[name] = value
+    return out
 
 
 def _costs(out: Path, name: str) -> dict[str, str]:
