@@ -61,6 +61,17 @@ def test_table_has_every_column_the_prior_row_and_finite_numbers(run):
     assert len(meta["target_ids"]) == PROFILE["targets"]
 
 
+def test_a_flow_trained_net_gets_a_latent_noise_row_from_the_same_fit(store, tmp_path):
+    from wavinv.models.conv1d import TINY
+
+    res = bench(store, tmp_path / "o", methods="conv1d", inputs="waveform", profile="test", overrides={"conv1d": TINY}, progress=False)
+    assert [(r["method"], r["input"]) for r in res.rows] == [("prior", "any"), ("conv1d", "waveform"), ("conv1d+latent-noise", "waveform")]
+    assert res.fitted == ["prior-waveform", "conv1d-waveform"]  # one training for both sampling rows
+    flow, latent = res.rows[1], res.rows[2]
+    assert flow["fit_s"] == latent["fit_s"] and flow["diversity"] != latent["diversity"]
+    assert (tmp_path / "o" / "evals" / "conv1d+latent-noise-waveform.json").is_file()
+
+
 def test_targets_are_test_split_clips(run, store):
     assert set(run.meta["target_ids"]) <= set(store.split_indices("test").tolist())
 

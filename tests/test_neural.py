@@ -145,6 +145,26 @@ def test_flow_spreads_over_an_unidentifiable_parameter(flow_model):
     assert hot > s[:16].std(axis=1).mean()
 
 
+def test_a_flow_model_also_samples_by_latent_noise(data, flow_model, noise_model):
+    X, y = toy(64, seed=1)
+    m = flow_model
+    assert set(m.noise_scales_) == {"flow", "latent-noise"} and set(noise_model.noise_scales_) == {"latent-noise"}
+    flow = m.sample(X, 64, random_state=0)
+    try:
+        m.set_params(sampler="latent-noise")
+        latent = m.sample(X, 64, random_state=0)
+        # the point head decodes perturbed latents: spread around the point estimate, calibrated too
+        np.testing.assert_allclose(m.sample(X[:4], 2, noise_scale=0.0)[:, 0], m.predict(X[:4]), atol=1e-6)
+    finally:
+        m.set_params(sampler=None)
+    assert not np.allclose(latent, flow) and latent.std(axis=1).mean() > 0
+    assert 0.5 < coverage(y, latent) < 0.98
+    np.testing.assert_array_equal(m.sample(X, 64, random_state=0), flow)  # back to the flow
+    with pytest.raises(InputError, match="trained with that head"):
+        noise_model.set_params(sampler="flow").sample(data[0][:2], 2)
+    noise_model.set_params(sampler=None)
+
+
 class _Interrupted(Conv1dInverter):
     """Raises KeyboardInterrupt at the start of epoch ``stop_at`` (like Ctrl-C)."""
 
@@ -226,6 +246,7 @@ def test_block_loader_reads_every_row_once_in_bounded_blocks():
     "kw, match",
     [
         ({"head": "gan"}, "head"),
+        ({"sampler": "gan"}, "sampler"),
         ({"validation_fraction": 1.5}, "validation_fraction"),
         ({"noise_scale": -1}, "noise_scale"),
         ({"device": "tpu9"}, "device"),

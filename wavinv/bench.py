@@ -340,6 +340,22 @@ def _pairs(s: _Settings) -> list[tuple[str, str]]:
     return [("prior", s.inputs[0])] + [(m, i) for m in s.methods if m != "prior" for i in s.inputs]
 
 
+def _entries(s: _Settings) -> list[tuple[str, str, str, str | None]]:
+    """The table's rows: ``(label, method, input, sampler)``.
+
+    A neural method trained with the flow head also samples by latent noise
+    (``sampler="latent-noise"``) from the same fit, so both sampling heads get a
+    row, ``"METHOD+latent-noise"``, for the cost of one training.
+    """
+    rows = []
+    for method, input in _pairs(s):
+        rows.append((method, method, input, None))
+        params = build_method(method, **s.overrides_for(method, input)).get_params()
+        if "sampler" in params and params.get("head") == "flow":
+            rows.append((f"{method}+latent-noise", method, input, "latent-noise"))
+    return rows
+
+
 def _command(store: Store, out: Path, s: _Settings, generator: str | None) -> str:
     """The ``wavinv bench`` command that reproduces this run with every setting spelled out."""
     args = ["wavinv", "bench", "--store", str(store.location), "--out", str(out), "--profile", s.profile]
@@ -403,11 +419,12 @@ def bench(
     result = BenchResult(rows=[], meta={}, out=out, files={})
     evals: dict[tuple[str, str], dict[str, Any]] = {}
     t_start = time.perf_counter()
-    pairs = _pairs(s)
-    bar = tqdm(pairs, desc="bench", unit="pair", disable=not progress)
-    for method, input in bar:
-        bar.set_postfix_str(f"{method}/{input}")
-        name = f"{method}-{input}"
+    entries = _entries(s)
+    pairs = [(label, input) for label, _, input, _ in entries]
+    bar = tqdm(entries, desc="bench", unit="row", disable=not progress)
+    for label, method, input, sampler in bar:
+        bar.set_postfix_str(f"{label}/{input}")
+        name, model_name = f"{label}-{input}", f"{method}-{input}"
         model_key = {
             "store": store.fingerprint,
             "method": method,
@@ -417,21 +434,25 @@ def bench(
             "wavinv": __version__,
         }
         eval_key = {"model": _hash(model_key), "k": s.k, "draws": s.draws, "samples": s.samples, "seed": s.seed, "gallery": s.gallery}
+        if sampler is not None:
+            eval_key["sampler"] = sampler
         ev_path = out / "evals" / f"{name}.json"
         ev = _read_json(ev_path)
         if not ev or ev.get("key") != json.loads(json.dumps(eval_key)):
-            ev = {"key": eval_key, "method": method, "input": input, "targets": {}}
+            ev = {"key": eval_key, "method": label, "input": input, "targets": {}}
         todo = [int(r) for r in rows if str(int(r)) not in ev["targets"]]
-        model = _model_info(out, name, model_key)
+        model = _model_info(out, model_name, model_key)
         if todo or model is None:
-            inv, model = _fit_or_load(store, out, name, model_key, method, input, model, result, progress)
+            inv, model = _fit_or_load(store, out, model_name, model_key, method, input, model, result, progress)
+            if sampler is not None:
+                inv.estimator.set_params(sampler=sampler)
             if todo:
                 _evaluate(inv, gen, store, s, positions, rows, ev, ev_path, out, name, progress)
                 result.evaluated.append(name)
         else:
             result.reused.append(name)
             log.info("%s: model and all %d target results reused", name, len(rows))
-        evals[(method, input)] = {"model": model, "records": [ev["targets"][str(int(r))] for r in rows]}
+        evals[(label, input)] = {"model": model, "records": [ev["targets"][str(int(r))] for r in rows]}
     bar.close()
 
     result.rows = _table(evals, pairs, s)
@@ -459,7 +480,7 @@ def bench(
             "samples": s.samples,
             "seed": s.seed,
             "bootstrap": {"resamples": N_BOOT, "level": LEVEL},
-            "overrides": {f"{m}:{i}": s.overrides_for(m, i) for m, i in pairs if s.overrides_for(m, i)},
+            "overrides": {f"{m}:{i}": s.overrides_for(m, i) for m, i in _pairs(s) if s.overrides_for(m, i)},
         },
         "target_ids": [int(r) for r in rows],
         "wall_s": round(time.perf_counter() - t_start, 1),

@@ -12,6 +12,10 @@ unit-scale parameters, trained with MSE) plus a sampling head:
   modes (parameters that trade places) and spread over parameters the sound
   does not constrain. Its base temperature is calibrated the same way.
 
+A flow-trained network also has the point head, so it can sample both ways:
+``sampler="latent-noise"`` (settable after the fit) switches, and both scales
+are calibrated at the end of the fit (``noise_scales_``).
+
 Training (``NeuralInverter.fit``) reads ``X`` (numpy or ``LazyArray``) in
 contiguous blocks, shuffles within a bounded buffer and prefetches in a
 background thread (``BlockLoader``), stops early on a validation split, shows
@@ -164,11 +168,14 @@ class InverterNet(nn.Module):
             loss = loss + flow_weight * nll
         return loss
 
-    def sample(self, z: torch.Tensor, n: int, scale: float, gen: torch.Generator) -> torch.Tensor:
-        """``(B, n, P)`` draws for latents ``z`` (B, L); ``scale`` is the calibrated noise/temperature."""
+    def sample(self, z: torch.Tensor, n: int, scale: float, gen: torch.Generator, head: str | None = None) -> torch.Tensor:
+        """``(B, n, P)`` draws for latents ``z`` (B, L); ``scale`` is the calibrated noise/temperature.
+
+        ``head="latent-noise"`` perturbs the latent even when there is a flow.
+        """
         B, L = z.shape
         zz = z[:, None, :].expand(B, n, L).reshape(B * n, L)
-        if self.flow is None:
+        if self.flow is None or head == "latent-noise":
             eps = torch.randn(zz.shape, generator=gen, device=gen.device).to(z.device)
             out = self.decode(zz + scale * self.z_std * eps)
         else:
@@ -286,7 +293,7 @@ class NeuralInverter(WavinvEstimator):
 
     _kind = "neural"
     # hyper-parameters that do not change the result of a fit (so a checkpoint stays valid)
-    _RESUMABLE = ("max_epochs", "max_time", "checkpoint", "progress", "device", "n_threads")
+    _RESUMABLE = ("max_epochs", "max_time", "checkpoint", "progress", "device", "n_threads", "sampler")
 
     # -- contract ---------------------------------------------------------------
     def fit(self, X, y, X_val=None, y_val=None) -> "NeuralInverter":
@@ -424,7 +431,7 @@ class NeuralInverter(WavinvEstimator):
     def sample(self, X, n_samples: int, random_state=None, noise_scale: float | None = None) -> np.ndarray:
         """``n_samples`` draws per row, ``(N, n_samples, P)`` in [0, 1].
 
-        ``noise_scale`` overrides the calibrated ``noise_scale_`` (the latent
+        ``noise_scale`` overrides the calibrated scale of the sampling head (``noise_scales_``: the latent
         noise in units of the latent spread, or the flow's base temperature).
         """
         with torch_threads(self.n_threads):
@@ -433,7 +440,8 @@ class NeuralInverter(WavinvEstimator):
     def _sample(self, X, n_samples: int, random_state, noise_scale: float | None) -> np.ndarray:
         X, net, dev = self._ready(X)
         n_samples = check_n_samples(n_samples)
-        scale = self.noise_scale_ if noise_scale is None else float(noise_scale)
+        head = self._sampling_head()
+        scale = self.noise_scales_[head] if noise_scale is None else float(noise_scale)
         if not np.isfinite(scale) or scale < 0:
             raise InputError(f"noise_scale must be a finite number >= 0, got {noise_scale!r}")
         seed = int(as_generator(random_state).integers(2**62))
@@ -444,7 +452,7 @@ class NeuralInverter(WavinvEstimator):
         with torch.no_grad():
             for _, xb in iter_batches(X, min(rows, self.batch_size)):
                 z = net.latent(torch.from_numpy(np.asarray(xb, dtype=np.float32)).to(dev))
-                out.append(net.sample(z, int(n_samples), scale, gen).clamp(0, 1).cpu().numpy())
+                out.append(net.sample(z, int(n_samples), scale, gen, head).clamp(0, 1).cpu().numpy())
         return np.concatenate(out).astype(np.float64) if out else np.empty((0, int(n_samples), self.n_params_))
 
     # -- pickling: weights as CPU tensors, the network rebuilt from net_config_ -------
@@ -457,6 +465,9 @@ class NeuralInverter(WavinvEstimator):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         weights = state.pop("_net_state", None)
+        state.setdefault("sampler", None)  # models saved before there was a choice
+        if "noise_scale_" in state:
+            state.setdefault("noise_scales_", {state["head"]: state["noise_scale_"]})
         self.__dict__.update(state)
         if weights is not None:
             net = self._build(self.net_config_, 0)
@@ -465,9 +476,17 @@ class NeuralInverter(WavinvEstimator):
             self.device_ = "cpu"
 
     # -- pieces ------------------------------------------------------------------
+    def _sampling_head(self) -> str:
+        head = self.head if self.sampler is None else self.sampler
+        if head not in self.noise_scales_:
+            raise InputError(f"{self._kind}: sampler {self.sampler!r} needs a model trained with that head (this one has {', '.join(self.noise_scales_)})")
+        return head
+
     def _validate_hparams(self) -> None:
         if self.head not in HEADS:
             raise InputError(f"{self._kind}: head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        if self.sampler is not None and self.sampler not in HEADS:
+            raise InputError(f"{self._kind}: sampler must be None or one of {', '.join(HEADS)}, got {self.sampler!r}")
         for name in ("batch_size", "max_epochs", "patience", "latent_dim", "hidden", "block_size", "shuffle_blocks", "n_calibration"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
@@ -540,16 +559,27 @@ class NeuralInverter(WavinvEstimator):
         y = np.concatenate(ys)[: self.n_calibration]
         if len(z) > 1:
             net.z_std.copy_(z.std(dim=0).clamp_min(1e-6))
+        heads = ["flow", "latent-noise"] if net.flow is not None else ["latent-noise"]
         if self.noise_scale != "auto":
+            self.noise_scales_ = {h: float(self.noise_scale) for h in heads}
             self.noise_scale_ = float(self.noise_scale)
             self.calibration_coverage_ = float("nan")
             return
+        self.noise_scales_, coverages = {}, {}
+        for head in heads:
+            self.noise_scales_[head], coverages[head] = self._calibrate_head(net, z, y, seed, head)
+            log.info("%s: %s scale %.4g gives coverage@80 %.3f on %d validation rows", self._kind, head, self.noise_scales_[head], coverages[head], len(y))
+        self.noise_scale_, self.calibration_coverage_ = self.noise_scales_[self.head], coverages[self.head]
+
+    @staticmethod
+    def _calibrate_head(net: InverterNet, z: torch.Tensor, y: np.ndarray, seed: int, head: str) -> tuple[float, float]:
+        """The scale of ``head``'s noise whose samples give coverage@80 closest to 0.80, and that coverage."""
         n_draws = 64  # as many draws as the benchmark's coverage@80, whose interval estimate depends on it
 
         def cov(scale: float) -> float:
             gen = torch.Generator().manual_seed(seed)
             with torch.no_grad():
-                s = net.sample(z, n_draws, scale, gen).cpu().numpy()
+                s = net.sample(z, n_draws, scale, gen, head).cpu().numpy()
             tried[scale] = coverage(y, s, level=0.8)
             return tried[scale]
 
@@ -568,8 +598,7 @@ class NeuralInverter(WavinvEstimator):
                     lo, hi = (mid, hi) if cov(mid) < 0.8 else (lo, mid)
                 break
             a, c_a = b, c_b
-        self.noise_scale_, self.calibration_coverage_ = min(tried.items(), key=lambda kv: (abs(kv[1] - 0.8), kv[0]))
-        log.info("%s: noise_scale_ %.4g gives coverage@80 %.3f on %d validation rows", self._kind, self.noise_scale_, self.calibration_coverage_, len(y))
+        return min(tried.items(), key=lambda kv: (abs(kv[1] - 0.8), kv[0]))
 
     def _fingerprint(self, X, y: np.ndarray, Xv, yv: np.ndarray) -> str:
         params = {k: v for k, v in self.get_params().items() if k not in self._RESUMABLE}

@@ -71,6 +71,9 @@ class Conv1dInverter(NeuralInverter):
     flow_transforms, flow_hidden, flow_weight :
         The flow head: coupling transforms, hidden width, weight of its NLL in the loss.
     noise_scale : "auto" (calibrated on the validation split for coverage@80 = 0.8) or a number.
+    sampler : None (sample with the trained head) or "latent-noise": a flow-trained
+        model can also sample by perturbing its latent and decoding with the point
+        head (its scale calibrated too), so one fit benchmarks both heads.
     lr, weight_decay, batch_size, max_epochs, patience, tol :
         AdamW training with early stopping on the validation loss.
     validation_fraction : share of ``X``'s blocks held out when ``fit`` gets no ``X_val``.
@@ -100,6 +103,7 @@ class Conv1dInverter(NeuralInverter):
         flow_hidden: int = 128,
         flow_weight: float = 1.0,
         noise_scale: str | float = "auto",
+        sampler: str | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         batch_size: int = 64,
@@ -129,6 +133,7 @@ class Conv1dInverter(NeuralInverter):
         self.flow_hidden = flow_hidden
         self.flow_weight = flow_weight
         self.noise_scale = noise_scale
+        self.sampler = sampler
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size

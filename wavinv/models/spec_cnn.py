@@ -70,7 +70,7 @@ class SpecCNNInverter(NeuralInverter):
         (``None``: the frontend's defaults with ``n_samples`` from ``X``).
     channels, pool : the 2D CNN: one stride-2 conv layer per entry of ``channels``,
         after average-pooling the spectrogram by ``pool``.
-    Other parameters: as ``Conv1dInverter`` (head, latent, flow, training,
+    Other parameters: as ``Conv1dInverter`` (head, sampler, latent, flow, training,
     checkpoint, device, n_threads, seed, progress).
     """
 
@@ -88,6 +88,7 @@ class SpecCNNInverter(NeuralInverter):
         flow_hidden: int = 128,
         flow_weight: float = 1.0,
         noise_scale: str | float = "auto",
+        sampler: str | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         batch_size: int = 64,
@@ -115,6 +116,7 @@ class SpecCNNInverter(NeuralInverter):
         self.flow_hidden = flow_hidden
         self.flow_weight = flow_weight
         self.noise_scale = noise_scale
+        self.sampler = sampler
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
