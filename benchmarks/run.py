@@ -112,8 +112,10 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
 
 
 def _costs(out: Path, name: str) -> dict[str, str]:
-    """Fit time and total invert time of one pair, read back from the work files."""
-    model = json.loads((out / "models" / f"{name}.json").read_text())
+    """Fit time and total invert time of one row, read back from the work files."""
+    # a "METHOD+SAMPLER-INPUT" row samples the model fitted for "METHOD-INPUT"
+    model_name = f"{name.split('+')[0]}-{name.rsplit('-', 1)[1]}" if "+" in name else name
+    model = json.loads((out / "models" / f"{model_name}.json").read_text())
     ev = json.loads((out / "evals" / f"{name}.json").read_text())
     inv = [t["invert_s"] for t in ev["targets"].values()]
     return {"fit": f"{model['fit_wall_s']:.1f} s", "invert": f"{sum(inv):.1f} s for {len(inv)} targets", "model": f"{model['model_mb']:.2f} MB"}

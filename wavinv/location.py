@@ -59,12 +59,6 @@ class Location:
     def __repr__(self) -> str:
         return f"Location({self.url!r})"
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Location) and self.url == other.url
-
-    def __hash__(self) -> int:
-        return hash(self.url)
-
     def zarr_store(self) -> str:
         """What ``zarr.open_group(store=...)`` takes: the path, or the URL (zarr opens it with fsspec)."""
         return self.url
