@@ -407,6 +407,14 @@ class Spectrogram(torch.nn.Module):
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         x = self._check(waves)
+        if x.device.type == "cpu" and len(x) > CPU_BATCH and self.kind != "cqt":
+            # a few clips at a time keep the STFT's buffers in cache (see default_batch_size);
+            # autograd flows through the concatenation as through one call. (nnAudio's CQT is a
+            # convolution whose rounding depends on the batch: it keeps whole batches.)
+            return torch.cat([self._db(chunk) for chunk in x.split(CPU_BATCH)])
+        return self._db(x)
+
+    def _db(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self._cfg
         if cfg["kind"] == "cqt":
             # "wrap" normalisation reads 1 for a unit sine at a bin's frequency
