@@ -7,9 +7,9 @@ Times ``Spectrogram.forward`` on a batch of random 16,352-sample clips under
 ``torch.inference_mode()`` (median of ``--repeats`` after one warm-up call, the
 backends' calls alternating) and prints, per kind, torch.stft's speed as a ratio
 of nnAudio's measured in the same process, and which backend ``backend="auto"``
-runs on that device. Then ``--sweep``: the default frontend through
-``wavinv.frontend.spectrogram`` on 256 clips at each batch size, as a ratio of
-the speed at the largest one; it picks ``default_batch_size``.
+runs on that device. Then ``--sweep``: the default frontend on 256 clips on CPU
+with ``wavinv.frontend.CPU_BATCH`` (clips per STFT call) set to each size, as a
+ratio of the speed at the largest one; it picks ``CPU_BATCH``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import time
 
 import torch
 
-from wavinv.frontend import DEFAULT_N_SAMPLES, KINDS, Spectrogram, default_batch_size, resolve_backend, spectrogram
+import wavinv.frontend as frontend
+from wavinv.frontend import DEFAULT_N_SAMPLES, KINDS, Spectrogram, resolve_backend, spectrogram
 
 
 def machine(devices: list[str]) -> str:
@@ -66,7 +67,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, or all (cpu and cuda when available)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--sweep", default="1,2,4,8,16,64", help="batch sizes to compare for the default frontend ('' to skip)")
+    ap.add_argument("--sweep", default="1,2,4,8,16,64", help="CPU_BATCH values to compare for the default frontend on CPU ('' to skip)")
     ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of " + ",".join(KINDS))
     args = ap.parse_args()
     if args.device == "all":
@@ -100,23 +101,27 @@ def main() -> None:
     if args.sweep:
         sizes = [int(b) for b in args.sweep.split(",")]
         waves = (0.1 * torch.randn(256, DEFAULT_N_SAMPLES, generator=gen)).numpy()
+        module = Spectrogram()
+        chosen = frontend.CPU_BATCH
         print()
-        print("| device | batch | spectrograms / s | x the largest batch |")
-        print("|---|---:|---:|---:|")
-        for device in devices:
-            module = Spectrogram().to(device)
-            spectrogram(waves[:8], module)  # warm up
-            speed = {}
+        print("| CPU_BATCH (clips per STFT call, cpu) | spectrograms / s | x the largest |")
+        print("|---:|---:|---:|")
+        speed = {}
+        try:
             for b in sizes:
+                frontend.CPU_BATCH = b
+                spectrogram(waves[:8], module, device="cpu")  # warm up
                 times = []
                 for _ in range(args.repeats):
                     t = time.perf_counter()
-                    spectrogram(waves, module, batch_size=b)
+                    spectrogram(waves, module, batch_size=max(sizes), device="cpu")
                     times.append(time.perf_counter() - t)
                 speed[b] = len(waves) / statistics.median(times)
-            for b in sizes:
-                print(f"| {device} | {b} | {speed[b]:.1f} | {speed[b] / speed[max(sizes)]:.2f} |")
-            print(f"{device}: default_batch_size is {default_batch_size(device)}")
+        finally:
+            frontend.CPU_BATCH = chosen
+        for b in sizes:
+            print(f"| {b} | {speed[b]:.1f} | {speed[b] / speed[max(sizes)]:.2f} |")
+        print(f"wavinv uses CPU_BATCH = {chosen}")
 
 
 if __name__ == "__main__":

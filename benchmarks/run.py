@@ -27,6 +27,8 @@ from pathlib import Path
 
 from wavinv import open_store
 from wavinv.bench import PROFILES, bench, get_profile
+from wavinv.cli import parse_overrides
+from wavinv.errors import InputError
 from wavinv.generate import generate
 from wavinv.store import is_store
 
@@ -97,17 +99,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def parse_sets(items: list[str]) -> dict[str, dict]:
-    """``["conv1d.max_time=1800"]`` -> ``{"conv1d": {"max_time": 1800}}`` (values parsed as JSON when they are JSON)."""
+    """``["conv1d.max_time=1800"]`` -> ``{"conv1d": {"max_time": 1800}}`` (values as ``wavinv fit --set``)."""
     out: dict[str, dict] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        method, dot, name = key.partition(".")
-        if not (sep and dot and method and name):
+        method, dot, setting = item.partition(".")
+        if not (dot and method and "=" in setting):
             sys.exit(f"--set expects METHOD.KEY=VALUE, got {item!r}")
         try:
-            out.setdefault(method, {})[name] = json.loads(value)
-        except json.JSONDecodeError:
-            out.setdefault(method, {})[name] = value
+            out.setdefault(method, {}).update(parse_overrides([setting]))
+        except InputError as e:
+            sys.exit(f"--set {item!r}: {e}")
     return out
 
 

@@ -224,6 +224,15 @@ def test_default_batch_size_is_small_on_cpu():
     assert default_batch_size("cuda") == 64
 
 
+@pytest.mark.parametrize("kind", ["stft", "mel"])
+def test_a_batch_gives_exactly_its_clips_one_at_a_time(kind, device):
+    # on CPU the module works CPU_BATCH clips at a time: chunking must not change a value
+    m = Spectrogram(**SMALL, kind=kind)
+    x = np.concatenate([clips()] * 3)  # 12 clips: more than one chunk
+    whole = run(m, x, device)
+    np.testing.assert_array_equal(whole, np.concatenate([run(m, x[i : i + 1], device) for i in range(len(x))]))
+
+
 def test_numpy_function(device):
     x = clips()
     m = Spectrogram(**SMALL)

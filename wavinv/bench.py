@@ -407,7 +407,7 @@ def bench(
     # a prefix of one fixed permutation: asking for more targets later keeps the first ones
     positions = np.random.default_rng(np.random.SeedSequence([s.seed, 7])).permutation(len(test_idx))[: s.targets]
     rows = test_idx[positions]
-    _check_overrides(s)
+    entries = _entries(s)  # builds every estimator: a bad hyper-parameter fails now, not an hour in
     gen = _generator(store, generator)
 
     out = Path(out)
@@ -419,7 +419,6 @@ def bench(
     result = BenchResult(rows=[], meta={}, out=out, files={})
     evals: dict[tuple[str, str], dict[str, Any]] = {}
     t_start = time.perf_counter()
-    entries = _entries(s)
     pairs = [(label, input) for label, _, input, _ in entries]
     bar = tqdm(entries, desc="bench", unit="row", disable=not progress)
     for label, method, input, sampler in bar:
@@ -505,12 +504,6 @@ def _generator(store: Store, generator: str | None) -> Generator:
     if not same_generator(store.generator, generator_identity(gen)):
         raise StoreError(f"{store.location} was made by {store.generator['name']!r} v{store.generator['version']}, not {gen.name!r} v{gen.version}")
     return gen
-
-
-def _check_overrides(s: _Settings) -> None:
-    """Build every estimator once before fitting any: a bad hyper-parameter fails now, not an hour in."""
-    for method, input in _pairs(s):
-        build_method(method, **s.overrides_for(method, input))
 
 
 def _model_info(out: Path, name: str, model_key: dict[str, Any]) -> dict[str, Any] | None:

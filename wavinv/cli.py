@@ -213,7 +213,8 @@ def _add_fit(sub) -> None:
     p.set_defaults(func=_cmd_fit)
 
 
-def _parse_overrides(items: list[str]) -> dict:
+def parse_overrides(items: list[str]) -> dict:
+    """``["k=v", ...]`` -> ``{"k": v}``, each value parsed as JSON when it is JSON, else kept as text."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -236,7 +237,7 @@ def _cmd_fit(args) -> int:
     if not out.parent.is_dir():
         raise InputError(f"output folder does not exist: {out.parent}")
     store = open_store(args.store)
-    inv = fit_inverter(store, args.method, args.input, overrides=_parse_overrides(args.set), random_state=args.seed, scheduler=args.scheduler, progress=not args.quiet)
+    inv = fit_inverter(store, args.method, args.input, overrides=parse_overrides(args.set), random_state=args.seed, scheduler=args.scheduler, progress=not args.quiet)
     inv.save(out)
     v = inv.validation
     print(f"fitted {args.method} on {args.input} ({inv.store['n_train']} train clips) in {v['fit_s']:.1f} s -> {out}")

@@ -61,7 +61,7 @@ KINDS = ("stft", "mel", "cqt")
 BACKENDS = ("auto", "nnaudio", "torch")
 DEFAULT_SAMPLE_RATE = 16000
 DEFAULT_N_SAMPLES = 16352  # 511 * 32: 512 centred frames at hop 32
-CPU_BATCH = 4  # see default_batch_size
+CPU_BATCH = 4  # clips per STFT call on CPU; see default_batch_size
 CQT_FMIN = 32.70  # C1, nnAudio's and librosa's default
 
 _CONFIG_KEYS = (
@@ -483,12 +483,14 @@ def _torch_device(device: Any) -> torch.device:
 
 
 def default_batch_size(device: torch.device | str) -> int:
-    """Clips per frontend call: 4 on CPU, 64 on an accelerator.
+    """Clips per ``spectrogram()`` batch: ``CPU_BATCH`` on CPU, 64 on an accelerator.
 
-    On CPU small batches keep the STFT's buffers in cache: 512 x 512 spectrograms
-    ran at 522 clips/s in batches of 4 against 187 in batches of 64 on this
-    project's 2-core machine (benchmarks/frontend_speed.py --batch). A GPU wants
-    big batches.
+    On CPU small calls keep the STFT's buffers in cache (4 clips per call ran
+    2.7x faster than 64 in ``benchmarks/frontend_speed.py --sweep``); the module
+    itself splits bigger CPU batches the same way, but batches of ``CPU_BATCH``
+    also spare the large output tensors: invert's scoring stage took 0.22-0.24 s
+    this way against 0.26-0.32 s in batches of 64 (``benchmarks/invert_speed.py``,
+    one run each). A GPU wants big batches.
     """
     return CPU_BATCH if torch.device(device).type == "cpu" else 64
 
