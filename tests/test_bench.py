@@ -19,6 +19,8 @@ from wavinv.generate import generate
 
 PROFILE = get_profile("test")
 PAIRS = [("prior", "any")] + [(m, i) for m in PROFILE["methods"] if m != "prior" for i in PROFILE["inputs"]]
+# synth100 takes a noise seed, so every table ends with the same-sound floor
+ROWS = PAIRS + [("floor", "any")]
 
 
 @pytest.fixture(scope="module")
@@ -41,21 +43,29 @@ def read_csv(path):
 def test_table_has_every_column_the_prior_row_and_finite_numbers(run):
     rows = read_csv(run.out / "results.csv")
     assert list(rows[0]) == CSV_COLUMNS
-    assert [(r["method"], r["input"]) for r in rows] == PAIRS
+    assert [(r["method"], r["input"]) for r in rows] == ROWS
     for r in rows:
+        # the floor is one re-rendered clip per target: it has distances, no samples
+        no_samples = {c for key in METRICS if not key.startswith(("lsd_db", "mrstft")) for c in (key, f"{key}_lo", f"{key}_hi")}
         for c in CSV_COLUMNS[2:]:
-            assert math.isfinite(float(r[c])), (r["method"], c, r[c])
+            if r["method"] == "floor" and c in no_samples:
+                assert r[c] == "", (c, r[c])
+            else:
+                assert math.isfinite(float(r[c])), (r["method"], c, r[c])
         for key in METRICS:
-            assert float(r[f"{key}_lo"]) <= float(r[key]) <= float(r[f"{key}_hi"])
+            if r["method"] != "floor" or key not in no_samples:
+                assert float(r[f"{key}_lo"]) <= float(r[key]) <= float(r[f"{key}_hi"])
         assert int(r["n_targets"]) == PROFILE["targets"]
+    assert float(rows[0]["gap_closed"]) == 0.0  # chance closes none of the gap, by definition
     # the paired difference of the best row with itself is exactly zero
-    assert min(float(r["d_lsd_db_best"]) for r in rows) == 0.0
+    assert min(float(r["d_lsd_db_best"]) for r in rows if r["method"] != "floor") == 0.0
     md = run.markdown()
     for header, _, _ in METRICS.values():
         assert header in md
     for text in ("prior (chance)", run.meta["store"]["fingerprint"], run.meta["command"], f"| wavinv | {__version__}", "cores", "fit (s)", "model (MB)"):
         assert text in md
     assert md.count("\n| prior") + md.count("\n| knn") == len(PAIRS)
+    assert "| floor (same sound) |" in md and "gap closed" in md
     meta = json.loads((run.out / "results.json").read_text())["meta"]
     assert meta["settings"]["k"] == PROFILE["k"] and meta["machine"]["cores"] >= 1
     assert len(meta["target_ids"]) == PROFILE["targets"]
@@ -65,11 +75,30 @@ def test_a_flow_trained_net_gets_a_latent_noise_row_from_the_same_fit(store, tmp
     from wavinv.models.conv1d import TINY
 
     res = bench(store, tmp_path / "o", methods="conv1d", inputs="waveform", profile="test", overrides={"conv1d": TINY}, progress=False)
-    assert [(r["method"], r["input"]) for r in res.rows] == [("prior", "any"), ("conv1d", "waveform"), ("conv1d+latent-noise", "waveform")]
+    assert [(r["method"], r["input"]) for r in res.rows] == [("prior", "any"), ("conv1d", "waveform"), ("conv1d+latent-noise", "waveform"), ("floor", "any")]
     assert res.fitted == ["prior-waveform", "conv1d-waveform"]  # one training for both sampling rows
     flow, latent = res.rows[1], res.rows[2]
     assert flow["fit_s"] == latent["fit_s"] and flow["diversity"] != latent["diversity"]
     assert (tmp_path / "o" / "evals" / "conv1d+latent-noise-waveform.json").is_file()
+
+
+def test_refine_rows_come_from_the_same_fits_and_never_lose(run, store):
+    # the same store, settings and out folder: the plain rows and their fits are reused
+    res = bench(store, run.out, methods="knn", inputs="spectrogram", profile="test", refine=64, progress=False)
+    labels = [r["method"] for r in res.rows]
+    assert labels == ["prior", "random-search", "cma-search", "knn", "knn+refine", "floor"]
+    assert res.fitted == []
+    by = {r["method"]: r for r in res.rows}
+    # refinement starts from the same draws and keeps them in the ranking: per target it can only gain
+    ev = {name: json.loads((run.out / "evals" / f"{name}-spectrogram.json").read_text())["targets"] for name in ("knn", "knn+refine", "cma-search", "prior")}
+    for a, b in (("knn+refine", "knn"), ("cma-search", "prior")):
+        for row, rec in ev[a].items():
+            assert rec["lsd_db_best"] <= ev[b][row]["lsd_db_best"] + 1e-9
+            assert rec["lsd_db_median"] <= ev[b][row]["lsd_db_median"] + 1e-9
+            assert rec["n_renders"] > ev[b][row]["n_renders"]
+    # the peers spend what the refined rows spend: draws + refine renders
+    assert by["random-search"]["renders"] == PROFILE["draws"] + 64
+    assert "--refine 64" in res.meta["command"]
 
 
 def test_targets_are_test_split_clips(run, store):
@@ -103,7 +132,7 @@ def test_rerun_reuses_fits_and_results(run, store, capsys):
     table = (run.out / "results.csv").read_bytes()
     assert main(["bench", "--store", str(store.path), "--out", str(run.out), "--profile", "test"]) == 0
     out = capsys.readouterr().out
-    assert "prior" in out and f"(0 fitted, {len(PAIRS)} reused, 0 evaluated" in out
+    assert "prior" in out and "floor" in out and f"(0 fitted, {len(PAIRS)} reused, 0 evaluated" in out
     assert {p: p.stat().st_mtime_ns for p in models} == before
     assert (run.out / "results.csv").read_bytes() == table  # timings are stored too: the same bytes
 
@@ -118,6 +147,8 @@ def test_rerun_reuses_fits_and_results(run, store, capsys):
         ({"targets": 0}, InputError),
         ({"profile": "huge"}, InputError),
         ({"overrides": {"knn": {"no_such_parameter": 1}}}, InputError),
+        ({"refine": -1}, InputError),
+        ({"refine": 2.5}, InputError),
     ],
 )
 def test_bad_settings_are_typed_errors(store, tmp_path, kwargs, error):
@@ -133,7 +164,7 @@ def test_missing_store(tmp_path):
 
 @pytest.mark.parametrize(
     "extra",
-    [["--methods", "knn,unknown"], ["--inputs", "png"], ["--k", "0"]],
+    [["--methods", "knn,unknown"], ["--inputs", "png"], ["--k", "0"], ["--refine", "-5"]],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(store, tmp_path, capsys, extra):
     code = main(["bench", "--store", str(store.path), "--out", str(tmp_path / "o"), "--profile", "test", "-q", *extra])

@@ -40,10 +40,10 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import InputError, StoreError
-from .generators import BUILTIN_GENERATORS, Generator, generator_identity, load_generator
+from .generators import BUILTIN_GENERATORS, Generator, generator_identity, load_generator, render_checked, takes_seed
 from .inverter import Inverter, fit_inverter, load
 from .methods import INPUTS, build_method, method_names
-from .metrics import coverage, diversity, param_mae
+from .metrics import coverage, diversity, lsd_db, mrstft, param_mae
 from .store import Store, open_store, same_generator
 from .targets import Target, atomic_path
 
@@ -72,6 +72,12 @@ METRICS: dict[str, tuple[str, int, Any]] = {
     "diversity": ("diversity", 3, None),
     "coverage80": ("coverage@80", 3, 0.8),
 }
+# Per target, (chance - method) / (chance - floor); where chance is within this many dB of
+# the floor, the denominator is this, so a target that random patches already match cannot
+# swing the mean.
+GAP_MIN_DB = 0.5
+# The floor renders each target's true parameters with this noise seed (any seed but the default).
+FLOOR_SEED = 1
 N_BOOT = 1000
 LEVEL = 0.95
 
@@ -263,10 +269,10 @@ class BenchResult:
 
     def summary(self) -> str:
         """A few lines for a terminal: lsd_db best-of-K with its interval, and the costs."""
-        lines = [f"{'method':<20} {'input':<12} {'lsd_db best-of-K [95% CI]':<28} {'fit s':>8} {'invert s':>9}"]
+        lines = [f"{'method':<24} {'input':<12} {'lsd_db best-of-K [95% CI]':<28} {'gap closed':>10} {'fit s':>8} {'invert s':>9}"]
         for r in self.rows:
             ci = f"{r['lsd_db_best']:.2f} [{r['lsd_db_best_lo']:.2f}, {r['lsd_db_best_hi']:.2f}]"
-            lines.append(f"{r['method']:<20} {r['input']:<12} {ci:<28} {r['fit_s']:>8.1f} {r['invert_s']:>9.2f}")
+            lines.append(f"{r['method']:<24} {r['input']:<12} {ci:<28} {r['gap_closed']:>10.2f} {r['fit_s']:>8.1f} {r['invert_s']:>9.2f}")
         done = f"{len(self.fitted)} fitted, {len(self.reused)} reused, {len(self.evaluated)} evaluated"
         lines.append(f"{self.out / 'results.md'} ({done}; {self.meta['wall_s']:.0f} s)")
         return "\n".join(lines)
@@ -284,6 +290,7 @@ class _Settings:
     gallery: int
     seed: int
     overrides: dict[str, dict[str, Any]]
+    refine: int = 0
 
     def overrides_for(self, method: str, input: str) -> dict[str, Any]:
         """``overrides[method]`` updated by ``overrides["method:input"]``."""
@@ -296,7 +303,7 @@ def _positive(name: str, value: Any, low: int = 1) -> int:
     return int(value)
 
 
-def _settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides) -> _Settings:
+def _settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine=None) -> _Settings:
     prof = get_profile(profile)
     known = method_names()
     if methods is None:
@@ -329,6 +336,7 @@ def _settings(profile: str, methods, inputs, targets, k, draws, samples, gallery
         gallery=_positive("gallery", prof.get("gallery", 3) if gallery is None else gallery, 0),
         seed=_positive("seed", prof.get("seed", 0) if seed is None else seed, 0),
         overrides=merged,
+        refine=_positive("refine", prof.get("refine", 0) if refine is None else refine, 0),
     )
     if s.k > s.draws:
         raise InputError(f"k (candidates kept) must be <= draws, got k={s.k}, draws={s.draws}")
@@ -340,19 +348,40 @@ def _pairs(s: _Settings) -> list[tuple[str, str]]:
     return [("prior", s.inputs[0])] + [(m, i) for m in s.methods if m != "prior" for i in s.inputs]
 
 
-def _entries(s: _Settings) -> list[tuple[str, str, str, str | None]]:
-    """The table's rows: ``(label, method, input, sampler)``.
+@dataclass(frozen=True)
+class _Entry:
+    """One row of the table: a fitted method and how it is inverted."""
+
+    label: str
+    method: str
+    input: str
+    sampler: str | None = None
+    refine: int = 0  # extra renders per target spent on search through the generator
+    draws: int | None = None  # None: the settings' draws
+
+
+def _entries(s: _Settings) -> list[_Entry]:
+    """The table's rows.
 
     A neural method trained with the flow head also samples by latent noise
     (``sampler="latent-noise"``) from the same fit, so both sampling heads get a
-    row, ``"METHOD+latent-noise"``, for the cost of one training.
+    row, ``"METHOD+latent-noise"``, for the cost of one training. With
+    ``refine`` > 0 every method gets a ``METHOD+refine`` row from the same fit,
+    and two peers that learn nothing get rows at the same render budget
+    (draws + refine): ``cma-search`` (the prior's draws refined: search alone)
+    and ``random-search`` (the best of draws + refine random patches).
     """
     rows = []
     for method, input in _pairs(s):
-        rows.append((method, method, input, None))
+        rows.append(_Entry(method, method, input))
         params = build_method(method, **s.overrides_for(method, input)).get_params()
         if "sampler" in params and params.get("head") == "flow":
-            rows.append((f"{method}+latent-noise", method, input, "latent-noise"))
+            rows.append(_Entry(f"{method}+latent-noise", method, input, "latent-noise"))
+        if s.refine and method == "prior":
+            rows.append(_Entry("random-search", method, input, draws=s.draws + s.refine))
+            rows.append(_Entry("cma-search", method, input, refine=s.refine))
+        elif s.refine:
+            rows.append(_Entry(f"{method}+refine", method, input, refine=s.refine))
     return rows
 
 
@@ -361,6 +390,8 @@ def _command(store: Store, out: Path, s: _Settings, generator: str | None) -> st
     args = ["wavinv", "bench", "--store", str(store.location), "--out", str(out), "--profile", s.profile]
     args += ["--methods", ",".join(s.methods), "--inputs", ",".join(s.inputs)]
     args += ["--targets", str(s.targets), "--k", str(s.k), "--draws", str(s.draws), "--samples", str(s.samples), "--seed", str(s.seed)]
+    if s.refine:
+        args += ["--refine", str(s.refine)]
     if generator:
         args += ["--generator", generator]
     return shlex.join(args)
@@ -382,6 +413,7 @@ def bench(
     generator: str | None = None,
     command: str | None = None,
     progress: bool = True,
+    refine: int | None = None,
 ) -> BenchResult:
     """Fit, invert and score every (method, input) pair; write tables and plots into ``out``.
 
@@ -389,12 +421,15 @@ def bench(
     clips are inverted, keeping the best ``k`` of ``draws`` draws each; diversity,
     coverage@80 and param_mae of the mean use ``samples`` more draws per target.
     ``overrides`` maps a method (or ``"method:input"``) to hyper-parameters.
+    ``refine`` > 0 adds ``METHOD+refine`` rows and the search peers (see ``_entries``).
+    A generator that takes a seed gets a ``floor`` row: each target's true
+    parameters re-rendered with another noise seed.
     ``generator`` re-renders candidates (default: the store's built-in generator).
     ``command`` is recorded as the command that made the results (default: the
     equivalent ``wavinv bench`` command). Bad settings raise ``InputError``, a
     missing or incomplete store ``StoreError``.
     """
-    s = _settings(profile, methods, inputs, targets, k, draws, samples, gallery, seed, overrides)
+    s = _settings(profile, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine)
     store = store if isinstance(store, Store) else open_store(store)
     store.require_complete()
     if "spectrogram" in s.inputs and store.frontend_config is None:
@@ -419,9 +454,10 @@ def bench(
     result = BenchResult(rows=[], meta={}, out=out, files={})
     evals: dict[tuple[str, str], dict[str, Any]] = {}
     t_start = time.perf_counter()
-    pairs = [(label, input) for label, _, input, _ in entries]
+    pairs = [(e.label, e.input) for e in entries]
     bar = tqdm(entries, desc="bench", unit="row", disable=not progress)
-    for label, method, input, sampler in bar:
+    for entry in bar:
+        label, method, input, sampler = entry.label, entry.method, entry.input, entry.sampler
         bar.set_postfix_str(f"{label}/{input}")
         name, model_name = f"{label}-{input}", f"{method}-{input}"
         model_key = {
@@ -435,6 +471,10 @@ def bench(
         eval_key = {"model": _hash(model_key), "k": s.k, "draws": s.draws, "samples": s.samples, "seed": s.seed, "gallery": s.gallery}
         if sampler is not None:
             eval_key["sampler"] = sampler
+        if entry.refine:
+            eval_key["refine"] = entry.refine
+        if entry.draws is not None:
+            eval_key["draws"] = entry.draws
         ev_path = out / "evals" / f"{name}.json"
         ev = _read_json(ev_path)
         if not ev or ev.get("key") != json.loads(json.dumps(eval_key)):
@@ -446,13 +486,17 @@ def bench(
             if sampler is not None:
                 inv.estimator.set_params(sampler=sampler)
             if todo:
-                _evaluate(inv, gen, store, s, positions, rows, ev, ev_path, out, name, progress)
+                _evaluate(inv, gen, store, s, entry, positions, rows, ev, ev_path, out, name, progress)
                 result.evaluated.append(name)
         else:
             result.reused.append(name)
             log.info("%s: model and all %d target results reused", name, len(rows))
         evals[(label, input)] = {"model": model, "records": [ev["targets"][str(int(r))] for r in rows]}
     bar.close()
+    if takes_seed(gen):
+        floor = _floor(gen, store, s, positions, rows, out, progress)
+        pairs.append(("floor", s.inputs[0]))
+        evals[("floor", s.inputs[0])] = {"model": {"fit_s": 0.0, "model_mb": 0.0}, "records": [floor["targets"][str(int(r))] for r in rows]}
 
     result.rows = _table(evals, pairs, s)
     meta = {
@@ -478,6 +522,7 @@ def bench(
             "draws": s.draws,
             "samples": s.samples,
             "seed": s.seed,
+            "refine": s.refine,
             "bootstrap": {"resamples": N_BOOT, "level": LEVEL},
             "overrides": {f"{m}:{i}": s.overrides_for(m, i) for m, i in _pairs(s) if s.overrides_for(m, i)},
         },
@@ -555,7 +600,9 @@ def _target_seeds(seed: int, row: int) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def _evaluate(inv: Inverter, gen, store: Store, s: _Settings, positions, rows, ev: dict, ev_path: Path, out: Path, name: str, progress: bool) -> None:
+def _evaluate(
+    inv: Inverter, gen, store: Store, s: _Settings, entry: _Entry, positions, rows, ev: dict, ev_path: Path, out: Path, name: str, progress: bool
+) -> None:
     """Invert each target not yet in ``ev``; save after every target so an interruption loses one."""
     waves = store.waveforms("test")
     y_test = store.params_unit("test")
@@ -564,7 +611,14 @@ def _evaluate(inv: Inverter, gen, store: Store, s: _Settings, positions, rows, e
     for pos, row in tqdm(todo, desc=name, unit="target", leave=False, disable=not progress):
         wave = waves[pos]
         seed_draws, seed_samples = _target_seeds(s.seed, row)
-        res = inv.invert(Target("waveform", wave, f"{store.location.name}#id{row}"), n=s.k, draws=s.draws, generator=gen, random_state=seed_draws)
+        res = inv.invert(
+            Target("waveform", wave, f"{store.location.name}#id{row}"),
+            n=s.k,
+            draws=entry.draws or s.draws,
+            generator=gen,
+            random_state=seed_draws,
+            refine=entry.refine,
+        )
         X = wave[None] if inv.input == "waveform" else res.target_spectrogram[None]
         samples = np.asarray(inv.estimator.sample(X, s.samples, random_state=seed_samples))[0]
         truth = y_test[pos]
@@ -587,8 +641,43 @@ def _evaluate(inv: Inverter, gen, store: Store, s: _Settings, positions, rows, e
             "invert_s": float(res.timing["total"]),
             "n_candidates": int(len(lsd)),
             "n_unique": int(res.n_unique),
+            "n_renders": int(res.n_renders),
         }
         _write_json(ev_path, ev)
+
+
+def _floor(gen, store: Store, s: _Settings, positions, rows, out: Path, progress: bool) -> dict[str, Any]:
+    """The same-sound floor per target: its true parameters rendered with ``FLOOR_SEED``, scored as a candidate.
+
+    Saved in ``evals/floor.json`` and reused while the store and targets match.
+    """
+    path = out / "evals" / "floor.json"
+    key = {"store": store.fingerprint, "seed": FLOOR_SEED, "frontend": store.frontend_config, "wavinv": __version__}
+    ev = _read_json(path)
+    if not ev or ev.get("key") != json.loads(json.dumps(key, default=str)):
+        ev = {"key": key, "method": "floor", "targets": {}}
+    todo = [(int(p), int(r)) for p, r in zip(positions, rows) if str(int(r)) not in ev["targets"]]
+    if not todo:
+        return ev
+    from .frontend import Spectrogram, spectrogram  # the store's frontend, as every row is scored
+
+    frontend = Spectrogram.from_config(store.frontend_config)
+    waves, params = store.waveforms("test"), store.params("test")
+    for pos, row in tqdm(todo, desc="floor", unit="target", leave=False, disable=not progress):
+        wave = waves[pos]
+        other = render_checked(gen, params[pos][None], seed=FLOOR_SEED)
+        specs = spectrogram(np.stack([wave, other[0]]), frontend)
+        lsd = float(lsd_db(specs[0], specs[1]))
+        ev["targets"][str(row)] = {
+            "lsd_db_best": lsd,
+            "lsd_db_median": lsd,
+            "mrstft_best": float(np.asarray(mrstft(wave, other))[0]),
+            "invert_s": 0.0,
+            "n_unique": 1,
+            "n_renders": 1,
+        }
+    _write_json(path, ev)
+    return ev
 
 
 def _gallery_path(out: Path, name: str, row: int) -> Path:
@@ -604,27 +693,40 @@ def _table(evals: dict, pairs: list[tuple[str, str]], s: _Settings) -> list[dict
     for method, input in pairs:
         ev = evals[(method, input)]
         recs = ev["records"]
-        row: dict[str, Any] = {"method": method, "input": "any" if method == "prior" else input, "n_targets": n}
+        row: dict[str, Any] = {"method": method, "input": "any" if method in _NOT_LEARNT else input, "n_targets": n}
         for key in METRICS:
-            row[key], row[f"{key}_lo"], row[f"{key}_hi"] = bootstrap_ci([r[key] for r in recs], indices=idx)
+            if all(key in r for r in recs):
+                row[key], row[f"{key}_lo"], row[f"{key}_hi"] = bootstrap_ci([r[key] for r in recs], indices=idx)
+            else:  # the floor has one "candidate" and no samples
+                row[key] = row[f"{key}_lo"] = row[f"{key}_hi"] = None
         per_target.append(np.array([r["lsd_db_best"] for r in recs]))
         row["fit_s"] = round(ev["model"]["fit_s"], 3)
         row["invert_s"] = float(np.mean([r["invert_s"] for r in recs]))
         row["model_mb"] = ev["model"]["model_mb"]
         row["unique_draws"] = float(np.mean([r["n_unique"] for r in recs]))
+        row["renders"] = float(np.mean([r.get("n_renders", r["n_unique"]) for r in recs]))
         table.append(row)
-    best = int(np.argmin([r["lsd_db_best"] for r in table]))
+    methods = [i for i, (m, _) in enumerate(pairs) if m != "floor"]
+    best = methods[int(np.argmin([table[i]["lsd_db_best"] for i in methods]))]
+    chance = per_target[0]  # the prior's row is always first
+    floor = next((v for (m, _), v in zip(pairs, per_target) if m == "floor"), np.zeros(n))
+    span = np.maximum(chance - floor, GAP_MIN_DB)
     for row, values in zip(table, per_target):
         # paired: the same targets and the same resamples for both rows
         row["d_lsd_db_best"], row["d_lsd_db_best_lo"], row["d_lsd_db_best_hi"] = bootstrap_ci(values - per_target[best], indices=idx)
+        row["gap_closed"], row["gap_closed_lo"], row["gap_closed_hi"] = bootstrap_ci((chance - values) / span, indices=idx)
     return table
 
+
+# rows that learn nothing from the store: their input is "any"
+_NOT_LEARNT = ("prior", "random-search", "cma-search", "floor")
 
 # -- output -----------------------------------------------------------------------------------
 CSV_COLUMNS = (
     ["method", "input", "n_targets"]
     + [c for key in METRICS for c in (key, f"{key}_lo", f"{key}_hi")]
-    + ["d_lsd_db_best", "d_lsd_db_best_lo", "d_lsd_db_best_hi", "fit_s", "invert_s", "model_mb", "unique_draws"]
+    + ["d_lsd_db_best", "d_lsd_db_best_lo", "d_lsd_db_best_hi", "gap_closed", "gap_closed_lo", "gap_closed_hi"]
+    + ["fit_s", "invert_s", "model_mb", "unique_draws", "renders"]
 )
 
 
@@ -633,18 +735,21 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({c: (f"{r[c]:.6g}" if isinstance(r[c], float) else r[c]) for c in CSV_COLUMNS})
+        w.writerow({c: (f"{r[c]:.6g}" if isinstance(r[c], float) else "" if r[c] is None else r[c]) for c in CSV_COLUMNS})
     return buf.getvalue()
 
 
 def _best_index(rows: list[dict[str, Any]], key: str, better) -> int | None:
-    vals = np.array([r[key] for r in rows])
+    """The best method's row for ``key`` (the floor is a reference, not a method)."""
+    vals = np.array([np.nan if r["method"] == "floor" or r[key] is None else r[key] for r in rows], dtype=np.float64)
+    if np.isnan(vals).all():
+        return None
     if better == "low":
-        return int(np.argmin(vals))
+        return int(np.nanargmin(vals))
     if better == "high":
-        return int(np.argmax(vals))
+        return int(np.nanargmax(vals))
     if isinstance(better, float):
-        return int(np.argmin(np.abs(vals - better)))
+        return int(np.nanargmin(np.abs(vals - better)))
     return None
 
 
@@ -677,17 +782,22 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
         "The best value of each column is in bold; the prior row (random parameters) is the chance level.",
         "",
     ]
-    headers = ["method", "input"] + [METRICS[key][0] for key in METRICS] + ["Δ lsd_db best vs best row", "fit (s)", "invert (s/target)", "model (MB)"]
+    headers = ["method", "input"] + [METRICS[key][0] for key in METRICS]
+    headers += ["Δ lsd_db best vs best row", "gap closed", "fit (s)", "invert (s/target)", "renders/target", "model (MB)"]
     lines.append("| " + " | ".join(headers) + " |")
     lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(headers) - 2)) + "|")
     best = {key: _best_index(rows, key, better) for key, (_, _, better) in METRICS.items()}
     for i, r in enumerate(rows):
-        cells = [r["method"] + (" (chance)" if r["method"] == "prior" else ""), r["input"]]
+        cells = [r["method"] + {"prior": " (chance)", "floor": " (same sound)"}.get(r["method"], ""), r["input"]]
         for key, (_, dec, _) in METRICS.items():
+            if r[key] is None:
+                cells.append("-")
+                continue
             v, lo, hi = (_fmt(r[c], dec) for c in (key, f"{key}_lo", f"{key}_hi"))
             cells.append(f"{f'**{v}**' if best[key] == i else v} [{lo}, {hi}]")
         cells.append(f"{r['d_lsd_db_best']:+.2f} [{r['d_lsd_db_best_lo']:+.2f}, {r['d_lsd_db_best_hi']:+.2f}]")
-        cells += [f"{r['fit_s']:.1f}", f"{r['invert_s']:.2f}", f"{r['model_mb']:.2f}"]
+        cells.append(f"{r['gap_closed']:.2f} [{r['gap_closed_lo']:.2f}, {r['gap_closed_hi']:.2f}]")
+        cells += [f"{r['fit_s']:.1f}", f"{r['invert_s']:.2f}", f"{r['renders']:.0f}", f"{r['model_mb']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -700,6 +810,11 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
         "**coverage@80**: share of true parameters inside the samples' central 80% interval.",
         "- **Δ lsd_db**: each row's best-of-K lsd_db minus the best row's, on the same targets (paired bootstrap); "
         "an interval that contains 0 means the two rows are not distinguishable on these targets.",
+        "- **floor**: each target's true parameters re-rendered with another noise seed (generators that take one): "
+        "what the same sound scores. **gap closed**: per target (chance - row) / (chance - floor), chance being the "
+        f"prior's best-of-K (floor 0 without a seed; the denominator is at least {GAP_MIN_DB} dB); 1 is as good as the same sound.",
+        "- **random-search** and **cma-search** learn nothing: the best of draws + refine random patches, and the "
+        "prior's draws refined by the same search as the `+refine` rows; both at the `+refine` rows' render budget.",
         "- **fit**: estimator training time on the train split; **invert**: draw, re-render and rank one target; "
         "**model**: the saved joblib file.",
         "",
@@ -728,6 +843,8 @@ def _write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: _Setting
     for j, row in enumerate(target_rows[: s.gallery]):
         specs, titles = [], []
         for (method, input), r in zip(pairs, rows):
+            if method == "floor":  # a reference without candidates of its own
+                continue
             path = _gallery_path(out, f"{method}-{input}", int(row))
             with np.load(path) as z:
                 if not specs:

@@ -49,7 +49,8 @@ class Inversion:
     spectrograms: np.ndarray  # (K, F, T)
     distances: dict[str, np.ndarray]  # metric -> (K,)
     n_draws: int
-    n_unique: int
+    n_unique: int  # distinct draws
+    n_renders: int  # clips rendered in all (distinct draws + refinement)
     space: ParamSpace
     generator: dict[str, Any]
     method: str
@@ -65,6 +66,7 @@ class Inversion:
             "method": self.method,
             "draws": self.n_draws,
             "unique_draws": self.n_unique,
+            "renders": self.n_renders,
             "candidates": [
                 {
                     "rank": i + 1,
@@ -181,9 +183,7 @@ class Inverter:
         Those columns are exactly the full spectrogram's (same window, longer hop),
         so this is lsd_db on a subset of frames at a fraction of the STFT cost.
         """
-        if self._coarse_module is None:
-            self._coarse_module = self.frontend_module().every_nth_frame(SHORTLIST_STEP)
-        coarse = spectrogram(waves, self._coarse_module)
+        coarse = spectrogram(waves, self._coarse())
         lsd = lsd_db(target_spec[:, ::SHORTLIST_STEP], coarse)
         return np.sort(np.argsort(lsd, kind="stable")[:keep])
 
@@ -195,6 +195,8 @@ class Inverter:
         generator: Generator | str | None = None,
         random_state=None,
         shortlist: int | None = None,
+        refine: int = 0,
+        refine_options: dict[str, Any] | None = None,
     ) -> Inversion:
         """Draw ``draws`` parameter sets, re-render each, return the best ``n`` by lsd_db.
 
@@ -202,12 +204,22 @@ class Inverter:
         they are first ranked on every ``SHORTLIST_STEP``-th spectrogram frame and
         only the ``shortlist`` closest get full spectrograms and the final lsd_db
         ranking. ``shortlist=draws`` ranks every draw exactly.
+
+        ``refine`` > 0 spends about that many more renders on black-box search
+        through the generator (``wavinv.refine``): one evolution strategy per
+        candidate, started from the best ``n`` draws and scored on the shortlist's
+        frames; the refined points are then ranked exactly with the draws, and
+        the best ``n`` distinct ones are returned. ``refine_options`` go to
+        ``wavinv.refine.refine`` (``sigma``, ``popsize``, ``strategy``, ``runs``:
+        how many of the best draws to refine, default ``n``).
         """
         if not isinstance(target, Target):
             arr = np.asarray(target, dtype=np.float32)
             target = Target("waveform" if arr.ndim == 1 else "spectrogram", arr, "<array>")
         if n < 1 or draws < n:
             raise InputError(f"need 1 <= n <= draws, got n={n}, draws={draws}")
+        if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
+            raise InputError(f"refine must be an integer >= 0 (extra renders per target), got {refine!r}")
         shortlist = 4 * n if shortlist is None else int(shortlist)
         if shortlist < n:
             raise InputError(f"the shortlist must keep at least n={n} draws, got {shortlist}")
@@ -223,7 +235,7 @@ class Inverter:
         timing["sample"] = time.perf_counter() - t0
         # point estimators repeat one draw: render each distinct candidate once
         unique, first = np.unique(samples, axis=0, return_index=True)
-        unique = samples[np.sort(first)]
+        unique, n_unique = samples[np.sort(first)], len(first)
         params = self.space.from_unit(unique)
         t1 = time.perf_counter()
         waves = render_checked(gen, params)
@@ -237,6 +249,19 @@ class Inverter:
         specs = self.spectrograms(waves)
         lsd = lsd_db(target_spec, specs)
         timing["score"] = time.perf_counter() - t3
+        n_renders = n_unique
+        if refine:
+            t4 = time.perf_counter()
+            seeds = unique[np.argsort(lsd, kind="stable")]
+            r_unit, r_params, r_waves, r_specs, r_lsd, n_evals = self._refine(gen, target_spec, seeds, n, int(refine), random_state, refine_options)
+            # the refined points join the ranked draws; a point rendered twice counts once
+            unique, params, waves, specs, lsd = (np.concatenate(pair) for pair in
+                                                 ((unique, r_unit), (params, r_params), (waves, r_waves), (specs, r_specs), (lsd, r_lsd)))
+            _, first = np.unique(params, axis=0, return_index=True)
+            keep = np.sort(first)
+            unique, params, waves, specs, lsd = unique[keep], params[keep], waves[keep], specs[keep], lsd[keep]
+            n_renders += n_evals + len(r_unit)
+            timing["refine"] = time.perf_counter() - t4
         order = np.argsort(lsd, kind="stable")[:n]
         distances = {"lsd_db": lsd[order]}
         if target.kind == "waveform":
@@ -251,12 +276,42 @@ class Inverter:
             spectrograms=specs[order],
             distances=distances,
             n_draws=draws,
-            n_unique=int(len(first)),
+            n_unique=int(n_unique),
+            n_renders=int(n_renders),
             space=self.space,
             generator=self.generator,
             method=self.method,
             timing=timing,
         )
+
+    def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, n: int, budget: int, random_state, options):
+        """Refine the best of ``ranked`` (unit draws, best first); their exact scores, renders and cost."""
+        from .refine import refine  # cmaes is imported only when refinement is asked for
+
+        options = dict(options or {})
+        runs = int(options.pop("runs", n))
+        if runs < 1:
+            raise InputError(f"refine runs must be >= 1, got {runs}")
+        space = self.space
+        # scored as the shortlist scores (every 8th frame); a CQT has no such subset, so in full
+        coarse = self.frontend["kind"] != "cqt"
+        module, reference = (self._coarse(), target_spec[:, ::SHORTLIST_STEP]) if coarse else (self.frontend_module(), target_spec)
+
+        def score(x: np.ndarray) -> np.ndarray:
+            return lsd_db(reference, spectrogram(render_checked(gen, space.from_unit(x)), module))
+
+        seed = None if random_state is None else int(np.random.default_rng(random_state).integers(2**62))
+        res = refine(score, ranked[:runs], budget, random_state=seed, **options)
+        params = space.from_unit(res.params_unit)
+        waves = render_checked(gen, params)
+        specs = self.spectrograms(waves)
+        # report the unit point of what was rendered (ints rounded, choices snapped)
+        return space.to_unit(params), params, waves, specs, lsd_db(target_spec, specs), res.n_evals
+
+    def _coarse(self) -> Spectrogram:
+        if self._coarse_module is None:
+            self._coarse_module = self.frontend_module().every_nth_frame(SHORTLIST_STEP)
+        return self._coarse_module
 
     # -- persistence ------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:

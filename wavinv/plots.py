@@ -99,6 +99,10 @@ def _plain_log_ticks(ax) -> None:
     ax.xaxis.set_minor_formatter(plain if hi / lo < 10 else NullFormatter())
 
 
+# rows drawn as reference lines, not as bars or points: chance and the same-sound floor
+_REFERENCES = ("prior", "floor")
+
+
 def bench_bars(
     rows: Sequence[Mapping[str, Any]],
     path: str | os.PathLike,
@@ -107,9 +111,10 @@ def bench_bars(
 ) -> None:
     """Grouped bars per method, one bar per input, with interval whiskers; the prior (chance) as a dashed line."""
     plt = _pyplot()
-    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "prior"))
-    inputs = list(dict.fromkeys(r["input"] for r in rows if r["method"] != "prior"))
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] not in _REFERENCES))
+    inputs = list(dict.fromkeys(r["input"] for r in rows if r["method"] not in _REFERENCES))
     prior = next((r for r in rows if r["method"] == "prior"), None)
+    floor = next((r for r in rows if r["method"] == "floor"), None)
     width = 0.8 / max(1, len(inputs))
     fig, axes = plt.subplots(1, len(metrics), figsize=(max(5.0, 1.1 * len(methods) + 2) * len(metrics), 4.0), squeeze=False, constrained_layout=True)
     for ax, (key, label) in zip(axes.flat, metrics):
@@ -123,6 +128,8 @@ def bench_bars(
         if prior is not None:
             ax.axhline(prior[key], color="k", ls="--", lw=1, label=f"prior (chance) {prior[key]:.2f}")
             ax.axhspan(prior[f"{key}_lo"], prior[f"{key}_hi"], color="k", alpha=0.08)
+        if floor is not None:
+            ax.axhline(floor[key], color="tab:green", ls=":", lw=1.5, label=f"floor (same sound) {floor[key]:.2f}")
         ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
@@ -146,13 +153,14 @@ def bench_scatter(
     Colour is the method, marker the input; the prior (chance) is a dashed line.
     """
     plt = _pyplot()
-    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "prior"))
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] not in _REFERENCES))
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
     prior = next((r for r in rows if r["method"] == "prior"), None)
+    floor = next((r for r in rows if r["method"] == "floor"), None)
     fig, axes = plt.subplots(1, 2, figsize=(12.0, 4.4), squeeze=False, constrained_layout=True)
     for ax, (cost, xlabel) in zip(axes.flat, (("fit_s", "fit time (s)"), ("invert_s", "invert time per target (s)"))):
         for r in rows:
-            if r["method"] == "prior":
+            if r["method"] in _REFERENCES:
                 continue
             marker = _INPUT_STYLE.get(r["input"], ("", "o"))[1]
             x = max(float(r[cost]), 1e-3)
@@ -160,6 +168,8 @@ def bench_scatter(
         if prior is not None:
             ax.axhline(prior[key], color="k", ls="--", lw=1, label="prior (chance)")
             ax.axhspan(prior[f"{key}_lo"], prior[f"{key}_hi"], color="k", alpha=0.08)
+        if floor is not None:
+            ax.axhline(floor[key], color="tab:green", ls=":", lw=1.5, label="floor (same sound)")
         ax.set_xscale("log")
         _plain_log_ticks(ax)
         ax.set_xlabel(xlabel)

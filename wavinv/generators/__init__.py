@@ -1,6 +1,6 @@
 """Generators: the protocol, a function wrapper, the loader and the built-in synth."""
 
-from .base import FunctionGenerator, Generator, check_generator, generator_identity, render_checked
+from .base import FunctionGenerator, Generator, check_generator, generator_identity, render_checked, takes_seed
 from .loader import BUILTIN_GENERATORS, load_generator
 
 __all__ = [
@@ -11,4 +11,5 @@ __all__ = [
     "generator_identity",
     "load_generator",
     "render_checked",
+    "takes_seed",
 ]

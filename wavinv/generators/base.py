@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from ..errors import GeneratorError, RenderError
 from ..params import ParamSpace
 
-__all__ = ["Generator", "FunctionGenerator", "check_generator", "render_checked", "generator_identity"]
+__all__ = ["Generator", "FunctionGenerator", "check_generator", "render_checked", "generator_identity", "takes_seed"]
 
 
 @runtime_checkable
@@ -19,6 +20,11 @@ class Generator(Protocol):
     ``render`` takes float64 ``(B, P)`` in natural units, columns in ``space``
     order, and returns float32 ``(B, n_samples)``. It must be deterministic and
     each clip must depend only on its own row (never on the rest of the batch).
+
+    A generator with internal randomness (noise, random LFOs) may accept
+    ``render(params, seed=None)``: ``seed=None`` is its deterministic default and
+    an int another realisation of the same patch. The benchmark uses it for the
+    same-sound floor (``takes_seed``).
     """
 
     space: ParamSpace
@@ -30,8 +36,26 @@ class Generator(Protocol):
     def render(self, params: np.ndarray) -> np.ndarray: ...
 
 
+def _accepts_seed(fn: Callable) -> bool:
+    try:
+        p = inspect.signature(fn).parameters.get("seed")
+    except (TypeError, ValueError):
+        return False
+    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+
+
+def takes_seed(gen: Any) -> bool:
+    """Whether ``gen.render`` accepts a ``seed`` keyword (another noise realisation)."""
+    if isinstance(gen, FunctionGenerator):
+        return gen.seeded
+    return _accepts_seed(gen.render)
+
+
 class FunctionGenerator:
-    """Wrap a plain function ``render(params (B, P)) -> (B, n_samples)`` as a generator."""
+    """Wrap a plain function ``render(params (B, P)) -> (B, n_samples)`` as a generator.
+
+    When the function takes a ``seed`` keyword, so does the generator's ``render``.
+    """
 
     def __init__(
         self,
@@ -52,10 +76,16 @@ class FunctionGenerator:
         self.n_samples = int(n_samples)
         self.name = str(name)
         self.version = str(version)
+        self.seeded = _accepts_seed(render)
         check_generator(self)
 
-    def render(self, params: np.ndarray) -> np.ndarray:
-        return self._render(np.asarray(params, dtype=np.float64))
+    def render(self, params: np.ndarray, seed: int | None = None) -> np.ndarray:
+        params = np.asarray(params, dtype=np.float64)
+        if seed is None:
+            return self._render(params)
+        if not self.seeded:
+            raise GeneratorError(f"{self.name}: its render function takes no seed")
+        return self._render(params, seed=seed)
 
     def __repr__(self) -> str:
         return f"FunctionGenerator({self.name!r} v{self.version}, {len(self.space)} params, {self.n_samples} samples @ {self.sample_rate} Hz)"
@@ -78,11 +108,14 @@ def check_generator(obj: Any, origin: str = "") -> Any:
     return obj
 
 
-def render_checked(gen: Generator, params: np.ndarray, offset: int = 0) -> np.ndarray:
-    """Render and validate: float32 ``(B, n_samples)``, finite. ``offset`` names samples in errors."""
+def render_checked(gen: Generator, params: np.ndarray, offset: int = 0, seed: int | None = None) -> np.ndarray:
+    """Render and validate: float32 ``(B, n_samples)``, finite. ``offset`` names samples in errors.
+
+    ``seed`` (for generators that ``takes_seed``) renders another noise realisation.
+    """
     params = np.asarray(params, dtype=np.float64)
     try:
-        out = gen.render(params)
+        out = gen.render(params) if seed is None else gen.render(params, seed=seed)
     except Exception as e:  # a user's code may raise anything; report it as a render failure
         raise RenderError(f"{gen.name}: render failed for samples {offset}..{offset + len(params) - 1}: {type(e).__name__}: {e}") from e
     if hasattr(out, "detach"):  # torch tensors are accepted

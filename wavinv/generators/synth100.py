@@ -257,11 +257,16 @@ def _pairs(table: np.ndarray) -> np.ndarray:
     return pairs.view(np.float64).reshape(-1)
 
 
-def _row_seeds(note: np.ndarray, velocity: np.ndarray, gate: np.ndarray) -> np.ndarray:
-    """A 64-bit seed per row from the performance (note, velocity, gate), stable across platforms."""
+def _row_seeds(note: np.ndarray, velocity: np.ndarray, gate: np.ndarray, seed: int | None = None) -> np.ndarray:
+    """A 64-bit seed per row from the performance (note, velocity, gate), stable across platforms.
+
+    ``seed`` (an int >= 0) salts the hash: the same performance with another
+    noise and LFO realisation. ``None`` is the default realisation of stores.
+    """
     perf = np.stack([note, velocity, gate], axis=1).astype("<f8")
+    salt = b"" if seed is None else b"seed" + int(seed).to_bytes(8, "little")
     return np.array(
-        [int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "little") for row in perf],
+        [int.from_bytes(hashlib.sha256(row.tobytes() + salt).digest()[:8], "little") for row in perf],
         dtype=np.uint64,
     )
 
@@ -354,8 +359,11 @@ def _biquad(kind, fc, q):
     return p, p_hop, amp, d
 
 
-def compute_controls(params: np.ndarray) -> dict[str, np.ndarray]:
-    """Parameters (B, 100) natural units -> static and control-rate signals (float64 mostly)."""
+def compute_controls(params: np.ndarray, seed: int | None = None) -> dict[str, np.ndarray]:
+    """Parameters (B, 100) natural units -> static and control-rate signals (float64 mostly).
+
+    ``seed`` picks another noise/LFO realisation (see ``_row_seeds``).
+    """
     B = params.shape[0]
     t = _T[None, :]  # (1, K+1)
     uniform = _noise_tables()[3]
@@ -365,7 +373,7 @@ def compute_controls(params: np.ndarray) -> dict[str, np.ndarray]:
         return columns[_INDEX[name], :, None]
 
     note, vel, gate = g("note"), g("velocity"), g("gate")
-    seeds = _row_seeds(note[:, 0], vel[:, 0], gate[:, 0])
+    seeds = _row_seeds(note[:, 0], vel[:, 0], gate[:, 0], seed)
     keyscale = np.exp2(-g("env_keyscale") * (note - 60.0) / 24.0)  # times shorten for high notes
 
     def vsens(name: str) -> np.ndarray:  # velocity sensitivity: 1 at full velocity
@@ -875,19 +883,24 @@ class Synth100:
         """Parameters -> control signals (see ``compute_controls``)."""
         return compute_controls(self.prepare(params))
 
-    def render(self, params: np.ndarray) -> np.ndarray:
+    def render(self, params: np.ndarray, seed: int | None = None) -> np.ndarray:
         """float64 (B, 100) natural units -> float32 (B, 16352) in [-0.99, 0.99].
 
         Values outside the space are clipped to it (ints rounded, choices snapped to the
         nearest); a wrong shape or a non-finite value raises ``ParamSpaceError``.
+        ``seed`` (int >= 0) renders the same patch with another realisation of its
+        noise, sample-and-hold LFO and drift; ``None`` (the default) is the one
+        stores hold.
         """
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ParamSpaceError(f"synth100: seed must be None or an integer >= 0, got {seed!r}")
         x = self.prepare(params)
         out = np.empty((x.shape[0], N_SAMPLES), np.float32)
         size = min(self.block, max(SUB, -(-x.shape[0] // self.threads)))
         starts = range(0, x.shape[0], size)
 
         def work(s: int) -> None:
-            out[s : s + size] = synthesize(compute_controls(x[s : s + size]))
+            out[s : s + size] = synthesize(compute_controls(x[s : s + size], seed))
 
         if self.threads == 1 or len(starts) <= 1:
             for s in starts:

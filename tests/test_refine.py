@@ -1,0 +1,116 @@
+"""Refinement through the generator: the search itself, the inverter's use of it, and seeded renders."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wavinv import FunctionGenerator, InputError, Param, ParamSpace
+from wavinv.errors import GeneratorError, ParamSpaceError
+from wavinv.generators import load_generator, render_checked, takes_seed
+from wavinv.metrics import lsd_db
+from wavinv.refine import refine
+
+TOY = str(Path(__file__).parent / "toygen.py")
+
+
+def sphere(centre):
+    return lambda x: np.sum((np.asarray(x) - centre) ** 2, axis=1)
+
+
+def test_refine_improves_every_seed_and_keeps_one_point_per_run():
+    centre = np.full(10, 0.3)
+    seeds = np.random.default_rng(0).random((4, 10))
+    res = refine(sphere(centre), seeds, budget=4 * 14 * 30, popsize=14, random_state=0)
+    start = sphere(centre)(seeds)
+    assert res.params_unit.shape == (4, 10) and res.n_generations == 30
+    assert np.all(np.diff(res.scores) >= 0)  # best first
+    assert np.all(np.sort(res.scores) <= np.sort(start))
+    assert res.scores[0] < 0.1 * start.min()  # it really searches, not just keeps the seed
+    assert len(np.unique(res.params_unit, axis=0)) == 4  # distinct runs stay distinct candidates
+    np.testing.assert_allclose(sphere(centre)(res.params_unit), res.scores)
+
+
+def test_refine_stays_in_the_unit_box_and_finds_a_corner():
+    # the optimum is outside the box: the best reachable point is the corner
+    res = refine(sphere(np.full(5, 1.5)), np.full((2, 5), 0.5), budget=2 * 10 * 40, popsize=10, random_state=1)
+    assert res.params_unit.min() >= 0.0 and res.params_unit.max() <= 1.0
+    assert np.all(res.params_unit[0] > 0.95)
+
+
+def test_refine_is_deterministic_and_zero_budget_returns_the_seeds():
+    f = sphere(np.full(6, 0.7))
+    seeds = np.random.default_rng(3).random((3, 6))
+    a = refine(f, seeds, budget=300, random_state=5)
+    b = refine(f, seeds, budget=300, random_state=5)
+    np.testing.assert_array_equal(a.params_unit, b.params_unit)
+    c = refine(f, seeds, budget=300, random_state=6, strategy="cma")
+    assert c.n_evals == a.n_evals
+    zero = refine(f, seeds, budget=0)
+    assert zero.n_generations == 0 and zero.n_evals == 3
+    np.testing.assert_array_equal(np.sort(zero.scores), np.sort(f(seeds)))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"budget": -1}, {"budget": 2.5}, {"budget": True}, {"sigma": 0.0}, {"sigma": 2.0}, {"strategy": "ga"}, {"popsize": 1}],
+)
+def test_refine_bad_settings(kwargs):
+    args = {"budget": 100, **kwargs}
+    with pytest.raises(InputError):
+        refine(sphere(np.zeros(3)), np.zeros((2, 3)), **args)
+    with pytest.raises(InputError):
+        refine(sphere(np.zeros(3)), np.zeros(3), budget=10)  # seeds must be (S, P)
+
+
+def test_inverter_refine_gains_keeps_k_distinct_candidates_and_counts_renders(tmp_path):
+    from wavinv.generate import generate
+    from wavinv.inverter import fit_inverter
+    from wavinv.targets import Target
+
+    store = generate(tmp_path / "store", f"{TOY}:toy", n=256, seed=0, progress=False)
+    inv = fit_inverter(store, "prior", "spectrogram")
+    inv.attach(f"{TOY}:toy")
+    wave = store.waveforms("test")[0]
+    plain = inv.invert(Target("waveform", wave, "t"), n=4, draws=8, random_state=0)
+    refined = inv.invert(Target("waveform", wave, "t"), n=4, draws=8, random_state=0, refine=240)
+    again = inv.invert(Target("waveform", wave, "t"), n=4, draws=8, random_state=0, refine=240)
+    np.testing.assert_array_equal(refined.params, again.params)  # same seed, same candidates
+    assert len(np.unique(refined.params, axis=0)) == 4
+    assert np.all(refined.distances["lsd_db"] <= plain.distances["lsd_db"] + 1e-9)
+    assert refined.distances["lsd_db"][0] < plain.distances["lsd_db"][0]
+    assert plain.n_renders == 8 and refined.n_renders > 8 + 200
+    # the reported distances are the candidates' exact lsd_db
+    np.testing.assert_allclose(refined.distances["lsd_db"], lsd_db(refined.target_spectrogram, inv.spectrograms(refined.waveforms)))
+    assert refined.to_json()["renders"] == refined.n_renders
+    with pytest.raises(InputError, match="refine"):
+        inv.invert(Target("waveform", wave, "t"), n=4, draws=8, refine=-1)
+
+
+def test_synth100_seed_changes_only_the_noise_realisation():
+    gen = load_generator("synth100")
+    assert takes_seed(gen)
+    p = gen.space.from_unit(np.random.default_rng(0).random((3, len(gen.space))))
+    default = render_checked(gen, p)
+    np.testing.assert_array_equal(default, render_checked(gen, p, seed=None))  # stores keep their bytes
+    one, two = render_checked(gen, p, seed=1), render_checked(gen, p, seed=2)
+    assert not np.array_equal(one, default) and not np.array_equal(one, two)
+    np.testing.assert_array_equal(one, render_checked(gen, p, seed=1))
+    with pytest.raises(ParamSpaceError, match="seed"):
+        gen.render(p, seed=-1)
+
+
+def test_function_generator_passes_a_seed_only_when_its_function_takes_one():
+    space = ParamSpace([Param("a", 0.0, 1.0)])
+
+    def seeded(params, seed=None):
+        rng = np.random.default_rng(seed if seed is not None else 0)
+        return (params[:, :1] * rng.standard_normal((len(params), 64))).astype(np.float32)
+
+    gen = FunctionGenerator(space, seeded, sample_rate=8000, n_samples=64, name="s")
+    plain = FunctionGenerator(space, lambda p: np.zeros((len(p), 64), np.float32), sample_rate=8000, n_samples=64, name="p")
+    assert takes_seed(gen) and not takes_seed(plain)
+    x = np.array([[0.5]])
+    assert not np.array_equal(gen.render(x, seed=3), gen.render(x))
+    with pytest.raises(GeneratorError, match="seed"):
+        plain.render(x, seed=3)
