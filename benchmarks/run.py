@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--targets", type=int, default=None)
     ap.add_argument("--k", type=int, default=None)
     ap.add_argument("--draws", type=int, default=None)
+    ap.add_argument("--refine", type=int, default=None, help="renders of search per target: METHOD+refine rows and the search peers (default: the profile's)")
     ap.add_argument("--workers", type=int, default=1, help="processes rendering the store")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         targets=args.targets,
         k=args.k,
         draws=args.draws,
+        refine=args.refine,
         command=command,
         progress=not args.quiet,
     )
@@ -114,10 +116,10 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
 
 def _costs(out: Path, name: str) -> dict[str, str]:
     """Fit time and total invert time of one row, read back from the work files."""
-    # a "METHOD+SAMPLER-INPUT" row samples the model fitted for "METHOD-INPUT"
-    model_name = f"{name.split('+')[0]}-{name.rsplit('-', 1)[1]}" if "+" in name else name
-    model = json.loads((out / "models" / f"{model_name}.json").read_text())
     ev = json.loads((out / "evals" / f"{name}.json").read_text())
+    # "METHOD+SAMPLER-INPUT" and the search peers use the model fitted for another row
+    model_name = ev.get("model_name") or (f"{name.split('+')[0]}-{name.rsplit('-', 1)[1]}" if "+" in name else name)  # files of earlier versions
+    model = json.loads((out / "models" / f"{model_name}.json").read_text())
     inv = [t["invert_s"] for t in ev["targets"].values()]
     return {"fit": f"{model['fit_wall_s']:.1f} s", "invert": f"{sum(inv):.1f} s for {len(inv)} targets", "model": f"{model['model_mb']:.2f} MB"}
 

@@ -478,7 +478,7 @@ def bench(
         ev_path = out / "evals" / f"{name}.json"
         ev = _read_json(ev_path)
         if not ev or ev.get("key") != json.loads(json.dumps(eval_key)):
-            ev = {"key": eval_key, "method": label, "input": input, "targets": {}}
+            ev = {"key": eval_key, "method": label, "input": input, "model_name": model_name, "targets": {}}
         todo = [int(r) for r in rows if str(int(r)) not in ev["targets"]]
         model = _model_info(out, model_name, model_key)
         if todo or model is None:

@@ -42,12 +42,21 @@ class Refinement:
     n_generations: int
 
 
-def _strategy(name: str, mean: np.ndarray, sigma: float, popsize: int, seed: int, cov: np.ndarray | None):
+def _strategy(name: str, mean: np.ndarray, sigma: float, popsize: int, seed: int):
     import cmaes  # imported on use: refinement is optional work
 
     if name == "sep-cma":
         return cmaes.SepCMA(mean=mean, sigma=sigma, population_size=popsize, seed=seed)
-    return cmaes.CMA(mean=mean, sigma=sigma, population_size=popsize, seed=seed, cov=cov)
+    return cmaes.CMA(mean=mean, sigma=sigma, population_size=popsize, seed=seed)
+
+
+def _schedule(n_runs: int, lam: int, budget: int, halving: bool) -> list[tuple[int, int]]:
+    """``[(active runs, generations), ...]``: all runs alike, or halving the field in equal-budget phases."""
+    counts = [n_runs]
+    while halving and counts[-1] > 1:
+        counts.append((counts[-1] + 1) // 2)
+    share = budget // len(counts)
+    return [(c, share // (c * lam)) for c in counts if share // (c * lam) > 0]
 
 
 def refine(
@@ -59,7 +68,7 @@ def refine(
     sigma: float = 0.1,
     popsize: int | None = None,
     strategy: str = "sep-cma",
-    cov: np.ndarray | None = None,
+    halving: bool = False,
     random_state: int | None = 0,
 ) -> Refinement:
     """Spend about ``budget`` calls of ``score`` on improving each of ``seeds``.
@@ -67,7 +76,10 @@ def refine(
     ``score(x)`` maps unit-scale points ``(B, P)`` to ``(B,)`` distances (lower is
     better). ``seeds`` ``(S, P)`` start one run each, with step size ``sigma``
     (unit scale) and ``popsize`` proposals per generation (default: CMA-ES's
-    ``4 + 3 ln P``). ``budget // (S * popsize)`` generations run. Every run's
+    ``4 + 3 ln P``). ``budget // (S * popsize)`` generations run; with
+    ``halving``, the budget is split into equal phases and after each only the
+    better half of the runs (by their best score) goes on, as in successive
+    halving, so the most promising seeds get the most renders. Every run's
     best point is at least as good as its seed, whose score (``seed_scores``,
     computed here when not given) counts as already evaluated.
     """
@@ -87,21 +99,26 @@ def refine(
     start = np.asarray(score(seeds), dtype=np.float64) if seed_scores is None else np.asarray(seed_scores, dtype=np.float64)
     n_evals = 0 if seed_scores is not None else n_runs
     best_x, best_f = seeds.copy(), start.copy()
-    n_gen = int(budget) // (n_runs * lam)
-    if n_gen == 0:
+    schedule = _schedule(n_runs, lam, int(budget), halving)
+    if not schedule:
         return Refinement(best_x, best_f, start, n_evals, 0)
     ss = np.random.SeedSequence(random_state)
-    runs = [_strategy(strategy, seeds[i], float(sigma), lam, int(s.generate_state(1)[0] >> 1), cov) for i, s in enumerate(ss.spawn(n_runs))]
-    for _ in range(n_gen):
-        x = np.array([[run.ask() for _ in range(lam)] for run in runs])  # (S, lam, P)
-        inside = np.clip(x, 0.0, 1.0)
-        f = np.asarray(score(inside.reshape(-1, dim)), dtype=np.float64).reshape(n_runs, lam)
-        n_evals += n_runs * lam
-        for i, run in enumerate(runs):
-            j = int(np.argmin(f[i]))
-            if f[i, j] < best_f[i]:
-                best_f[i], best_x[i] = f[i, j], inside[i, j]
-            outside = np.sum((x[i] - inside[i]) ** 2, axis=1)
-            run.tell(list(zip(x[i], f[i] + PENALTY * outside)))
+    runs = [_strategy(strategy, seeds[i], float(sigma), lam, int(s.generate_state(1)[0] >> 1)) for i, s in enumerate(ss.spawn(n_runs))]
+    active = np.arange(n_runs)
+    n_gen = 0
+    for count, gens in schedule:
+        active = np.sort(active[np.argsort(best_f[active], kind="stable")[:count]])
+        for _ in range(gens):
+            x = np.array([[runs[i].ask() for _ in range(lam)] for i in active])  # (A, lam, P)
+            inside = np.clip(x, 0.0, 1.0)
+            f = np.asarray(score(inside.reshape(-1, dim)), dtype=np.float64).reshape(len(active), lam)
+            n_evals += f.size
+            n_gen += 1
+            for a, i in enumerate(active):
+                j = int(np.argmin(f[a]))
+                if f[a, j] < best_f[i]:
+                    best_f[i], best_x[i] = f[a, j], inside[a, j]
+                outside = np.sum((x[a] - inside[a]) ** 2, axis=1)
+                runs[i].tell(list(zip(x[a], f[a] + PENALTY * outside)))
     order = np.argsort(best_f, kind="stable")
     return Refinement(best_x[order], best_f[order], start, n_evals, n_gen)
