@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -41,8 +42,10 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from .errors import InputError, StoreError
 from .lazy import LazyArray
+from .limits import human_bytes, total_memory
 from .location import Location
 from .params import ParamSpace
+from .schema import store_meta_problem
 
 __all__ = [
     "ARRAYS",
@@ -76,6 +79,9 @@ CHUNK_BYTES = 8 << 20
 _CACHE_CHUNKS = 4
 # chunks read at once by a reader
 _READ_THREADS = 4
+# bytes per sample of the indexes every reader builds over all rows (ids, split hashes, masks):
+# a store claiming more rows than the machine's memory can index is refused on open
+_INDEX_BYTES_PER_ROW = 48
 
 
 def compressors() -> list:
@@ -176,12 +182,62 @@ class Store:
             self.group = zarr.open_group(store=self.location.zarr_store(), mode=mode, zarr_format=3)
             self.meta: dict[str, Any] = dict(self.group.attrs["wavinv"])
             self.arrays = {name: self.group[name] for name in (*ARRAYS, COMPLETE)}
-        except (KeyError, ValueError, OSError) as e:
+        except (KeyError, ValueError, TypeError, OSError) as e:
             raise StoreError(f"{self.location}: damaged store metadata: {type(e).__name__}: {e}") from None
-        if self.meta.get("format_version") != FORMAT_VERSION:
-            raise StoreError(f"{self.location}: store format {self.meta.get('format_version')!r}, this wavinv reads {FORMAT_VERSION}")
+        problem = store_meta_problem(self.meta, FORMAT_VERSION)
+        if problem:
+            raise StoreError(f"{self.location}: damaged store metadata in zarr.json: {problem}")
+        need = self.n * _INDEX_BYTES_PER_ROW
+        if need > total_memory():
+            raise StoreError(
+                f"{self.location} claims {self.n} samples: indexing them needs about {human_bytes(need)} of memory, "
+                f"more than this machine's {human_bytes(total_memory())}"
+            )
+        self._check_arrays()
         self._caches = {name: _ChunkCache(_CACHE_CHUNKS) for name in ARRAYS}
         self._checked_complete = False
+
+    def _check_arrays(self) -> None:
+        """Every array is chunked as the metadata says and has the row shape it must have."""
+        rows = {"id": (), "params": (len(self.space),), "params_unit": (len(self.space),), "waveform": (self.n_samples,)}
+        for name, row in rows.items():
+            arr = self.arrays[name]
+            if tuple(arr.shape[1:]) != row or arr.chunks[0] != self.chunk or tuple(arr.chunks[1:]) != row:
+                raise StoreError(
+                    f"{self.location}: damaged store metadata: array {name} has shape {arr.shape} in chunks {arr.chunks}, "
+                    f"expected rows {row} in chunks of {self.chunk}"
+                )
+        if self.arrays[COMPLETE].ndim != 1 or self.arrays[COMPLETE].chunks != (1,):
+            raise StoreError(f"{self.location}: damaged store metadata: array {COMPLETE} is not one record per chunk")
+
+    def repair_command(self) -> str:
+        """The ``wavinv generate`` command that finishes or repairs this store (re-rendering what is missing or damaged)."""
+        spec = self.generator.get("spec") or "SPEC"
+        return shlex.join(["wavinv", "generate", "--generator", spec, "--n", str(self.n), "--seed", str(self.seed), "--method", self.method, "--out", str(self.location)])
+
+    def chunk_key(self, name: str, k: int) -> str:
+        """The key of chunk ``k`` of array ``name`` below the store (``"waveform/c/3/0"``)."""
+        arr = self.arrays[name]
+        return f"{name}/{arr.metadata.encode_chunk_key((k,) + (0,) * (arr.ndim - 1))}"
+
+    def read_chunk(self, k: int) -> tuple[tuple[np.ndarray, ...] | None, str | None]:
+        """``(data of every array, None)`` for chunk ``k``, or ``(None, why not)``: a missing or damaged chunk file."""
+        s, e = self.chunk_range(k)
+        data = []
+        for name in ARRAYS:
+            key = self.chunk_key(name, k)
+            if not self.location.exists(key):
+                return None, f"{name} chunk file {key} is missing"
+            try:
+                data.append(self.arrays[name][s:e])
+            except Exception as exc:  # checksum or codec failure
+                return None, f"{name} chunk file {key} is damaged ({type(exc).__name__}: {exc})"
+        return tuple(data), None
+
+    def chunk_matches(self, k: int, record: int) -> bool:
+        """Chunk ``k`` is readable and its data hashes to ``record``."""
+        data, _ = self.read_chunk(k)
+        return data is not None and int(record) == chunk_digest(*data)
 
     @property
     def path(self) -> Path:
@@ -273,7 +329,7 @@ class Store:
         if not done.all() or any(self.arrays[a].shape[0] != self.n for a in ARRAYS):
             raise StoreError(
                 f"{self.location} is incomplete ({int(done.sum())} of {self.n_chunks} chunks written): "
-                "run the same `wavinv generate` command again to finish it"
+                f"finish it with `{self.repair_command()}`"
             )
         self._checked_complete = True
 
@@ -500,10 +556,17 @@ class Store:
         return out
 
     def _get(self, arr, name: str, lo: int, hi: int) -> np.ndarray:
+        # a missing chunk file would read back as its fill value (NaN, -1): refuse it, naming the chunk
+        for k in range(lo // self.chunk, -(-hi // self.chunk)):
+            key = self.chunk_key(name, k)
+            if not self.location.exists(key):
+                raise StoreError(f"{self.location}: chunk file {key} (samples {self.chunk_range(k)[0]}..{self.chunk_range(k)[1] - 1}) is missing; repair with `{self.repair_command()}`")
         try:
             return arr[lo:hi]
         except Exception as e:  # checksum or codec failure: the data on disk is damaged
-            raise StoreError(f"{self.location}: {name} rows {lo}..{hi - 1} cannot be read ({type(e).__name__}: {e}); run `wavinv verify`") from e
+            raise StoreError(
+                f"{self.location}: {name} rows {lo}..{hi - 1} cannot be read ({type(e).__name__}: {e}); repair with `{self.repair_command()}`"
+            ) from e
 
 
 def same_generator(a: dict[str, Any], b: dict[str, Any]) -> bool:
