@@ -40,12 +40,14 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import InputError, StoreError
-from .generators import BUILTIN_GENERATORS, Generator, generator_identity, load_generator
-from .inverter import Inverter, fit_inverter, load
+from .generators import Generator, recorded_generator
+from .inverter import Inverter, fit_inverter, inversion_memory, load
+from .limits import int_arg, require_memory
 from .methods import INPUTS, build_method, method_names
 from .metrics import coverage, diversity, param_mae
 from .store import Store, open_store, same_generator
-from .targets import Target, atomic_path
+from .outputs import atomic_path, check_output_dir
+from .targets import Target
 
 __all__ = [
     "CSV_COLUMNS",
@@ -290,12 +292,6 @@ class _Settings:
         return {**self.overrides.get(method, {}), **self.overrides.get(f"{method}:{input}", {})}
 
 
-def _positive(name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides) -> _Settings:
     prof = get_profile(profile)
     known = method_names()
@@ -322,12 +318,12 @@ def _settings(profile: str, methods, inputs, targets, k, draws, samples, gallery
         profile=profile,
         methods=methods,
         inputs=inputs,
-        targets=_positive("targets", prof["targets"] if targets is None else targets),
-        k=_positive("k", prof["k"] if k is None else k),
-        draws=_positive("draws", prof["draws"] if draws is None else draws),
-        samples=_positive("samples", prof["samples"] if samples is None else samples, 2),
-        gallery=_positive("gallery", prof.get("gallery", 3) if gallery is None else gallery, 0),
-        seed=_positive("seed", prof.get("seed", 0) if seed is None else seed, 0),
+        targets=int_arg("targets", prof["targets"] if targets is None else targets, 1),
+        k=int_arg("k", prof["k"] if k is None else k, 1),
+        draws=int_arg("draws", prof["draws"] if draws is None else draws, 1),
+        samples=int_arg("samples", prof["samples"] if samples is None else samples, 2),
+        gallery=int_arg("gallery", prof.get("gallery", 3) if gallery is None else gallery, 0),
+        seed=int_arg("seed", prof.get("seed", 0) if seed is None else seed, 0),
         overrides=merged,
     )
     if s.k > s.draws:
@@ -408,11 +404,14 @@ def bench(
     positions = np.random.default_rng(np.random.SeedSequence([s.seed, 7])).permutation(len(test_idx))[: s.targets]
     rows = test_idx[positions]
     entries = _entries(s)  # builds every estimator: a bad hyper-parameter fails now, not an hour in
-    gen = _generator(store, generator)
+    gen = recorded_generator(store.generator, generator, str(store.location), same_generator, StoreError)
+    fe = store.frontend_config
+    spec_shape = (fe["n_freq"], fe["n_frames"]) if fe else (1, 1)
+    need = inversion_memory(store.n_samples, len(store.space), spec_shape, max(s.draws, s.samples), 4 * s.k)
+    require_memory(need, f"{max(s.draws, s.samples)} draws per target")
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} exists and is not a directory")
+    check_output_dir("--out", out, {"store": store.location.local})
     for sub in ("models", "evals"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
@@ -490,20 +489,6 @@ def bench(
     result.meta = meta
     result.files = _write_outputs(out, result.rows, meta, evals, pairs, rows, s, store)
     return result
-
-
-def _generator(store: Store, generator: str | None) -> Generator:
-    """The generator that re-renders candidates: ``generator``, or the store's if it is a built-in one."""
-    spec = generator if generator is not None else store.generator.get("spec")
-    if generator is None and spec not in BUILTIN_GENERATORS:
-        raise StoreError(
-            f"{store.location} was made by generator {store.generator['name']!r} (spec {spec!r}); "
-            "name it with --generator SPEC to re-render candidates (importing it runs its code)"
-        )
-    gen = load_generator(spec)
-    if not same_generator(store.generator, generator_identity(gen)):
-        raise StoreError(f"{store.location} was made by {store.generator['name']!r} v{store.generator['version']}, not {gen.name!r} v{gen.version}")
-    return gen
 
 
 def _model_info(out: Path, name: str, model_key: dict[str, Any]) -> dict[str, Any] | None:
