@@ -564,3 +564,16 @@ def test_runtime_warnings_do_not_leak_next_to_the_error(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "contains NaN or Inf" in proc.stderr, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.py"]
+
+
+def test_bench_results_are_written_all_or_nothing(ws, capsys, monkeypatch):
+    import wavinv.plots
+
+    monkeypatch.setattr(wavinv.plots, "bench_scatter", lambda rows, path, **kw: _no_space(path))
+    before = snapshot(ws / "store")
+    code = main([a.replace("{ws}", str(ws)) for a in BENCH + ["--out", "{ws}/b", "--targets", "2"]])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "No space left on device" in err, err
+    # the fitted models and per-target results are kept for the next run; no table or figure is
+    assert sorted(p.name for p in (ws / "b").iterdir()) == ["evals", "models"]
+    assert snapshot(ws / "store") == before and not temps(ws)

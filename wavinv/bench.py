@@ -46,7 +46,7 @@ from .limits import int_arg, require_memory
 from .methods import INPUTS, build_method, method_names
 from .metrics import coverage, diversity, param_mae
 from .store import Store, open_store, same_generator
-from .outputs import atomic_path, check_output_dir
+from .outputs import atomic_path, atomic_paths, check_output_dir
 from .targets import Target
 
 __all__ = [
@@ -237,14 +237,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n"
+
+
 def _write_json(path: Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(_json_text(obj))
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -700,43 +699,39 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
 
 
 def _write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: _Settings, store: Store) -> dict[str, Path]:
+    """Tables and figures, all written or none (the per-row models and evals are kept either way)."""
     from .plots import bench_bars, bench_scatter, spectrogram_grid
 
-    files: dict[str, Path] = {}
-    figures: dict[str, str] = {}
+    gallery = [int(row) for row in target_rows[: s.gallery]]
+    figures = {"lsd_db.png": "lsd_db per method and input", "quality_vs_cost.png": "quality vs cost"}
+    figures.update({f"gallery-{j + 1}.png": f"gallery: test id {row}" for j, row in enumerate(gallery)})
+    names = [*figures, "results.md", "results.csv", "results.json"]
     title = f"{meta['store']['generator']}, {meta['settings']['targets']} test targets, best {s.k} of {s.draws} draws"
-    bench_bars(rows, out / "lsd_db.png", title=title)
-    figures["lsd_db.png"] = "lsd_db per method and input"
-    bench_scatter(rows, out / "quality_vs_cost.png", title=title)
-    figures["quality_vs_cost.png"] = "quality vs cost"
     gen = store.generator
-    for j, row in enumerate(target_rows[: s.gallery]):
-        specs, titles = [], []
-        for (method, input), r in zip(pairs, rows):
-            path = _gallery_path(out, f"{method}-{input}", int(row))
-            with np.load(path) as z:
-                if not specs:
-                    specs.append(z["target"].astype(np.float32))
-                    titles.append(f"target (test id {int(row)})")
-                specs.append(z["best"].astype(np.float32))
-            lsd = evals[(method, input)]["records"][j]["lsd_db_best"]
-            titles.append(f"{method}" + ("" if method == "prior" else f" / {input}") + f": {lsd:.1f} dB")
-        fname = f"gallery-{j + 1}.png"
-        spectrogram_grid(
-            specs,
-            titles,
-            out / fname,
-            sample_rate=gen["sample_rate"],
-            duration=gen["n_samples"] / gen["sample_rate"],
-            ncols=4,
-            suptitle=f"test id {int(row)}: target and the best of {s.draws} draws of each method (lsd_db)",
-        )
-        figures[fname] = f"gallery: test id {int(row)}"
-    for fname in figures:
-        files[fname] = out / fname
-    _write_text(out / "results.csv", _csv(rows))
-    _write_json(out / "results.json", {"meta": meta, "rows": rows})
-    _write_text(out / "results.md", _markdown(rows, meta, figures))
-    for fname in ("results.md", "results.csv", "results.json"):
-        files[fname] = out / fname
-    return files
+    with atomic_paths(*(out / name for name in names)) as tmps:
+        tmp = dict(zip(names, tmps))
+        bench_bars(rows, tmp["lsd_db.png"], title=title)
+        bench_scatter(rows, tmp["quality_vs_cost.png"], title=title)
+        for j, row in enumerate(gallery):
+            specs, titles = [], []
+            for (method, input), r in zip(pairs, rows):
+                with np.load(_gallery_path(out, f"{method}-{input}", row)) as z:
+                    if not specs:
+                        specs.append(z["target"].astype(np.float32))
+                        titles.append(f"target (test id {row})")
+                    specs.append(z["best"].astype(np.float32))
+                lsd = evals[(method, input)]["records"][j]["lsd_db_best"]
+                titles.append(f"{method}" + ("" if method == "prior" else f" / {input}") + f": {lsd:.1f} dB")
+            spectrogram_grid(
+                specs,
+                titles,
+                tmp[f"gallery-{j + 1}.png"],
+                sample_rate=gen["sample_rate"],
+                duration=gen["n_samples"] / gen["sample_rate"],
+                ncols=4,
+                suptitle=f"test id {row}: target and the best of {s.draws} draws of each method (lsd_db)",
+            )
+        tmp["results.csv"].write_text(_csv(rows))
+        tmp["results.json"].write_text(_json_text({"meta": meta, "rows": rows}))
+        tmp["results.md"].write_text(_markdown(rows, meta, figures))
+    return {name: out / name for name in names}
