@@ -111,7 +111,7 @@ def _format_store_info(info: dict) -> str:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .store import is_store, open_store
+    from .store import open_store
 
     path = args.path if "://" in args.path else Path(args.path)
     if isinstance(path, Path) and not path.exists():
@@ -126,9 +126,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             raise StoreError(f"{path} is not a wavinv store or model ({e})") from None
         print(json.dumps(manifest, indent=2) if args.json else _format_model_info(manifest))
         return 0
-    if not is_store(path):
-        raise StoreError(f"{path} is not a wavinv store or model")
-    info = open_store(path).summary()
+    info = open_store(path).summary()  # says why a folder is not a store, or what is damaged in one
     print(json.dumps(info, indent=2) if args.json else _format_store_info(info))
     return 0
 

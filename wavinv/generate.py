@@ -131,10 +131,7 @@ def _generate(
 def _resume(where: Location, spec, gen: Generator, identity, n: int, seed: int, method: str, chunk, workers: int, progress: bool, client) -> None:
     """Finish, grow or repair an existing store: re-render every chunk that is missing, new, or does not match its record."""
     with _locked(where):
-        try:
-            store = Store(where, mode="r+")  # raises StoreError for anything that is not a wavinv store
-        except StoreError as e:
-            raise StoreError(f"{e} (generate re-renders chunks, not metadata: restore it, or write to another --out)") from None
+        store = Store(where, mode="r+")  # raises StoreError for anything that is not a wavinv store, or damaged metadata
         _check_compatible(store, identity, seed, method, chunk, n)
         _check_writable(where)
         damaged = _damaged(store)

@@ -154,14 +154,30 @@ class _ChunkCache:
             self.blocks.pop(next(iter(self.blocks)))
 
 
+# why re-running generate does not help when the metadata itself is damaged
+_NO_REPAIR = "generate re-renders chunks, not metadata: restore zarr.json from a copy, or write to another --out"
+
+
+def _store_kind(location: Location) -> str:
+    """``"store"``, ``"damaged"`` (a zarr.json that is not JSON), or ``"other"`` (no wavinv store there)."""
+    try:
+        text = location.read_text("zarr.json")
+    except (OSError, ValueError, StoreError):
+        return "other"
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        return "damaged"
+    attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
+    return "store" if isinstance(attrs, dict) and isinstance(attrs.get("wavinv"), dict) and attrs["wavinv"].get("format") == FORMAT else "other"
+
+
 def is_store(path: "str | os.PathLike | Location") -> bool:
     """True when ``path`` (a directory or an fsspec URL) holds a wavinv store."""
     try:
-        meta = json.loads(Location(path).read_text("zarr.json"))
-    except (OSError, ValueError, StoreError):
+        return _store_kind(Location(path)) == "store"
+    except StoreError:
         return False
-    attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
-    return isinstance(attrs.get("wavinv"), dict) and attrs["wavinv"].get("format") == FORMAT
 
 
 def open_store(path: "str | os.PathLike | Location") -> "Store":
@@ -176,17 +192,20 @@ class Store:
         self.location = Location(path)
         if not self.location.exists():
             raise StoreError(f"{self.location}: no such store")
-        if not is_store(self.location):
+        kind = _store_kind(self.location)
+        if kind == "damaged":
+            raise StoreError(f"{self.location}: damaged store metadata: zarr.json is not valid JSON ({_NO_REPAIR})")
+        if kind != "store":
             raise StoreError(f"{self.location} is not a wavinv store (no wavinv attributes in zarr.json)")
         try:
             self.group = zarr.open_group(store=self.location.zarr_store(), mode=mode, zarr_format=3)
             self.meta: dict[str, Any] = dict(self.group.attrs["wavinv"])
             self.arrays = {name: self.group[name] for name in (*ARRAYS, COMPLETE)}
         except (KeyError, ValueError, TypeError, OSError) as e:
-            raise StoreError(f"{self.location}: damaged store metadata: {type(e).__name__}: {e}") from None
+            raise StoreError(f"{self.location}: damaged store metadata: {type(e).__name__}: {e} ({_NO_REPAIR})") from None
         problem = store_meta_problem(self.meta, FORMAT_VERSION)
         if problem:
-            raise StoreError(f"{self.location}: damaged store metadata in zarr.json: {problem}")
+            raise StoreError(f"{self.location}: damaged store metadata in zarr.json: {problem} ({_NO_REPAIR})")
         need = self.n * _INDEX_BYTES_PER_ROW
         if need > total_memory():
             raise StoreError(
@@ -205,10 +224,10 @@ class Store:
             if tuple(arr.shape[1:]) != row or arr.chunks[0] != self.chunk or tuple(arr.chunks[1:]) != row:
                 raise StoreError(
                     f"{self.location}: damaged store metadata: array {name} has shape {arr.shape} in chunks {arr.chunks}, "
-                    f"expected rows {row} in chunks of {self.chunk}"
+                    f"expected rows {row} in chunks of {self.chunk} ({_NO_REPAIR})"
                 )
         if self.arrays[COMPLETE].ndim != 1 or self.arrays[COMPLETE].chunks != (1,):
-            raise StoreError(f"{self.location}: damaged store metadata: array {COMPLETE} is not one record per chunk")
+            raise StoreError(f"{self.location}: damaged store metadata: array {COMPLETE} is not one record per chunk ({_NO_REPAIR})")
 
     def repair_command(self) -> str:
         """The ``wavinv generate`` command that finishes or repairs this store (re-rendering what is missing or damaged)."""
