@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import InputError, StoreError
-from .generators import Generator, recorded_generator
+from .generators import recorded_generator
 from .inverter import Inverter, fit_inverter, inversion_memory, load
 from .limits import int_arg, require_memory
 from .methods import INPUTS, build_method, method_names

@@ -21,7 +21,6 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_compl
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -30,12 +29,11 @@ from tqdm.auto import tqdm
 
 from .errors import InputError, StoreError, WavinvError
 from .generators import Generator, generator_file, generator_identity, load_generator, render_checked
-from .limits import human_bytes, int_arg, require_disk, total_memory
+from .limits import int_arg, require_disk
 from .location import Location
 from .outputs import remove_stale, temp_name
 from .params import SAMPLING_METHODS
 from .store import (
-    _INDEX_BYTES_PER_ROW,
     ARRAYS,
     COMPLETE,
     FORMAT,
@@ -44,8 +42,10 @@ from .store import (
     WAVEFORM_DTYPE,
     Store,
     chunk_digest,
+    compressed_nbytes,
     compressors,
     default_chunk,
+    index_memory_problem,
     same_generator,
 )
 
@@ -96,8 +96,8 @@ def _generate(
 ) -> Store:
     n, seed, workers = int_arg("n", n, 1), int_arg("seed", seed, 0), int_arg("workers", workers, 1)
     chunk = None if chunk is None else int_arg("chunk", chunk, 1)
-    if n * _INDEX_BYTES_PER_ROW > total_memory():
-        raise InputError(f"n={n} samples: indexing them needs about {human_bytes(n * _INDEX_BYTES_PER_ROW)} of memory, more than this machine's {human_bytes(total_memory())}")
+    if index_memory_problem(n):
+        raise InputError(f"n={n}: {index_memory_problem(n)}")
     if method not in SAMPLING_METHODS:
         raise InputError(f"sampling method must be one of {', '.join(SAMPLING_METHODS)}, got {method!r}")
     spec = generator.strip() if isinstance(generator, str) else None
@@ -134,7 +134,7 @@ def _resume(where: Location, spec, gen: Generator, identity, n: int, seed: int, 
         store = Store(where, mode="r+")  # raises StoreError for anything that is not a wavinv store, or damaged metadata
         _check_compatible(store, identity, seed, method, chunk, n)
         _check_writable(where)
-        damaged = _damaged(store)
+        damaged = store.damaged_chunks()
         pending = sorted(set(_pending(store, n)) | set(damaged))
         if not pending:
             log.info("%s is already complete (%d samples)", where, n)
@@ -150,16 +150,6 @@ def _resume(where: Location, spec, gen: Generator, identity, n: int, seed: int, 
             for key in where.find(".partial"):  # temporary files of writes killed mid-way
                 where.remove(key)
         _run(where, spec, gen, pending, store.chunk, n, workers, progress, client)
-
-
-def _damaged(store: Store) -> list[int]:
-    """Chunks recorded complete whose files are missing, unreadable or do not hash to the record, and unreadable records."""
-    from .store import _reader_pool
-
-    records, unreadable = store.records()
-    recorded = [k for k in range(len(records)) if records[k]]
-    ok = _reader_pool().map(lambda k: store.chunk_matches(k, records[k]), recorded)
-    return sorted(set(unreadable) | {k for k, good in zip(recorded, ok) if not good})
 
 
 def _check_writable(where: Location) -> None:
@@ -178,9 +168,7 @@ def _require_space(where: Location, probe: np.ndarray, rows: int) -> None:
     """Refuse a run whose chunks will not fit on the disk, estimated from the probe's compressed size."""
     if not where.is_local or not rows:
         return
-    from numcodecs import Blosc
-
-    per_row = len(Blosc(cname="lz4", clevel=9, shuffle=Blosc.SHUFFLE).encode(np.ascontiguousarray(probe))) / len(probe)
+    per_row = compressed_nbytes(probe) / len(probe)
     require_disk(where.local, rows * per_row, f"rendering {rows} samples into {where}")
 
 
