@@ -151,6 +151,20 @@ def _drop_manifest_generator(obj):
     return obj
 
 
+def _other_version(obj):
+    obj["manifest"]["wavinv_version"] = "0.0.1"  # loading it logs a warning: held back, the error stays one line
+    return obj
+
+
+def wav_at(name: str, rate: int, n: int):
+    """A WAV at another sample rate (resampling logs a warning before the length is refused)."""
+
+    def setup(ws: Path):
+        save_wav(np.zeros(n, np.float32), ws / name, rate)
+
+    return setup
+
+
 def gen_file(name: str, body: str):
     """A generator file: toygen's ``toy`` with ``body`` added."""
 
@@ -384,6 +398,8 @@ CASES = [
     ("invert-npy-wrong-length", npy("short.npy", np.zeros(100, np.float32)), INV + ["--target", "{ws}/short.npy", "--out", "{ws}/c.json"], "100 samples"),
     ("invert-wav-truncated", write("t.wav", b"RIFF\x10\x00\x00\x00WAVEfmt "), INV + ["--target", "{ws}/t.wav", "--out", "{ws}/c.json"], "not a readable WAV"),
     ("invert-target-unsupported", write("t.txt", b"1 2 3"), INV + ["--target", "{ws}/t.txt", "--out", "{ws}/c.json"], "unsupported target type"),
+    ("invert-other-version-model-bad-target", model_with(_other_version), INV[:2] + ["{ws}/bad.joblib"] + INV[3:] + ["--target", "{ws}/none.wav", "--out", "{ws}/c.json"], "target not found"),
+    ("invert-wav-resampled-wrong-length", wav_at("r.wav", 16000, 1000), INV + ["--target", "{ws}/r.wav", "--out", "{ws}/c.json"], "waveform has 500 samples"),
     ("invert-target-missing", None, INV + ["--target", "{ws}/none.wav", "--out", "{ws}/c.json"], "target not found"),
     # 6. a store whose metadata is damaged cannot be repaired by generate: it says so
     ("generate-store-zarr-json-damaged", write("store/zarr.json", b"{not json"), GEN, "generate re-renders chunks, not metadata"),
@@ -567,6 +583,20 @@ def test_runtime_warnings_do_not_leak_next_to_the_error(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "contains NaN or Inf" in proc.stderr, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.py"]
+
+
+def test_log_warnings_are_held_back_when_the_command_fails(ws):
+    import sys
+
+    model_with(_other_version)(ws)  # loading it logs "saved by wavinv 0.0.1"
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+    argv = [a.replace("{ws}", str(ws)) for a in INV[:2] + ["{ws}/bad.joblib"] + INV[3:] + ["--target", "{ws}/none.wav", "--out", "{ws}/c.json"]]
+    proc = subprocess.run([sys.executable, "-m", "wavinv", *argv], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "target not found" in proc.stderr, proc.stderr
+    # the same warning shows after a success
+    argv[argv.index(str(ws / "none.wav"))] = str(ws / "target.wav")
+    proc = subprocess.run([sys.executable, "-m", "wavinv", *argv], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "saved by wavinv 0.0.1" in proc.stderr, proc.stderr
 
 
 def test_bench_results_are_written_all_or_nothing(ws, capsys, monkeypatch):

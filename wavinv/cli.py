@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import logging.handlers
 import sys
 import time
 import warnings
@@ -428,28 +429,42 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # a usage error (one line, already printed) or --help/--version
         return int(e.code or 0)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # numpy's RuntimeWarnings and the like are held back: shown after a success, dropped with a one-line error
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        try:
-            code = int(args.func(args) or 0)
-        except WavinvError as e:
-            return _fail(args.command, str(e))
-        except MemoryError:
-            return _fail(args.command, f"out of memory (this machine has {human_bytes(total_memory())}): ask for less")
-        except OSError as e:  # the last net: a write or read the checks before the work could not foresee
-            where = f" {e.filename}" if getattr(e, "filename", None) else ""
-            return _fail(args.command, f"cannot access{where}: {e.strerror or e}")
-        except KeyboardInterrupt:
-            print(f"wavinv {args.command}: interrupted", file=sys.stderr)
-            return 130
-    for w in caught:
-        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    return code
+    # warnings (numpy's RuntimeWarnings...) and, unless --verbose, log records wait for the command's end:
+    # shown after a success, dropped when it fails, so a failure is exactly one line on stderr
+    root, level = logging.getLogger(), logging.getLogger().level
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    held = logging.handlers.MemoryHandler(10_000, flushLevel=logging.CRITICAL + 1, target=stream, flushOnClose=False)
+    handler = stream if args.verbose else held
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                code = int(args.func(args) or 0)
+            except WavinvError as e:
+                return _fail(args.command, str(e), held)
+            except MemoryError:
+                return _fail(args.command, f"out of memory (this machine has {human_bytes(total_memory())}): ask for less", held)
+            except OSError as e:  # the last net: a write or read the checks before the work could not foresee
+                where = f" {e.filename}" if getattr(e, "filename", None) else ""
+                return _fail(args.command, f"cannot access{where}: {e.strerror or e}", held)
+            except KeyboardInterrupt:
+                held.flush()
+                print(f"wavinv {args.command}: interrupted", file=sys.stderr)
+                return 130
+        held.flush()
+        for w in caught:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        return code
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
-def _fail(command: str, message: str) -> int:
+def _fail(command: str, message: str, held: logging.handlers.MemoryHandler) -> int:
+    held.buffer.clear()
     print(f"wavinv {command}: error: {' '.join(message.split())}", file=sys.stderr)  # always one line
     return 2
 

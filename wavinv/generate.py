@@ -118,7 +118,7 @@ def _generate(
             chunk = chunk or default_chunk(gen.n_samples)
             _require_space(where, _probe(gen, chunk, n, seed, method, 0), n)
             _create(where, gen, identity, seed, method, chunk, n)
-            with _locked(where):
+            with _locked(where), _partials_removed(where):
                 _run(where, spec, gen, list(range(-(-n // chunk))), chunk, n, workers, progress, client)
     except OSError as e:  # a read-only store, a full disk, a folder that vanished
         raise StoreError(f"{where}: cannot write the store: {e.strerror or e}") from None
@@ -145,11 +145,28 @@ def _resume(where: Location, spec, gen: Generator, identity, n: int, seed: int, 
             log.warning("%s: re-rendering %d damaged chunk%s (%s)", where, len(damaged), "s" * (len(damaged) > 1), ", ".join(map(str, damaged[:8])))
             for k in damaged:  # forget the record first: an interrupted repair is repaired again
                 store.arrays[COMPLETE][k] = np.uint64(0)
-        _grow(store, n)
-        if where.is_local:
-            for key in where.find(".partial"):  # temporary files of writes killed mid-way
-                where.remove(key)
-        _run(where, spec, gen, pending, store.chunk, n, workers, progress, client)
+        _remove_partials(where)  # temporary files of writes killed mid-way
+        with _partials_removed(where):
+            _grow(store, n)
+            _run(where, spec, gen, pending, store.chunk, n, workers, progress, client)
+
+
+def _remove_partials(where: Location) -> None:
+    """Delete the temporary files (``*.partial``) of chunk writes that did not finish (local stores)."""
+    if where.is_local:
+        for key in where.find(".partial"):
+            where.remove(key)
+
+
+@contextlib.contextmanager
+def _partials_removed(where: Location) -> Iterator[None]:
+    """A failed run (full disk, Ctrl-C, a NaN chunk) leaves no temporary files behind; finished chunks stay."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            _remove_partials(where)
+        raise
 
 
 def _check_writable(where: Location) -> None:
