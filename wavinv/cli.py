@@ -364,8 +364,7 @@ def _cmd_demo(args) -> int:
 
     method_builder(args.method)  # an unknown method fails here, before anything is written
     out = Path(args.out)
-    check_output_dir("--out", out, {})
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_dir("--out", out, {})  # generate makes the folder, once its own checks pass
     t0 = time.perf_counter()
     print(f"1/4 rendering {args.n} synth100 clips into {out / 'store.zarr'} (resumes if interrupted)")
     store = generate(out / "store.zarr", "synth100", n=args.n, seed=0, workers=args.workers, progress=not args.quiet)
