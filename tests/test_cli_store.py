@@ -55,7 +55,10 @@ def test_generate_info_verify(store, capsys):
     info = json.loads(out)
     assert code == 0 and info["n"] == 40 and info["seed"] == 1 and info["space"]["n_params"] == 3
     assert info["generator"]["spec"] == spec("toy") and info["frontend"]["n_samples"] == 1024
-    code, out, _ = run(capsys, "verify", "-q", str(store), "--rerender", "3", "--seed", "0")
+    # the recorded spec is a file: verify never imports it by itself
+    code, _, err = run(capsys, "verify", "-q", str(store), "--rerender", "3", "--seed", "0")
+    assert code == 2 and "name it with --generator SPEC" in err and err.count("\n") == 1
+    code, out, _ = run(capsys, "verify", "-q", str(store), "--rerender", "3", "--seed", "0", "--generator", spec("toy"))
     assert code == 0 and "OK: 40 samples in 5 chunks" in out and "3 re-rendered samples match" in out
     # the same command again: already complete, nothing written
     before = tree(store)
@@ -65,7 +68,7 @@ def test_generate_info_verify(store, capsys):
 
 BAD = [
     (["generate", "--generator", "nope", "--n", "40", "--seed", "1"], "unknown generator 'nope'"),
-    (["generate", "--generator", spec("toy"), "--n", "0", "--seed", "1"], "n must be an integer >= 1"),
+    (["generate", "--generator", spec("toy"), "--n", "0", "--seed", "1"], "argument --n: must be >= 1, got 0"),
     (["generate", "--generator", spec("other"), "--n", "40", "--seed", "1"], "was made by generator 'toy' v1"),
     (["generate", "--generator", spec("toy"), "--n", "40", "--seed", "2"], "was made with seed 1, not 2"),
     (["generate", "--generator", spec("toy"), "--n", "40", "--seed", "1", "--chunk", "4"], "chunks of 8 samples, not 4"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavinv import InputError
+from wavinv import InputError, OutputError
 from wavinv.targets import load_target, save_spectrogram_png, save_wav
 
 SR, N = 16000, 4096
@@ -106,7 +106,7 @@ def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, mon
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match="disk full"):  # one line for the user, not a traceback
         save_spectrogram_png(np.full((4, 4), -50.0), tmp_path / "s.png")
     assert [p.name for p in tmp_path.iterdir()] == ["s.png"]
     assert (tmp_path / "s.png").read_bytes() == before

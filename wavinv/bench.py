@@ -40,12 +40,14 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import InputError, StoreError
-from .generators import BUILTIN_GENERATORS, Generator, generator_identity, load_generator, render_checked, takes_seed
-from .inverter import Inverter, fit_inverter, load
+from .generators import recorded_generator, render_checked, takes_seed
+from .inverter import Inverter, fit_inverter, inversion_memory, load
+from .limits import int_arg, require_memory
 from .methods import INPUTS, build_method, method_names
 from .metrics import coverage, diversity, lsd_db, mrstft, param_mae
 from .store import Store, open_store, same_generator
-from .targets import Target, atomic_path
+from .outputs import atomic_path, atomic_paths, check_output_dir
+from .targets import Target
 
 __all__ = [
     "CSV_COLUMNS",
@@ -241,14 +243,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n"
+
+
 def _write_json(path: Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(_json_text(obj))
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -297,12 +298,6 @@ class _Settings:
         return {**self.overrides.get(method, {}), **self.overrides.get(f"{method}:{input}", {})}
 
 
-def _positive(name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine=None) -> _Settings:
     prof = get_profile(profile)
     known = method_names()
@@ -329,14 +324,14 @@ def _settings(profile: str, methods, inputs, targets, k, draws, samples, gallery
         profile=profile,
         methods=methods,
         inputs=inputs,
-        targets=_positive("targets", prof["targets"] if targets is None else targets),
-        k=_positive("k", prof["k"] if k is None else k),
-        draws=_positive("draws", prof["draws"] if draws is None else draws),
-        samples=_positive("samples", prof["samples"] if samples is None else samples, 2),
-        gallery=_positive("gallery", prof.get("gallery", 3) if gallery is None else gallery, 0),
-        seed=_positive("seed", prof.get("seed", 0) if seed is None else seed, 0),
+        targets=int_arg("targets", prof["targets"] if targets is None else targets, 1),
+        k=int_arg("k", prof["k"] if k is None else k, 1),
+        draws=int_arg("draws", prof["draws"] if draws is None else draws, 1),
+        samples=int_arg("samples", prof["samples"] if samples is None else samples, 2),
+        gallery=int_arg("gallery", prof.get("gallery", 3) if gallery is None else gallery, 0),
+        seed=int_arg("seed", prof.get("seed", 0) if seed is None else seed, 0),
         overrides=merged,
-        refine=_positive("refine", prof.get("refine", 0) if refine is None else refine, 0),
+        refine=int_arg("refine", prof.get("refine", 0) if refine is None else refine, 0),
     )
     if s.k > s.draws:
         raise InputError(f"k (candidates kept) must be <= draws, got k={s.k}, draws={s.draws}")
@@ -443,11 +438,14 @@ def bench(
     positions = np.random.default_rng(np.random.SeedSequence([s.seed, 7])).permutation(len(test_idx))[: s.targets]
     rows = test_idx[positions]
     entries = _entries(s)  # builds every estimator: a bad hyper-parameter fails now, not an hour in
-    gen = _generator(store, generator)
+    gen = recorded_generator(store.generator, generator, str(store.location), same_generator, StoreError)
+    fe = store.frontend_config
+    spec_shape = (fe["n_freq"], fe["n_frames"]) if fe else (1, 1)
+    need = inversion_memory(store.n_samples, len(store.space), spec_shape, max(s.draws, s.samples), 4 * s.k)
+    require_memory(need, f"{max(s.draws, s.samples)} draws per target")
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} exists and is not a directory")
+    check_output_dir("--out", out, {"store": store.location.local})
     for sub in ("models", "evals"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
@@ -535,20 +533,6 @@ def bench(
     result.meta = meta
     result.files = _write_outputs(out, result.rows, meta, evals, pairs, rows, s, store)
     return result
-
-
-def _generator(store: Store, generator: str | None) -> Generator:
-    """The generator that re-renders candidates: ``generator``, or the store's if it is a built-in one."""
-    spec = generator if generator is not None else store.generator.get("spec")
-    if generator is None and spec not in BUILTIN_GENERATORS:
-        raise StoreError(
-            f"{store.location} was made by generator {store.generator['name']!r} (spec {spec!r}); "
-            "name it with --generator SPEC to re-render candidates (importing it runs its code)"
-        )
-    gen = load_generator(spec)
-    if not same_generator(store.generator, generator_identity(gen)):
-        raise StoreError(f"{store.location} was made by {store.generator['name']!r} v{store.generator['version']}, not {gen.name!r} v{gen.version}")
-    return gen
 
 
 def _model_info(out: Path, name: str, model_key: dict[str, Any]) -> dict[str, Any] | None:
@@ -830,45 +814,41 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
 
 
 def _write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: _Settings, store: Store) -> dict[str, Path]:
+    """Tables and figures, all written or none (the per-row models and evals are kept either way)."""
     from .plots import bench_bars, bench_scatter, spectrogram_grid
 
-    files: dict[str, Path] = {}
-    figures: dict[str, str] = {}
+    gallery = [int(row) for row in target_rows[: s.gallery]]
+    figures = {"lsd_db.png": "lsd_db per method and input", "quality_vs_cost.png": "quality vs cost"}
+    figures.update({f"gallery-{j + 1}.png": f"gallery: test id {row}" for j, row in enumerate(gallery)})
+    names = [*figures, "results.md", "results.csv", "results.json"]
     title = f"{meta['store']['generator']}, {meta['settings']['targets']} test targets, best {s.k} of {s.draws} draws"
-    bench_bars(rows, out / "lsd_db.png", title=title)
-    figures["lsd_db.png"] = "lsd_db per method and input"
-    bench_scatter(rows, out / "quality_vs_cost.png", title=title)
-    figures["quality_vs_cost.png"] = "quality vs cost"
     gen = store.generator
-    for j, row in enumerate(target_rows[: s.gallery]):
-        specs, titles = [], []
-        for (method, input), r in zip(pairs, rows):
-            if method == "floor":  # a reference without candidates of its own
-                continue
-            path = _gallery_path(out, f"{method}-{input}", int(row))
-            with np.load(path) as z:
-                if not specs:
-                    specs.append(z["target"].astype(np.float32))
-                    titles.append(f"target (test id {int(row)})")
-                specs.append(z["best"].astype(np.float32))
-            lsd = evals[(method, input)]["records"][j]["lsd_db_best"]
-            titles.append(f"{method}" + ("" if method == "prior" else f" / {input}") + f": {lsd:.1f} dB")
-        fname = f"gallery-{j + 1}.png"
-        spectrogram_grid(
-            specs,
-            titles,
-            out / fname,
-            sample_rate=gen["sample_rate"],
-            duration=gen["n_samples"] / gen["sample_rate"],
-            ncols=4,
-            suptitle=f"test id {int(row)}: target and the best of {s.draws} draws of each method (lsd_db)",
-        )
-        figures[fname] = f"gallery: test id {int(row)}"
-    for fname in figures:
-        files[fname] = out / fname
-    _write_text(out / "results.csv", _csv(rows))
-    _write_json(out / "results.json", {"meta": meta, "rows": rows})
-    _write_text(out / "results.md", _markdown(rows, meta, figures))
-    for fname in ("results.md", "results.csv", "results.json"):
-        files[fname] = out / fname
-    return files
+    with atomic_paths(*(out / name for name in names)) as tmps:
+        tmp = dict(zip(names, tmps))
+        bench_bars(rows, tmp["lsd_db.png"], title=title)
+        bench_scatter(rows, tmp["quality_vs_cost.png"], title=title)
+        for j, row in enumerate(gallery):
+            specs, titles = [], []
+            for (method, input), r in zip(pairs, rows):
+                if method == "floor":  # a reference without candidates of its own
+                    continue
+                with np.load(_gallery_path(out, f"{method}-{input}", row)) as z:
+                    if not specs:
+                        specs.append(z["target"].astype(np.float32))
+                        titles.append(f"target (test id {row})")
+                    specs.append(z["best"].astype(np.float32))
+                lsd = evals[(method, input)]["records"][j]["lsd_db_best"]
+                titles.append(f"{method}" + ("" if method == "prior" else f" / {input}") + f": {lsd:.1f} dB")
+            spectrogram_grid(
+                specs,
+                titles,
+                tmp[f"gallery-{j + 1}.png"],
+                sample_rate=gen["sample_rate"],
+                duration=gen["n_samples"] / gen["sample_rate"],
+                ncols=4,
+                suptitle=f"test id {row}: target and the best of {s.draws} draws of each method (lsd_db)",
+            )
+        tmp["results.csv"].write_text(_csv(rows))
+        tmp["results.json"].write_text(_json_text({"meta": meta, "rows": rows}))
+        tmp["results.md"].write_text(_markdown(rows, meta, figures))
+    return {name: out / name for name in names}

@@ -9,14 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import logging.handlers
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from . import __version__
 from .errors import InputError, StoreError, WavinvError
+from .limits import human_bytes, total_memory
 from .methods import INPUTS
-from .targets import DEFAULT_DB_RANGE, atomic_path
+from .outputs import atomic_paths, check_output_dir, check_outputs
+from .targets import DEFAULT_DB_RANGE
 
 __all__ = ["main", "build_parser"]
 
@@ -26,6 +30,25 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(low: int):
+    """An argparse type: an integer >= ``low`` (so ``--seed -1`` is a usage error, before any work)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+_NONNEG, _POSITIVE = _count(0), _count(1)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -57,6 +80,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"PROBLEM: {problem}")
     if not rep.ok:
         print(f"{rep.path}: NOT WHOLE ({len(rep.problems)} problem{'s' if len(rep.problems) > 1 else ''})")
+        if rep.repair:
+            print(f"repair: {rep.repair}  (re-renders the missing and damaged chunks)")
         return 1
     extra = f"; {len(rep.rerendered)} re-rendered samples match (max abs error {rep.max_abs_error:.3g})" if rep.rerendered else ""
     print(f"{rep.path}: OK: {rep.n} samples in {rep.n_chunks} chunks; checksums, ids and completion records all good{extra}")
@@ -87,7 +112,7 @@ def _format_store_info(info: dict) -> str:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .store import is_store, open_store
+    from .store import open_store
 
     path = args.path if "://" in args.path else Path(args.path)
     if isinstance(path, Path) and not path.exists():
@@ -102,9 +127,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             raise StoreError(f"{path} is not a wavinv store or model ({e})") from None
         print(json.dumps(manifest, indent=2) if args.json else _format_model_info(manifest))
         return 0
-    if not is_store(path):
-        raise StoreError(f"{path} is not a wavinv store or model")
-    info = open_store(path).summary()
+    info = open_store(path).summary()  # says why a folder is not a store, or what is damaged in one
     print(json.dumps(info, indent=2) if args.json else _format_store_info(info))
     return 0
 
@@ -128,14 +151,14 @@ _SCHEDULER_HELP = "run on a Dask cluster (needs wavinv[dask]): local:N for N loc
 
 
 def _add_generate(sub) -> None:
-    p = sub.add_parser("generate", help="render a dataset store (re-running resumes; a larger --n grows it)")
+    p = sub.add_parser("generate", help="render a dataset store (re-running resumes, repairs damaged chunks; a larger --n grows it)")
     p.add_argument("--generator", required=True, metavar="SPEC", help="built-in name, package.module:attr or path/file.py:attr")
-    p.add_argument("--n", required=True, type=int, metavar="N", help="number of samples")
+    p.add_argument("--n", required=True, type=_POSITIVE, metavar="N", help="number of samples")
     p.add_argument("--out", required=True, metavar="STORE", help="store directory (e.g. data/synth100-10k) or fsspec URL (s3://bucket/store)")
-    p.add_argument("--seed", type=int, default=0, help="parameter sampling seed (default 0)")
+    p.add_argument("--seed", type=_NONNEG, default=0, help="parameter sampling seed (default 0)")
     p.add_argument("--method", default="uniform", choices=("uniform", "sobol"), help="parameter sampling (default uniform)")
-    p.add_argument("--chunk", type=int, default=None, metavar="C", help="samples per chunk (default: ~8 MiB of audio)")
-    p.add_argument("--workers", type=int, default=1, metavar="W", help="worker processes (default 1)")
+    p.add_argument("--chunk", type=_POSITIVE, default=None, metavar="C", help="samples per chunk (default: ~8 MiB of audio)")
+    p.add_argument("--workers", type=_POSITIVE, default=1, metavar="W", help="worker processes (default 1)")
     p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + "; same bytes as a local run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_generate)
@@ -144,16 +167,26 @@ def _add_generate(sub) -> None:
 def _add_verify(sub) -> None:
     p = sub.add_parser("verify", help="check every chunk, id and completion record (exit 0 only when whole, 1 when not)")
     p.add_argument("store", metavar="STORE")
-    p.add_argument("--rerender", type=int, default=0, metavar="K", help="also re-render K random samples and compare")
-    p.add_argument("--generator", default=None, metavar="SPEC", help="generator for --rerender (default: the recorded spec)")
-    p.add_argument("--seed", type=int, default=None, help="seed choosing the re-rendered samples (default: random)")
+    p.add_argument("--rerender", type=_NONNEG, default=0, metavar="K", help="also re-render K random samples and compare")
+    p.add_argument(
+        "--generator",
+        default=None,
+        metavar="SPEC",
+        help="generator for --rerender; needed unless the store's generator is built in (a store never makes wavinv import code)",
+    )
+    p.add_argument("--seed", type=_NONNEG, default=None, help="seed choosing the re-rendered samples (default: random)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_verify)
 
 
 def _add_info(sub) -> None:
-    p = sub.add_parser("info", help="what a store holds: generator, space, counts, frontend")
-    p.add_argument("path", metavar="STORE_OR_MODEL")
+    p = sub.add_parser(
+        "info",
+        help="what a store or model holds: generator, space, counts, frontend",
+        description="Describe a store (reads JSON and chunk records only) or a model file. A model file is a pickle: "
+        "reading it runs code, so use info only on model files you made or trust.",
+    )
+    p.add_argument("path", metavar="STORE_OR_MODEL", help="a store directory or URL, or a model file (a pickle: unpickling runs code, only for files you trust)")
     p.add_argument("--json", action="store_true", help="machine-readable JSON")
     p.set_defaults(func=_cmd_info)
 
@@ -188,14 +221,14 @@ def _add_bench(sub) -> None:
     p.add_argument("--profile", default="quick", metavar="NAME", help="settings to start from: quick, full or test (default quick)")
     p.add_argument("--methods", default=None, metavar="A,B", help="methods to compare (default: the profile's; prior is always added)")
     p.add_argument("--inputs", default=None, metavar="I,J", help="spectrogram, waveform or both (default: the profile's)")
-    p.add_argument("--targets", type=int, default=None, metavar="N", help="test targets to invert")
-    p.add_argument("--k", type=int, default=None, metavar="K", help="candidates kept per target (best K)")
-    p.add_argument("--draws", type=int, default=None, metavar="M", help="draws rendered per target")
-    p.add_argument("--samples", type=int, default=None, metavar="S", help="samples per target for diversity and coverage@80")
-    p.add_argument("--seed", type=int, default=None, help="seed for target choice, draws and bootstrap")
+    p.add_argument("--targets", type=_POSITIVE, default=None, metavar="N", help="test targets to invert")
+    p.add_argument("--k", type=_POSITIVE, default=None, metavar="K", help="candidates kept per target (best K)")
+    p.add_argument("--draws", type=_POSITIVE, default=None, metavar="M", help="draws rendered per target")
+    p.add_argument("--samples", type=_count(2), default=None, metavar="S", help="samples per target for diversity and coverage@80")
+    p.add_argument("--seed", type=_NONNEG, default=None, help="seed for target choice, draws and bootstrap")
     p.add_argument(
         "--refine",
-        type=int,
+        type=_NONNEG,
         default=None,
         metavar="R",
         help="also invert every method with R more renders of search through the generator (METHOD+refine rows), "
@@ -216,7 +249,7 @@ def _add_fit(sub) -> None:
     p.add_argument("--input", choices=INPUTS, default="spectrogram", help="what the model sees (default: spectrogram)")
     p.add_argument("--out", required=True, help="model file to write (.joblib)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyper-parameter of the method's recipe (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="random state for validation sampling")
+    p.add_argument("--seed", type=_NONNEG, default=0, help="random state for validation sampling")
     p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + " (pca-lgbm and pca-lgbm-quantile)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_fit)
@@ -243,8 +276,7 @@ def _cmd_fit(args) -> int:
 
     method_builder(args.method)  # an unknown name fails here, before any work
     out = Path(args.out)
-    if not out.parent.is_dir():
-        raise InputError(f"output folder does not exist: {out.parent}")
+    check_outputs({"--out": out}, {"store": args.store if "://" not in args.store else None})
     store = open_store(args.store)
     inv = fit_inverter(store, args.method, args.input, overrides=parse_overrides(args.set), random_state=args.seed, scheduler=args.scheduler, progress=not args.quiet)
     inv.save(out)
@@ -260,54 +292,54 @@ def _add_invert(sub) -> None:
     p.add_argument("--model", required=True, help="model file from `wavinv fit` (a pickle: only load files you trust)")
     p.add_argument("--target", required=True, help=".wav, .npy waveform or spectrogram, or .png spectrogram image")
     p.add_argument("--generator", help="generator spec used to re-render (needed unless the model's generator is built in)")
-    p.add_argument("--n", type=int, default=8, help="candidates to keep (default 8)")
-    p.add_argument("--draws", type=int, default=256, help="candidates to draw and re-render (default 256)")
+    p.add_argument("--n", type=_POSITIVE, default=8, help="candidates to keep (default 8)")
+    p.add_argument("--draws", type=_POSITIVE, default=256, help="candidates to draw and re-render (default 256)")
     p.add_argument(
         "--shortlist",
-        type=int,
+        type=_POSITIVE,
         default=None,
         metavar="S",
         help="draws given full spectrograms after a first ranking on every 8th frame (default 4 x --n; --shortlist M ranks every draw exactly)",
     )
     p.add_argument(
         "--refine",
-        type=int,
+        type=_NONNEG,
         default=0,
         metavar="R",
         help="R more renders spent on black-box search through the generator, started from the best draws "
         "(default 0: off; 2048 took about 5 s per target on 2 cores with synth100)",
     )
-    p.add_argument("--out", required=True, help="JSON file to write")
-    p.add_argument("--plot", help="PNG of the target beside the best candidates")
+    p.add_argument("--out", required=True, help="JSON file to write (an existing file is replaced, never an input)")
+    p.add_argument("--plot", help="PNG of the target beside the best candidates (written together with --out, or neither)")
     p.add_argument("--db-range", nargs=2, type=float, default=list(DEFAULT_DB_RANGE), metavar=("LOW", "HIGH"), help="dB span of a .png target's pixels (default -100 0)")
     p.add_argument("--pad", action="store_true", help="pad or crop a waveform of another length instead of refusing it")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_NONNEG, default=0, help="seed of the draws (default 0)")
     p.set_defaults(func=_cmd_invert)
 
 
 def _cmd_invert(args) -> int:
+    from .generators import generator_file
     from .inverter import load
+    from .limits import require_memory
     from .plots import plot_inversion
     from .targets import load_target
 
-    if args.n < 1 or args.draws < args.n:
+    if args.draws < args.n:
         raise InputError(f"need 1 <= --n <= --draws, got {args.n} and {args.draws}")
     if args.shortlist is not None and args.shortlist < args.n:
         raise InputError(f"--shortlist must keep at least --n={args.n} draws, got {args.shortlist}")
-    if args.refine < 0:
-        raise InputError(f"--refine must be >= 0 (extra renders per target), got {args.refine}")
-    for out in filter(None, [args.out, args.plot]):
-        if not Path(out).parent.is_dir():
-            raise InputError(f"output folder does not exist: {Path(out).parent}")
+    inputs = {"model": args.model, "target": args.target, "generator file": generator_file(args.generator)}
+    check_outputs({"--out": args.out, "--plot": args.plot}, inputs)
     inv = load(args.model)
+    require_memory(inv.memory_needed(args.draws, args.shortlist or 4 * args.n), f"--draws {args.draws}")
     inv.attach(args.generator)
     gen = inv.generator
     target = load_target(args.target, gen["sample_rate"], gen["n_samples"], spec_shape=inv.spec_shape, db_range=tuple(args.db_range), pad=args.pad)
     result = inv.invert(target, n=args.n, draws=args.draws, random_state=args.seed, shortlist=args.shortlist, refine=args.refine)
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(result.to_json(), indent=2))
-    if args.plot:
-        plot_inversion(result, args.plot)
+    with atomic_paths(*filter(None, [args.out, args.plot])) as tmps:  # the JSON and its plot, both or neither
+        tmps[0].write_text(json.dumps(result.to_json(), indent=2))
+        if args.plot:
+            plot_inversion(result, tmps[1])
     _print_candidates(result)
     print(f"wrote {args.out}" + (f" and {args.plot}" if args.plot else ""))
     return 0
@@ -330,21 +362,27 @@ def _add_demo(sub) -> None:
         description="Generate a small synth100 store, fit a baseline, invert a held-out sound, and write WAVs, PNGs and JSON.",
     )
     p.add_argument("--out", default="demo-output", help="folder for everything the demo writes (default: demo-output)")
-    p.add_argument("--n", type=int, default=3000, help="clips to generate (default 3000)")
+    p.add_argument("--n", type=_count(DEMO_MIN_N), default=3000, help=f"clips to generate (default 3000, at least {DEMO_MIN_N})")
     p.add_argument("--method", default="pca-lgbm-quantile", help="method to fit (default pca-lgbm-quantile)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=_POSITIVE, default=2)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
+
+
+# the smallest store whose hash splits hold 4 test sounds, 1 validation clip and 2 training clips
+DEMO_MIN_N = 39
 
 
 def _cmd_demo(args) -> int:
     from .generate import generate
     from .inverter import fit_inverter
+    from .methods import method_builder
     from .plots import plot_inversion, spectrogram_grid
     from .targets import Target, save_wav
 
+    method_builder(args.method)  # an unknown method fails here, before anything is written
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_dir("--out", out, {})  # generate makes the folder, once its own checks pass
     t0 = time.perf_counter()
     print(f"1/4 rendering {args.n} synth100 clips into {out / 'store.zarr'} (resumes if interrupted)")
     store = generate(out / "store.zarr", "synth100", n=args.n, seed=0, workers=args.workers, progress=not args.quiet)
@@ -374,11 +412,13 @@ def _cmd_demo(args) -> int:
     print("    true parameters: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(result.space.names[:6], truth[:6])) + ", ...")
 
     print("4/4 writing results")
-    with atomic_path(out / "candidates.json") as tmp:
-        tmp.write_text(json.dumps(result.to_json(), indent=2))
-    for i, w in enumerate(result.waveforms[:3]):
-        save_wav(w, out / f"candidate_{i + 1}.wav", sr)
-    plot_inversion(result, out / "inversion.png")
+    waves = result.waveforms[:3]
+    names = ["candidates.json", "inversion.png"] + [f"candidate_{i + 1}.wav" for i in range(len(waves))]
+    with atomic_paths(*(out / name for name in names)) as tmps:  # every result file, or none
+        tmps[0].write_text(json.dumps(result.to_json(), indent=2))
+        plot_inversion(result, tmps[1])
+        for w, tmp in zip(waves, tmps[2:]):
+            save_wav(w, tmp, sr)
     print(f"    {out / 'candidates.json'}, {out / 'inversion.png'}, {out}/candidate_*.wav")
     print(f"done in {time.perf_counter() - t0:.0f} s. Listen to target.wav beside candidate_1.wav; look at inversion.png.")
     return 0
@@ -402,16 +442,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
-    except WavinvError as e:
-        print(f"wavinv {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"wavinv {args.command}: interrupted", file=sys.stderr)
-        return 130
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a usage error (one line, already printed) or --help/--version
+        return int(e.code or 0)
+    # warnings (numpy's RuntimeWarnings...) and, unless --verbose, log records wait for the command's end:
+    # shown after a success, dropped when it fails, so a failure is exactly one line on stderr
+    root, level = logging.getLogger(), logging.getLogger().level
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    held = logging.handlers.MemoryHandler(10_000, flushLevel=logging.CRITICAL + 1, target=stream, flushOnClose=False)
+    handler = stream if args.verbose else held
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                code = int(args.func(args) or 0)
+            except WavinvError as e:
+                return _fail(args.command, str(e), held)
+            except MemoryError:
+                return _fail(args.command, f"out of memory (this machine has {human_bytes(total_memory())}): ask for less", held)
+            except OSError as e:  # the last net: a write or read the checks before the work could not foresee
+                where = f" {e.filename}" if getattr(e, "filename", None) else ""
+                return _fail(args.command, f"cannot access{where}: {e.strerror or e}", held)
+            except KeyboardInterrupt:
+                held.flush()
+                print(f"wavinv {args.command}: interrupted", file=sys.stderr)
+                return 130
+        held.flush()
+        for w in caught:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        return code
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def _fail(command: str, message: str, held: logging.handlers.MemoryHandler) -> int:
+    held.buffer.clear()
+    print(f"wavinv {command}: error: {' '.join(message.split())}", file=sys.stderr)  # always one line
+    return 2
 
 
 if __name__ == "__main__":

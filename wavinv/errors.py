@@ -11,6 +11,7 @@ __all__ = [
     "StoreError",
     "InputError",
     "ModelError",
+    "OutputError",
 ]
 
 
@@ -40,3 +41,7 @@ class InputError(WavinvError, ValueError):
 
 class ModelError(WavinvError):
     """A model file that cannot be loaded or does not match what it is used with."""
+
+
+class OutputError(WavinvError):
+    """An output path that cannot or must not be written (an input, a directory, a full disk)."""

@@ -17,12 +17,10 @@ import multiprocessing
 import os
 import shutil
 import threading
-import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -30,8 +28,10 @@ import zarr
 from tqdm.auto import tqdm
 
 from .errors import InputError, StoreError, WavinvError
-from .generators import Generator, generator_identity, load_generator, render_checked
+from .generators import Generator, generator_file, generator_identity, load_generator, render_checked
+from .limits import int_arg, require_disk
 from .location import Location
+from .outputs import remove_stale, temp_name
 from .params import SAMPLING_METHODS
 from .store import (
     ARRAYS,
@@ -42,8 +42,10 @@ from .store import (
     WAVEFORM_DTYPE,
     Store,
     chunk_digest,
+    compressed_nbytes,
     compressors,
     default_chunk,
+    index_memory_problem,
     same_generator,
 )
 
@@ -92,8 +94,10 @@ def generate(
 def _generate(
     out: str | os.PathLike, generator: str | Generator, n: int, seed: int, method: str, chunk: int | None, workers: int, progress: bool, client: Any
 ) -> Store:
-    n, seed, workers = _int_arg("n", n, 1), _int_arg("seed", seed, 0), _int_arg("workers", workers, 1)
-    chunk = None if chunk is None else _int_arg("chunk", chunk, 1)
+    n, seed, workers = int_arg("n", n, 1), int_arg("seed", seed, 0), int_arg("workers", workers, 1)
+    chunk = None if chunk is None else int_arg("chunk", chunk, 1)
+    if index_memory_problem(n):
+        raise InputError(f"n={n}: {index_memory_problem(n)}")
     if method not in SAMPLING_METHODS:
         raise InputError(f"sampling method must be one of {', '.join(SAMPLING_METHODS)}, got {method!r}")
     spec = generator.strip() if isinstance(generator, str) else None
@@ -105,30 +109,84 @@ def _generate(
     if workers > 1 and where.protocol == "memory":
         raise InputError(f"{where}: a memory:// store lives in one process; worker processes cannot write it (use workers=1)")
 
-    if not where.is_empty():
-        with _locked(where):
-            store = Store(where, mode="r+")  # raises StoreError for anything that is not a wavinv store
-            _check_compatible(store, identity, seed, method, chunk, n)
-            pending = _pending(store, n)
-            if pending:
-                _probe(gen, store.chunk, n, seed, method, pending[0])
-                _grow(store, n)
-                if where.is_local:
-                    for key in where.find(".partial"):  # temporary files of writes killed mid-way
-                        where.remove(key)
-                _run(where, spec, gen, pending, store.chunk, n, workers, progress, client)
-            else:
-                log.info("%s is already complete (%d samples)", where, n)
-    else:
-        chunk = chunk or default_chunk(gen.n_samples)
-        _probe(gen, chunk, n, seed, method, 0)
-        _create(where, gen, identity, seed, method, chunk, n)
-        with _locked(where):
-            _run(where, spec, gen, list(range(-(-n // chunk))), chunk, n, workers, progress, client)
+    if where.is_local:
+        remove_stale(where.local.parent, where.local.name, "creating", remove=shutil.rmtree)  # left by a killed run
+    try:
+        if not where.is_empty():
+            _resume(where, spec, gen, identity, n, seed, method, chunk, workers, progress, client)
+        else:
+            chunk = chunk or default_chunk(gen.n_samples)
+            _require_space(where, _probe(gen, chunk, n, seed, method, 0), n)
+            _create(where, gen, identity, seed, method, chunk, n)
+            with _locked(where), _partials_removed(where):
+                _run(where, spec, gen, list(range(-(-n // chunk))), chunk, n, workers, progress, client)
+    except OSError as e:  # a read-only store, a full disk, a folder that vanished
+        raise StoreError(f"{where}: cannot write the store: {e.strerror or e}") from None
     store = Store(where)
     if not store.is_complete:  # e.g. workers wrote to a memory:// or local path this process does not see
         raise StoreError(f"{where}: the chunks the workers wrote are not all visible here; is the store on storage every worker shares?")
     return store
+
+
+def _resume(where: Location, spec, gen: Generator, identity, n: int, seed: int, method: str, chunk, workers: int, progress: bool, client) -> None:
+    """Finish, grow or repair an existing store: re-render every chunk that is missing, new, or does not match its record."""
+    with _locked(where):
+        store = Store(where, mode="r+")  # raises StoreError for anything that is not a wavinv store, or damaged metadata
+        _check_compatible(store, identity, seed, method, chunk, n)
+        _check_writable(where)
+        damaged = store.damaged_chunks()
+        pending = sorted(set(_pending(store, n)) | set(damaged))
+        if not pending:
+            log.info("%s is already complete (%d samples)", where, n)
+            return
+        rows = _probe(gen, store.chunk, n, seed, method, pending[0])
+        _require_space(where, rows, sum(min(n, (k + 1) * store.chunk) - k * store.chunk for k in pending))
+        if damaged:
+            log.warning("%s: re-rendering %d damaged chunk%s (%s)", where, len(damaged), "s" * (len(damaged) > 1), ", ".join(map(str, damaged[:8])))
+            for k in damaged:  # forget the record first: an interrupted repair is repaired again
+                store.arrays[COMPLETE][k] = np.uint64(0)
+        _remove_partials(where)  # temporary files of writes killed mid-way
+        with _partials_removed(where):
+            _grow(store, n)
+            _run(where, spec, gen, pending, store.chunk, n, workers, progress, client)
+
+
+def _remove_partials(where: Location) -> None:
+    """Delete the temporary files (``*.partial``) of chunk writes that did not finish (local stores)."""
+    if where.is_local:
+        for key in where.find(".partial"):
+            where.remove(key)
+
+
+@contextlib.contextmanager
+def _partials_removed(where: Location) -> Iterator[None]:
+    """A failed run (full disk, Ctrl-C, a NaN chunk) leaves no temporary files behind; finished chunks stay."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            _remove_partials(where)
+        raise
+
+
+def _check_writable(where: Location) -> None:
+    """Refuse, before any write, a local store with symbolic links inside or folders this user cannot write."""
+    links = where.links()
+    if links:
+        raise StoreError(f"{where}: {where.local / links[0]} is a symbolic link; a store holds plain files only (writes never follow links): remove it")
+    if not where.is_local:
+        return
+    for top, _, _ in os.walk(where.local):
+        if not os.access(top, os.W_OK | os.X_OK):
+            raise StoreError(f"{where}: cannot write the store: {top} is not writable")
+
+
+def _require_space(where: Location, probe: np.ndarray, rows: int) -> None:
+    """Refuse a run whose chunks will not fit on the disk, estimated from the probe's compressed size."""
+    if not where.is_local or not rows:
+        return
+    per_row = compressed_nbytes(probe) / len(probe)
+    require_disk(where.local, rows * per_row, f"rendering {rows} samples into {where}")
 
 
 def render_chunk(store_path: str, generator: str | Generator, chunk_index: int) -> int:
@@ -169,12 +227,6 @@ def _write_chunk(store: Store, k: int, data: tuple[np.ndarray, ...]) -> int:
 
 
 # -- steps of generate ---------------------------------------------------------------
-def _int_arg(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _check_compatible(store: Store, identity: dict[str, Any], seed: int, method: str, chunk: int | None, n: int) -> None:
     """Refuse, before any write, a run that would not reproduce the store's definition."""
     old = store.generator
@@ -204,11 +256,11 @@ def _pending(store: Store, n: int) -> list[int]:
     return [k for k in range(n_chunks) if k >= len(done) or not done[k]]
 
 
-def _probe(gen: Generator, chunk: int, n: int, seed: int, method: str, k: int) -> None:
-    """Render the first rows of chunk ``k`` before writing anything: a broken generator fails here."""
+def _probe(gen: Generator, chunk: int, n: int, seed: int, method: str, k: int) -> np.ndarray:
+    """Render the first rows of chunk ``k`` before writing anything: a broken generator fails here. Returns them."""
     start = k * chunk
     stop = min(n, start + _PROBE_ROWS)
-    render_checked(gen, gen.space.sample(start, stop, seed, method), offset=start)
+    return render_checked(gen, gen.space.sample(start, stop, seed, method), offset=start)
 
 
 def _default_frontend(gen: Generator) -> dict[str, Any] | None:
@@ -270,13 +322,14 @@ def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StoreError(f"cannot create {path}: {e.strerror or e}") from None
-    tmp = path.parent / f".{path.name}.creating-{uuid.uuid4().hex[:8]}"
+    tmp = path.parent / temp_name(path.name, "creating")
     try:
         build(str(tmp), "w-")
         os.rename(tmp, path)  # replaces an empty directory; fails on anything else
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise StoreError(f"cannot create {path}: {e.strerror or e}") from None
+    finally:  # whatever failed (a full disk, metadata that is not JSON, Ctrl-C), nothing is left aside
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _version() -> str:
@@ -304,10 +357,8 @@ def _grow(store: Store, n: int) -> None:
 
 def _worker_spec(spec: str) -> str:
     """The spec with a file path made absolute, so worker processes find it from any directory."""
-    where, sep, attr = spec.rpartition(":")
-    if sep and (where.endswith(".py") or "/" in where or "\\" in where):
-        return f"{Path(where).resolve()}:{attr}"
-    return spec
+    path = generator_file(spec)
+    return spec if path is None else f"{path.resolve()}:{spec.rpartition(':')[2]}"
 
 
 def _load_cached(generator: str | Generator) -> Generator:

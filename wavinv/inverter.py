@@ -20,13 +20,16 @@ import numpy as np
 from . import __version__
 from .errors import InputError, ModelError
 from .frontend import Spectrogram, spectrogram
-from .generators import BUILTIN_GENERATORS, Generator, generator_identity, load_generator, render_checked
+from .generators import Generator, recorded_generator, render_checked
+from .limits import int_arg, require_memory
 from .methods import INPUTS
 from .metrics import lsd_db, mrstft
+from .outputs import atomic_path
 from .params import ParamSpace
-from .targets import Target, atomic_path
+from .schema import frontend_problem, identity_problem, manifest_problem
+from .targets import Target
 
-__all__ = ["Inverter", "Inversion", "fit_inverter", "load", "read_manifest", "INPUTS"]
+__all__ = ["Inverter", "Inversion", "fit_inverter", "inversion_memory", "load", "read_manifest", "INPUTS"]
 
 log = logging.getLogger(__name__)
 
@@ -130,30 +133,14 @@ class Inverter:
         With no argument, only a built-in generator recorded in the model is loaded:
         importing anything else runs code, so the user must name it.
         """
-        if generator is None:
-            if self._gen is not None:
-                return self._gen
-            spec = self.generator.get("spec")
-            if spec not in BUILTIN_GENERATORS:
-                raise ModelError(
-                    f"the model was fitted on generator {self.generator['name']!r} (spec {spec!r}); "
-                    "name it with --generator SPEC to re-render candidates (importing it runs its code)"
-                )
-            generator = spec
-        gen = load_generator(generator)
-        ident = generator_identity(gen)
-        if ident["fingerprint"] != self.fingerprint:
-            raise ModelError(
-                f"generator {gen.name!r} has parameter-space fingerprint {ident['fingerprint']}, "
-                f"the model was fitted on {self.fingerprint} ({self.generator['name']} v{self.generator['version']})"
-            )
-        if (gen.sample_rate, gen.n_samples) != (self.generator["sample_rate"], self.generator["n_samples"]):
-            raise ModelError(
-                f"generator {gen.name!r} makes {gen.n_samples} samples at {gen.sample_rate} Hz, "
-                f"the model expects {self.generator['n_samples']} at {self.generator['sample_rate']} Hz"
-            )
-        self._gen = gen
-        return gen
+        if generator is None and self._gen is not None:
+            return self._gen
+        self._gen = recorded_generator(self.generator, generator, "the model", _same_space, ModelError)
+        return self._gen
+
+    def memory_needed(self, draws: int, shortlist: int | None = None) -> int:
+        """Bytes an inversion with ``draws`` draws holds at its peak (see ``inversion_memory``)."""
+        return inversion_memory(self.generator["n_samples"], len(self.space), self.spec_shape, draws, shortlist)
 
     # -- features ---------------------------------------------------------------
     def frontend_module(self) -> Spectrogram:
@@ -223,6 +210,9 @@ class Inverter:
         shortlist = 4 * n if shortlist is None else int(shortlist)
         if shortlist < n:
             raise InputError(f"the shortlist must keep at least n={n} draws, got {shortlist}")
+        if isinstance(random_state, (int, np.integer)):
+            int_arg("seed", random_state, 0)
+        require_memory(self.memory_needed(draws, shortlist), f"inverting with {draws} draws")
         if not np.isfinite(target.data).all():
             raise InputError(f"{target.source}: the target contains NaN or Inf")
         gen = self.attach(generator)
@@ -325,7 +315,7 @@ class Inverter:
         self.__dict__.update({"_gen": None, "_frontend_module": None, "_coarse_module": None, **state})
 
     def save(self, path: str | Path) -> Path:
-        """Write ``{"manifest", "inverter"}`` with joblib, atomically."""
+        """Write ``{"manifest", "inverter"}`` with joblib, atomically (``OutputError`` when it cannot be written)."""
         path = Path(path)
         with atomic_path(path) as tmp:
             joblib.dump({"manifest": self.manifest(), "inverter": self}, tmp, compress=3)
@@ -333,6 +323,19 @@ class Inverter:
 
     def __repr__(self) -> str:
         return f"Inverter(method={self.method!r}, input={self.input!r}, generator={self.generator['name']!r}, fingerprint={self.fingerprint})"
+
+
+def _same_space(recorded: dict[str, Any], ident: dict[str, Any]) -> bool:
+    """A generator re-renders for a model when its space, rate and length are the model's."""
+    return all(recorded.get(k) == ident[k] for k in ("fingerprint", "sample_rate", "n_samples"))
+
+
+def inversion_memory(n_samples: int, n_params: int, spec_shape: tuple[int, int], draws: int, shortlist: int | None = None) -> int:
+    """Peak bytes of one inversion: every draw's parameters and clip, coarse spectrograms, full ones for the shortlist."""
+    f, t = spec_shape
+    kept = draws if shortlist is None else min(draws, shortlist)
+    per_draw = 4 * n_samples + 32 * n_params + 4 * f * (t // SHORTLIST_STEP + 1)
+    return int(draws * per_draw + kept * 8 * f * t)
 
 
 def store_inputs(store, split: str, input: str):
@@ -363,6 +366,7 @@ def fit_inverter(
     from .methods import build_method
     from .metrics import coverage, param_mae
 
+    random_state = int_arg("seed", random_state, 0)
     estimator = build_method(method, **(overrides or {}))
     if not progress and "progress" in estimator.get_params():
         estimator.set_params(progress=False)
@@ -408,6 +412,19 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return load(path).manifest()
 
 
+def _inverter_problem(inv: Inverter) -> str | None:
+    """What is wrong with an unpickled inverter's own records (the ones inversion uses), or None."""
+    state = vars(inv)
+    for key in ("estimator", "generator", "input", "frontend", "method"):
+        if key not in state:
+            return f"the inverter has no {key!r}"
+    if inv.input not in INPUTS or not isinstance(inv.method, str):
+        return f"the inverter's input {inv.input!r} or method {inv.method!r} is not valid"
+    if not (hasattr(inv.estimator, "sample") and hasattr(inv.estimator, "predict")):
+        return f"the estimator {type(inv.estimator).__name__} cannot sample"
+    return identity_problem(inv.generator) or frontend_problem(inv.frontend)
+
+
 def load(path: str | Path) -> Inverter:
     """Load a model saved by ``Inverter.save``.
 
@@ -419,15 +436,15 @@ def load(path: str | Path) -> Inverter:
         raise ModelError(f"model not found: {path}")
     try:
         obj = joblib.load(path)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise ModelError(f"{path}: not a readable wavinv model ({type(e).__name__}: {e})") from None
-    if not isinstance(obj, dict) or obj.get("manifest", {}).get("format") != FORMAT or not isinstance(obj.get("inverter"), Inverter):
+    if not isinstance(obj, dict) or "manifest" not in obj or not isinstance(obj.get("inverter"), Inverter):
         raise ModelError(f"{path}: not a wavinv model file")
-    manifest = obj["manifest"]
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelError(f"{path}: model format {manifest.get('format_version')} is not supported (this wavinv reads {FORMAT_VERSION})")
-    inv: Inverter = obj["inverter"]
-    if manifest["generator"]["fingerprint"] != inv.fingerprint or manifest["method"] != inv.method:
+    manifest, inv = obj["manifest"], obj["inverter"]
+    problem = manifest_problem(manifest, FORMAT, FORMAT_VERSION, INPUTS) or _inverter_problem(inv)
+    if problem:
+        raise ModelError(f"{path}: damaged model file: {problem}")
+    if manifest["generator"].get("fingerprint") != inv.fingerprint or manifest["method"] != inv.method or manifest["input"] != inv.input:
         raise ModelError(f"{path}: manifest does not match the model it holds")
     if manifest.get("wavinv_version") != __version__:
         log.warning("%s was saved by wavinv %s, this is %s", path, manifest.get("wavinv_version"), __version__)

@@ -99,6 +99,17 @@ class Location:
         root = self._key("")
         return sorted(k[len(root) + 1 :] for k in self._fs.find(root) if k.endswith(suffix))
 
+    def links(self) -> list[str]:
+        """Keys of the symbolic links below a local location (URL stores have none). Never followed."""
+        if self.local is None or not self.local.is_dir():
+            return []
+        out = []
+        for top, dirs, files in os.walk(self.local, followlinks=False):
+            for name in dirs + files:
+                if os.path.islink(os.path.join(top, name)):
+                    out.append(Path(top, name).relative_to(self.local).as_posix())
+        return sorted(out)
+
     def nbytes(self) -> int:
         """Bytes stored below the location."""
         if self.local is not None:

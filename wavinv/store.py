@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -41,8 +42,10 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from .errors import InputError, StoreError
 from .lazy import LazyArray
+from .limits import human_bytes, total_memory
 from .location import Location
 from .params import ParamSpace
+from .schema import store_meta_problem
 
 __all__ = [
     "ARRAYS",
@@ -76,6 +79,11 @@ CHUNK_BYTES = 8 << 20
 _CACHE_CHUNKS = 4
 # chunks read at once by a reader
 _READ_THREADS = 4
+# bytes per sample of the indexes every reader builds over all rows (ids, split hashes, masks):
+# a store claiming more rows than the machine's memory can index is refused on open, and not made
+INDEX_BYTES_PER_ROW = 48
+# Blosc settings of every data array (measured below, in ``compressors``)
+_BLOSC = {"cname": "lz4", "clevel": 9}
 
 
 def compressors() -> list:
@@ -85,7 +93,22 @@ def compressors() -> list:
     1.146x smaller, decoded at 3.2-3.4 GB/s on one core; bitshuffle or zstd
     compress 1-4 % more but decode 1.4-8x slower, and zstd encodes 5-10x slower.
     """
-    return [BloscCodec(cname="lz4", clevel=9, shuffle="shuffle"), Crc32cCodec()]
+    return [BloscCodec(**_BLOSC, shuffle="shuffle"), Crc32cCodec()]
+
+
+def compressed_nbytes(rows: np.ndarray) -> int:
+    """About how many bytes ``rows`` take on disk with the store's compression."""
+    from numcodecs import Blosc
+
+    return len(Blosc(**_BLOSC, shuffle=Blosc.SHUFFLE).encode(np.ascontiguousarray(rows)))
+
+
+def index_memory_problem(n: int) -> str | None:
+    """Why ``n`` samples are more than this machine can index, or None."""
+    need = int(n) * INDEX_BYTES_PER_ROW
+    if need <= total_memory():
+        return None
+    return f"indexing {n} samples needs about {human_bytes(need)} of memory, more than this machine's {human_bytes(total_memory())}"
 
 
 def default_chunk(n_samples: int) -> int:
@@ -148,14 +171,30 @@ class _ChunkCache:
             self.blocks.pop(next(iter(self.blocks)))
 
 
+# why re-running generate does not help when the metadata itself is damaged
+_NO_REPAIR = "generate re-renders chunks, not metadata: restore zarr.json from a copy, or write to another --out"
+
+
+def _store_kind(location: Location) -> str:
+    """``"store"``, ``"damaged"`` (a zarr.json that is not JSON), or ``"other"`` (no wavinv store there)."""
+    try:
+        text = location.read_text("zarr.json")
+    except (OSError, ValueError, StoreError):
+        return "other"
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        return "damaged"
+    attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
+    return "store" if isinstance(attrs, dict) and isinstance(attrs.get("wavinv"), dict) and attrs["wavinv"].get("format") == FORMAT else "other"
+
+
 def is_store(path: "str | os.PathLike | Location") -> bool:
     """True when ``path`` (a directory or an fsspec URL) holds a wavinv store."""
     try:
-        meta = json.loads(Location(path).read_text("zarr.json"))
-    except (OSError, ValueError, StoreError):
+        return _store_kind(Location(path)) == "store"
+    except StoreError:
         return False
-    attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
-    return isinstance(attrs.get("wavinv"), dict) and attrs["wavinv"].get("format") == FORMAT
 
 
 def open_store(path: "str | os.PathLike | Location") -> "Store":
@@ -170,18 +209,77 @@ class Store:
         self.location = Location(path)
         if not self.location.exists():
             raise StoreError(f"{self.location}: no such store")
-        if not is_store(self.location):
+        kind = _store_kind(self.location)
+        if kind == "damaged":
+            raise StoreError(f"{self.location}: damaged store metadata: zarr.json is not valid JSON ({_NO_REPAIR})")
+        if kind != "store":
             raise StoreError(f"{self.location} is not a wavinv store (no wavinv attributes in zarr.json)")
         try:
             self.group = zarr.open_group(store=self.location.zarr_store(), mode=mode, zarr_format=3)
             self.meta: dict[str, Any] = dict(self.group.attrs["wavinv"])
             self.arrays = {name: self.group[name] for name in (*ARRAYS, COMPLETE)}
-        except (KeyError, ValueError, OSError) as e:
-            raise StoreError(f"{self.location}: damaged store metadata: {type(e).__name__}: {e}") from None
-        if self.meta.get("format_version") != FORMAT_VERSION:
-            raise StoreError(f"{self.location}: store format {self.meta.get('format_version')!r}, this wavinv reads {FORMAT_VERSION}")
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            raise StoreError(f"{self.location}: damaged store metadata: {type(e).__name__}: {e} ({_NO_REPAIR})") from None
+        problem = store_meta_problem(self.meta, FORMAT_VERSION)
+        if problem:
+            raise StoreError(f"{self.location}: damaged store metadata in zarr.json: {problem} ({_NO_REPAIR})")
+        problem = index_memory_problem(self.n)
+        if problem:
+            raise StoreError(f"{self.location} claims {self.n} samples: {problem}")
+        self._check_arrays()
         self._caches = {name: _ChunkCache(_CACHE_CHUNKS) for name in ARRAYS}
         self._checked_complete = False
+
+    def _check_arrays(self) -> None:
+        """Every array is chunked as the metadata says and has the row shape it must have."""
+        rows = {"id": (), "params": (len(self.space),), "params_unit": (len(self.space),), "waveform": (self.n_samples,)}
+        for name, row in rows.items():
+            arr = self.arrays[name]
+            if tuple(arr.shape[1:]) != row or arr.chunks[0] != self.chunk or tuple(arr.chunks[1:]) != row:
+                raise StoreError(
+                    f"{self.location}: damaged store metadata: array {name} has shape {arr.shape} in chunks {arr.chunks}, "
+                    f"expected rows {row} in chunks of {self.chunk} ({_NO_REPAIR})"
+                )
+        if self.arrays[COMPLETE].ndim != 1 or self.arrays[COMPLETE].chunks != (1,):
+            raise StoreError(f"{self.location}: damaged store metadata: array {COMPLETE} is not one record per chunk ({_NO_REPAIR})")
+
+    def repair_command(self) -> str:
+        """The ``wavinv generate`` command that finishes or repairs this store (re-rendering what is missing or damaged)."""
+        spec = self.generator.get("spec") or "SPEC"
+        return shlex.join(["wavinv", "generate", "--generator", spec, "--n", str(self.n), "--seed", str(self.seed), "--method", self.method, "--out", str(self.location)])
+
+    def chunk_key(self, name: str, k: int) -> str:
+        """The key of chunk ``k`` of array ``name`` below the store (``"waveform/c/3/0"``)."""
+        arr = self.arrays[name]
+        return f"{name}/{arr.metadata.encode_chunk_key((k,) + (0,) * (arr.ndim - 1))}"
+
+    def read_chunk(self, k: int) -> tuple[tuple[np.ndarray, ...] | None, str | None]:
+        """``(data of every array, None)`` for chunk ``k``, or ``(None, why not)``: a missing or damaged chunk file."""
+        s, e = self.chunk_range(k)
+        data = []
+        for name in ARRAYS:
+            key = self.chunk_key(name, k)
+            if not self.location.exists(key):
+                return None, f"{name} chunk file {key} is missing"
+            try:
+                data.append(self.arrays[name][s:e])
+            except Exception as exc:  # checksum or codec failure
+                return None, f"{name} chunk file {key} is damaged ({type(exc).__name__}: {exc})"
+        return tuple(data), None
+
+    def damaged_chunks(self) -> list[int]:
+        """Chunks whose record cannot be read, or is there while the chunk's files are missing, unreadable or hash to something else.
+
+        Reads every recorded chunk (several at a time), like ``verify``.
+        """
+        records, unreadable = self.records()
+        recorded = [k for k in range(len(records)) if records[k]]
+
+        def matches(k: int) -> bool:
+            data, _ = self.read_chunk(k)
+            return data is not None and int(records[k]) == chunk_digest(*data)
+
+        return sorted(set(unreadable) | {k for k, good in zip(recorded, _reader_pool().map(matches, recorded)) if not good})
 
     @property
     def path(self) -> Path:
@@ -273,7 +371,7 @@ class Store:
         if not done.all() or any(self.arrays[a].shape[0] != self.n for a in ARRAYS):
             raise StoreError(
                 f"{self.location} is incomplete ({int(done.sum())} of {self.n_chunks} chunks written): "
-                "run the same `wavinv generate` command again to finish it"
+                f"finish it with `{self.repair_command()}`"
             )
         self._checked_complete = True
 
@@ -500,10 +598,17 @@ class Store:
         return out
 
     def _get(self, arr, name: str, lo: int, hi: int) -> np.ndarray:
+        # a missing chunk file would read back as its fill value (NaN, -1): refuse it, naming the chunk
+        for k in range(lo // self.chunk, -(-hi // self.chunk)):
+            key = self.chunk_key(name, k)
+            if not self.location.exists(key):
+                raise StoreError(f"{self.location}: chunk file {key} (samples {self.chunk_range(k)[0]}..{self.chunk_range(k)[1] - 1}) is missing; repair with `{self.repair_command()}`")
         try:
             return arr[lo:hi]
         except Exception as e:  # checksum or codec failure: the data on disk is damaged
-            raise StoreError(f"{self.location}: {name} rows {lo}..{hi - 1} cannot be read ({type(e).__name__}: {e}); run `wavinv verify`") from e
+            raise StoreError(
+                f"{self.location}: {name} rows {lo}..{hi - 1} cannot be read ({type(e).__name__}: {e}); repair with `{self.repair_command()}`"
+            ) from e
 
 
 def same_generator(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import warnings
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .limits import require_memory
+from .outputs import atomic_path
 
 __all__ = ["Target", "DEFAULT_DB_RANGE", "load_target", "save_spectrogram_png", "save_wav", "atomic_path"]
 
@@ -39,12 +41,21 @@ class Target:
         return self.data if self.kind == "waveform" else None
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _check_finite(x: np.ndarray, source: str) -> np.ndarray:
+    """``x`` as float32, refusing empty arrays, NaN or Inf, and values float32 cannot hold."""
     if x.size == 0:
         raise InputError(f"{source}: the target is empty")
-    if not np.isfinite(x).all():
-        raise InputError(f"{source}: the target contains NaN or Inf")
-    return x
+    if np.issubdtype(x.dtype, np.floating):
+        finite = np.isfinite(x)
+        if not finite.all():
+            raise InputError(f"{source}: the target contains NaN or Inf ({int((~finite).sum())} values)")
+    peak = float(np.abs(x).max())
+    if peak > _F32_MAX:
+        raise InputError(f"{source}: the target holds values too large for float32 (largest magnitude {peak:.3g})")
+    return np.asarray(x, dtype=np.float32)
 
 
 def _fit_length(wave: np.ndarray, n_samples: int, source: str, pad: bool) -> np.ndarray:
@@ -78,12 +89,14 @@ def _load_wav(path: Path, sample_rate: int, n_samples: int, pad: bool) -> Target
 
 def _load_npy(path: Path, n_samples: int, spec_shape: tuple[int, int] | None, pad: bool) -> Target:
     try:
-        x = np.load(path, allow_pickle=False)
+        x = np.load(path, allow_pickle=False, mmap_mode="r")  # the header first: the size is checked before reading
     except Exception as e:
         raise InputError(f"{path}: not a readable .npy array ({e})") from None
+    require_memory(2 * x.size * max(4, x.dtype.itemsize), f"{path} ({'x'.join(map(str, x.shape))} {x.dtype})")
+    x = np.array(x)
     if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
         raise InputError(f"{path}: expected a numeric array, got dtype {x.dtype}")
-    x = _check_finite(np.asarray(x, dtype=np.float32), str(path))
+    x = _check_finite(x, str(path))
     if x.ndim == 1:
         return Target("waveform", _fit_length(x, n_samples, str(path), pad), str(path))
     if x.ndim == 2:
@@ -93,22 +106,39 @@ def _load_npy(path: Path, n_samples: int, spec_shape: tuple[int, int] | None, pa
     raise InputError(f"{path}: expected a waveform (T,) or a spectrogram (F, T), got shape {x.shape}")
 
 
+# PNG modes read as grey levels, and the largest level of each (16-bit PNGs open as I;16 or I)
+_PNG_LEVELS = {"L": 255.0, "LA": 255.0, "P": 255.0, "RGB": 255.0, "RGBA": 255.0, "1": 255.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}
+
+
 def _load_png(path: Path, spec_shape: tuple[int, int] | None, db_range: tuple[float, float]) -> Target:
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            img = np.asarray(im.convert("L"), dtype=np.float32)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise InputError(f"{path}: not a readable image ({e})") from None
-    if spec_shape is not None and img.shape != tuple(spec_shape):
-        raise InputError(f"{path}: image is {img.shape[0]}x{img.shape[1]} (rows x cols), the model's frontend makes {spec_shape[0]}x{spec_shape[1]}")
     lo, hi = db_range
     if not hi > lo:
         raise InputError(f"db range must be low < high, got {db_range}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                cols, rows = im.size
+                if spec_shape is not None and (rows, cols) != tuple(spec_shape):  # refused before decoding a pixel
+                    raise InputError(f"{path}: image is {rows}x{cols} (rows x cols), the model's frontend makes {spec_shape[0]}x{spec_shape[1]}")
+                if im.mode not in _PNG_LEVELS:
+                    raise InputError(f"{path}: image mode {im.mode} is not a grayscale spectrogram (use 8- or 16-bit grayscale)")
+                levels = _PNG_LEVELS[im.mode]
+                im.load()
+                if levels == 255.0:
+                    img = np.asarray(im.convert("L"), dtype=np.float32)
+                else:  # 16-bit grey: keep every level (convert("L") would clip them to 255)
+                    img = np.asarray(im, dtype=np.float32)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputError(f"{path}: image too large to decode safely ({e})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"{path}: not a readable image ({e})") from None
+    if levels == 65535.0 and img.max() > levels:
+        raise InputError(f"{path}: image holds grey levels above 16 bits (max {img.max():.0f})")
     # image rows run top-down; spectrogram bins run from low frequency up
-    spec = lo + (img[::-1] / 255.0) * (hi - lo)
+    spec = lo + (img[::-1] / levels) * (hi - lo)
     return Target("spectrogram", np.ascontiguousarray(spec, dtype=np.float32), str(path))
 
 
@@ -132,34 +162,6 @@ def load_target(
     if suffix == ".png":
         return _load_png(path, spec_shape, db_range)
     raise InputError(f"{path}: unsupported target type {suffix!r} (use .wav, .npy or .png)")
-
-
-class atomic_path:
-    """``with atomic_path(out) as tmp:`` write to ``tmp``; it replaces ``out`` only on success."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-
-    def __enter__(self) -> Path:
-        parent = self.path.parent
-        if not parent.is_dir():
-            raise InputError(f"output folder does not exist: {parent}")
-        if not os.access(parent, os.W_OK):
-            raise InputError(f"output folder is not writable: {parent}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp" + self.path.suffix, dir=parent)
-        os.close(fd)
-        # mkstemp makes 0600 files; give the result the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        self.tmp = Path(tmp)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
 
 
 def save_spectrogram_png(spec: np.ndarray, path: str | os.PathLike, db_range: tuple[float, float] = DEFAULT_DB_RANGE) -> None:

@@ -13,7 +13,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import StoreError
-from .generators import Generator, generator_identity, load_generator, render_checked
+from .generators import Generator, recorded_generator, render_checked
+from .limits import int_arg
 from .store import ARRAYS, WAVEFORM_DTYPE, Store, chunk_digest, open_store, same_generator
 
 __all__ = ["RERENDER_ATOL", "VerifyReport", "verify"]
@@ -30,6 +31,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     rerendered: list[int] = field(default_factory=list)
     max_abs_error: float | None = None
+    repair: str | None = None  # the command that repairs the store, when it is not whole
 
     @property
     def ok(self) -> bool:
@@ -65,11 +67,17 @@ def verify(
 ) -> VerifyReport:
     """Read every chunk of every array (checksums), check ids and completion records.
 
-    ``rerender=K`` re-renders ``K`` random samples (``seed``) with the store's
-    generator (or ``generator``) and compares them with the stored ones.
-    Raises ``StoreError`` only when ``path`` is not a store at all.
+    ``rerender=K`` re-renders ``K`` random samples (``seed``) with ``generator``
+    and compares them with the stored ones; ``generator`` may be left out only
+    when the store's recorded generator is a built-in one (a store never causes
+    an import the user did not name). Raises ``StoreError`` only when ``path``
+    is not a store at all, ``GeneratorError`` when the generator is not given or does not match.
     """
+    rerender = int_arg("rerender", rerender, 0)
+    seed = None if seed is None else int_arg("seed", seed, 0)
     store = open_store(path)
+    # the generator is loaded before any reading: a store never names code to import (built-ins aside)
+    gen = recorded_generator(store.generator, generator, str(store.location), same_generator, StoreError) if rerender else None
     rep = VerifyReport(str(store.location), store.n, store.n_chunks)
     n, p, t = store.n, len(store.space), store.n_samples
     for name, row in zip(ARRAYS, ((), (p,), (p,), (t,))):
@@ -86,21 +94,9 @@ def verify(
     for k in tqdm(range(store.n_chunks), desc=f"verify {store.location.name}", unit="chunk", disable=not progress):
         s, e = store.chunk_range(k)
         where = f"chunk {k} (samples {s}..{e - 1})"
-        data = []
-        for name in ARRAYS:
-            arr = store.arrays[name]
-            key = arr.metadata.encode_chunk_key((k,) + (0,) * (arr.ndim - 1))
-            if not store.location.exists(f"{name}/{key}"):
-                if records[k]:
-                    rep.problems.append(f"{where}: {name} chunk file {name}/{key} is missing, but the chunk is recorded complete")
-                data = None
-                break
-            try:
-                data.append(arr[s:e])
-            except Exception as exc:
-                rep.problems.append(f"{where}: {name} chunk file {name}/{key} is damaged ({type(exc).__name__}: {exc})")
-                data = None
-                break
+        data, why = store.read_chunk(k)
+        if data is None and (records[k] or "missing" not in why):
+            rep.problems.append(f"{where}: {why}" + (", but the chunk is recorded complete" if "missing" in why else ""))
         if data is None:
             if not records[k] and k not in damaged:
                 incomplete.append(k)
@@ -128,21 +124,20 @@ def verify(
             + (f"; missing ids {_spans(missing)}" if len(missing) else "")
             + (f"; repeated ids {_spans(repeated)}" if len(repeated) else "")
         )
+    links = store.location.links()
+    if links:
+        rep.problems.append(f"{len(links)} symbolic links inside the store ({', '.join(links[:3])}): a store holds plain files only; remove them")
     leftovers = store.location.find(".partial") if store.location.is_local else []
     if leftovers:
         rep.notes.append(f"{len(leftovers)} temporary files of interrupted writes (harmless; the next generate removes them)")
+    if rep.problems and not links:
+        rep.repair = store.repair_command()
     if rerender:
-        _rerender(store, rep, int(rerender), generator, seed, readable & (records != 0))
+        _rerender(store, rep, rerender, gen, seed, readable & (records != 0))
     return rep
 
 
-def _rerender(store: Store, rep: VerifyReport, k: int, generator, seed: int | None, usable: np.ndarray) -> None:
-    spec = generator if generator is not None else store.generator.get("spec")
-    if spec is None:
-        raise StoreError(f"{store.location} records no generator spec (made from a Python object): pass the generator to re-render")
-    gen = load_generator(spec)
-    if not same_generator(store.generator, generator_identity(gen)):
-        raise StoreError(f"{store.location} was made by {store.generator['name']!r} v{store.generator['version']}, not {gen.name!r} v{gen.version}")
+def _rerender(store: Store, rep: VerifyReport, k: int, gen: Generator, seed: int | None, usable: np.ndarray) -> None:
     rows = np.flatnonzero(np.repeat(usable, [e - s for s, e in map(store.chunk_range, range(store.n_chunks))]))
     if not len(rows):
         rep.problems.append("no complete chunk to re-render samples from")

@@ -1,15 +1,17 @@
 """Generators: the protocol, a function wrapper, the loader and the built-in synth."""
 
 from .base import FunctionGenerator, Generator, check_generator, generator_identity, render_checked, takes_seed
-from .loader import BUILTIN_GENERATORS, load_generator
+from .loader import BUILTIN_GENERATORS, generator_file, load_generator, recorded_generator
 
 __all__ = [
     "BUILTIN_GENERATORS",
     "FunctionGenerator",
     "Generator",
     "check_generator",
+    "generator_file",
     "generator_identity",
     "load_generator",
+    "recorded_generator",
     "render_checked",
     "takes_seed",
 ]

@@ -103,8 +103,12 @@ def check_generator(obj: Any, origin: str = "") -> Any:
         raise GeneratorError(f"{type(obj).__name__}{where}: render is not callable")
     for attr in ("sample_rate", "n_samples"):
         v = getattr(obj, attr)
-        if not isinstance(v, (int, np.integer)) or v <= 0:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
             raise GeneratorError(f"{type(obj).__name__}{where}: {attr} must be a positive int, got {v!r}")
+    if not isinstance(obj.name, str) or not obj.name:
+        raise GeneratorError(f"{type(obj).__name__}{where}: name must be a non-empty str, got {obj.name!r}")
+    if isinstance(obj.version, bool) or not isinstance(obj.version, (str, int, np.integer)):
+        raise GeneratorError(f"{type(obj).__name__}{where}: version must be a str or an int, got {obj.version!r}")
     return obj
 
 
@@ -116,7 +120,7 @@ def render_checked(gen: Generator, params: np.ndarray, offset: int = 0, seed: in
     params = np.asarray(params, dtype=np.float64)
     try:
         out = gen.render(params) if seed is None else gen.render(params, seed=seed)
-    except Exception as e:  # a user's code may raise anything; report it as a render failure
+    except (Exception, SystemExit) as e:  # a user's code may raise anything; report it as a render failure
         raise RenderError(f"{gen.name}: render failed for samples {offset}..{offset + len(params) - 1}: {type(e).__name__}: {e}") from e
     if hasattr(out, "detach"):  # torch tensors are accepted
         out = out.detach().cpu().numpy()
@@ -138,7 +142,7 @@ def generator_identity(gen: Generator, spec: str | None = None) -> dict[str, Any
     """What identifies a generator in stores and models (JSON-serialisable)."""
     return {
         "name": gen.name,
-        "version": gen.version,
+        "version": int(gen.version) if isinstance(gen.version, np.integer) else gen.version,  # plain JSON types only
         "spec": spec,
         "sample_rate": int(gen.sample_rate),
         "n_samples": int(gen.n_samples),

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GeneratorError
-from .base import Generator, check_generator
+from .base import Generator, check_generator, generator_identity
 
-__all__ = ["BUILTIN_GENERATORS", "load_generator"]
+__all__ = ["BUILTIN_GENERATORS", "generator_file", "load_generator", "recorded_generator"]
 
 # name -> "module:attr"; imported only when asked for
 BUILTIN_GENERATORS: dict[str, str] = {
@@ -34,10 +34,53 @@ def _import_file(path: Path) -> Any:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a module calling sys.exit() at import is a broken generator, not our exit
         del sys.modules[name]
-        raise GeneratorError(f"importing {path} failed: {type(e).__name__}: {e}") from e
+        raise GeneratorError(f"importing {path} failed: {_what(e)}") from None
     return module
+
+
+def _what(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r})"
+    return f"{type(e).__name__}: {e}"
+
+
+def generator_file(spec: str) -> Path | None:
+    """The Python file a spec imports (``path/file.py:attr``), or None for a module or built-in name."""
+    if not isinstance(spec, str):
+        return None
+    where, sep, _ = spec.strip().rpartition(":")
+    if sep and (where.endswith(".py") or "/" in where or "\\" in where):
+        return Path(where)
+    return None
+
+
+def recorded_generator(identity: dict[str, Any], generator: "str | Generator | None", owner: str, same, error: type = GeneratorError) -> Generator:
+    """The generator for something that records one (a store, a model): ``generator``, or the recorded built-in.
+
+    A recorded spec that is not a built-in name is never imported: importing runs
+    code, and a store or model file must not choose code to run. ``same(recorded,
+    identity_of_loaded)`` says whether the loaded generator is the recorded one;
+    problems raise ``error`` (the owner's error type).
+    """
+    spec = identity.get("spec")
+    if generator is None:
+        if spec is None:
+            raise error(f"{owner} records no generator spec (made from a Python object): name the generator with --generator SPEC")
+        if spec not in BUILTIN_GENERATORS:
+            raise error(
+                f"{owner} was made by generator {identity.get('name')!r} (spec {spec!r}); "
+                "name it with --generator SPEC (importing it runs its code, so wavinv never imports a recorded spec)"
+            )
+        generator = spec
+    gen = load_generator(generator)
+    if not same(identity, generator_identity(gen)):
+        def said(d: dict) -> str:
+            return f"{d.get('name')!r} v{d.get('version')} (space fingerprint {d.get('fingerprint')}, {d.get('n_samples')} samples @ {d.get('sample_rate')} Hz)"
+
+        raise error(f"{owner} was made by generator {said(identity)}, not {said(generator_identity(gen))}")
+    return gen
 
 
 def load_generator(spec: str | Generator) -> Generator:
@@ -57,13 +100,13 @@ def load_generator(spec: str | Generator) -> Generator:
     where, _, attr = target.rpartition(":")
     if not where or not attr:
         raise GeneratorError(f"generator spec {spec!r} must look like 'module:attr' or 'file.py:attr'")
-    if where.endswith(".py") or "/" in where or "\\" in where:
-        module = _import_file(Path(where))
+    if generator_file(target) is not None:
+        module = _import_file(generator_file(target))
     else:
         try:
             module = importlib.import_module(where)
-        except Exception as e:
-            raise GeneratorError(f"cannot import module {where!r}: {type(e).__name__}: {e}") from e
+        except (Exception, SystemExit) as e:
+            raise GeneratorError(f"cannot import module {where!r}: {_what(e)}") from None
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -73,6 +116,6 @@ def load_generator(spec: str | Generator) -> Generator:
         # a zero-argument factory (a class or a function) returning the generator
         try:
             obj = obj()
-        except Exception as e:
-            raise GeneratorError(f"calling {spec!r} to make a generator failed: {type(e).__name__}: {e}") from e
+        except (Exception, SystemExit) as e:
+            raise GeneratorError(f"calling {spec!r} to make a generator failed: {_what(e)}") from None
     return check_generator(obj, origin=spec)
