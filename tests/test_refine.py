@@ -21,7 +21,7 @@ def sphere(centre):
 def test_refine_improves_every_seed_and_keeps_one_point_per_run():
     centre = np.full(10, 0.3)
     seeds = np.random.default_rng(0).random((4, 10))
-    res = refine(sphere(centre), seeds, budget=4 * 14 * 30, popsize=14, random_state=0)
+    res = refine(sphere(centre), seeds, budget=4 * 14 * 30, popsize=14, sigma=0.1, halving=False, random_state=0)
     start = sphere(centre)(seeds)
     assert res.params_unit.shape == (4, 10) and res.n_generations == 30
     assert np.all(np.diff(res.scores) >= 0)  # best first
@@ -33,9 +33,23 @@ def test_refine_improves_every_seed_and_keeps_one_point_per_run():
 
 def test_refine_stays_in_the_unit_box_and_finds_a_corner():
     # the optimum is outside the box: the best reachable point is the corner
-    res = refine(sphere(np.full(5, 1.5)), np.full((2, 5), 0.5), budget=2 * 10 * 40, popsize=10, random_state=1)
+    res = refine(sphere(np.full(5, 1.5)), np.full((2, 5), 0.5), budget=2 * 10 * 40, popsize=10, halving=False, random_state=1)
     assert res.params_unit.min() >= 0.0 and res.params_unit.max() <= 1.0
     assert np.all(res.params_unit[0] > 0.95)
+
+
+def test_halving_gives_the_best_runs_the_most_renders():
+    calls = []
+
+    def f(x):
+        calls.append(len(x))
+        return sphere(np.full(8, 0.5))(x)
+
+    seeds = np.random.default_rng(2).random((8, 8))
+    res = refine(f, seeds, budget=8 * 6 * 8, popsize=6, random_state=0, halving=True)
+    # phases of 8, 4, 2 and 1 runs with equal budgets: the batches shrink as the field halves
+    assert sorted(set(calls[1:]), reverse=True) == [48, 24, 12, 6]
+    assert res.n_evals <= 8 + 8 * 6 * 8 and res.scores[0] < f(seeds).min()
 
 
 def test_refine_is_deterministic_and_zero_budget_returns_the_seeds():

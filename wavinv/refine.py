@@ -65,10 +65,10 @@ def refine(
     budget: int,
     *,
     seed_scores: np.ndarray | None = None,
-    sigma: float = 0.1,
+    sigma: float = 0.05,
     popsize: int | None = None,
     strategy: str = "sep-cma",
-    halving: bool = False,
+    halving: bool = True,
     random_state: int | None = 0,
 ) -> Refinement:
     """Spend about ``budget`` calls of ``score`` on improving each of ``seeds``.
