@@ -27,6 +27,7 @@ METHODS: dict[str, str] = {
     "pca-lgbm-quantile": "wavinv.baselines.pca_lgbm_quantile:build",
     "conv1d": "wavinv.models.conv1d:build",
     "spec-cnn": "wavinv.models.spec_cnn:build",
+    "sbi-npe": "wavinv.baselines.sbi_npe:build",  # a peer: needs wavinv[peers]
 }
 
 
