@@ -55,6 +55,7 @@ __all__ = [
     "METRICS",
     "BenchResult",
     "bench",
+    "boot_indices",
     "bootstrap_ci",
     "get_profile",
     "machine_info",
@@ -158,7 +159,7 @@ def parse_list(text: str | Sequence[str] | None, what: str) -> list[str] | None:
 
 
 # -- statistics -----------------------------------------------------------------------------
-def _boot_indices(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+def boot_indices(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     """``(n_boot, n)`` resampling indices; the same for every row, so differences are paired."""
     return np.random.default_rng(np.random.SeedSequence([seed, n, n_boot])).integers(0, n, size=(n_boot, n))
 
@@ -169,7 +170,7 @@ def bootstrap_ci(values, n_boot: int = N_BOOT, level: float = LEVEL, seed: int =
     if x.ndim != 1 or len(x) == 0:
         raise InputError(f"bootstrap_ci needs a non-empty 1-D array, got shape {x.shape}")
     if indices is None:
-        indices = _boot_indices(len(x), n_boot, seed)
+        indices = boot_indices(len(x), n_boot, seed)
     means = x[indices].mean(axis=1)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(x.mean()), float(lo), float(hi)
@@ -671,7 +672,7 @@ def _gallery_path(out: Path, name: str, row: int) -> Path:
 def _table(evals: dict, pairs: list[tuple[str, str]], s: _Settings) -> list[dict[str, Any]]:
     """One row per pair: mean and bootstrap interval of each metric, cost columns."""
     n = len(next(iter(evals.values()))["records"])
-    idx = _boot_indices(n, N_BOOT, s.seed)
+    idx = boot_indices(n, N_BOOT, s.seed)
     table: list[dict[str, Any]] = []
     per_target: list[np.ndarray] = []
     for method, input in pairs:
