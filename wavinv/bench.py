@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .errors import InputError, StoreError
 from .generators import recorded_generator, render_checked, takes_seed
-from .inverter import Inverter, fit_inverter, inversion_memory, load
+from .inverter import Inverter, estimator_progress, fit_inverter, inversion_memory, load
 from .limits import int_arg, require_memory
 from .methods import INPUTS, build_method, method_names
 from .metrics import coverage, diversity, lsd_db, mrstft, param_mae
@@ -480,7 +480,7 @@ def bench(
         todo = [int(r) for r in rows if str(int(r)) not in ev["targets"]]
         model = _model_info(out, model_name, model_key)
         if todo or model is None:
-            inv, model = _fit_or_load(store, out, model_name, model_key, method, input, model, result, progress)
+            inv, model = _fit_or_load(store, gen, out, model_name, model_key, method, input, model, result, progress)
             if sampler is not None:
                 inv.estimator.set_params(sampler=sampler)
             if todo:
@@ -544,7 +544,7 @@ def _model_info(out: Path, name: str, model_key: dict[str, Any]) -> dict[str, An
 
 
 def _fit_or_load(
-    store: Store, out: Path, name: str, model_key, method: str, input: str, model, result: BenchResult, progress: bool
+    store: Store, gen, out: Path, name: str, model_key, method: str, input: str, model, result: BenchResult, progress: bool
 ) -> tuple[Inverter, dict]:
     path = out / "models" / f"{name}.joblib"
     if model is not None:
@@ -562,7 +562,7 @@ def _fit_or_load(
     if "checkpoint" in known and "checkpoint" not in overrides:
         overrides["checkpoint"] = str(ckpt)
     t0 = time.perf_counter()
-    inv = fit_inverter(store, method, input, overrides=overrides)
+    inv = fit_inverter(store, method, input, overrides=overrides, generator=gen)
     wall = time.perf_counter() - t0
     inv.save(path)
     ckpt.unlink(missing_ok=True)  # the saved model supersedes it
@@ -604,7 +604,8 @@ def _evaluate(
             refine=entry.refine,
         )
         X = wave[None] if inv.input == "waveform" else res.target_spectrogram[None]
-        samples = np.asarray(inv.estimator.sample(X, s.samples, random_state=seed_samples))[0]
+        with estimator_progress(inv.estimator, False):  # one bar per row and target is enough
+            samples = np.asarray(inv.estimator.sample(X, s.samples, random_state=seed_samples))[0]
         truth = y_test[pos]
         lsd = res.distances["lsd_db"]
         if row in gallery_rows:
@@ -643,9 +644,9 @@ def _floor(gen, store: Store, s: _Settings, positions, rows, out: Path, progress
     todo = [(int(p), int(r)) for p, r in zip(positions, rows) if str(int(r)) not in ev["targets"]]
     if not todo:
         return ev
-    from .frontend import Spectrogram, spectrogram  # the store's frontend, as every row is scored
+    from .frontend import spectrogram
 
-    frontend = Spectrogram.from_config(store.frontend_config)
+    frontend = store.picture(gen)  # the store's picture, as every row is scored
     waves, params = store.waveforms("test"), store.params("test")
     for pos, row in tqdm(todo, desc="floor", unit="target", leave=False, disable=not progress):
         wave = waves[pos]
@@ -815,6 +816,7 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
 
 def _write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: _Settings, store: Store) -> dict[str, Path]:
     """Tables and figures, all written or none (the per-row models and evals are kept either way)."""
+    from .picture import grid_axes
     from .plots import bench_bars, bench_scatter, spectrogram_grid
 
     gallery = [int(row) for row in target_rows[: s.gallery]]
@@ -843,8 +845,7 @@ def _write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: _Setting
                 specs,
                 titles,
                 tmp[f"gallery-{j + 1}.png"],
-                sample_rate=gen["sample_rate"],
-                duration=gen["n_samples"] / gen["sample_rate"],
+                **grid_axes(store.frontend_config, gen["sample_rate"], gen["n_samples"]),
                 ncols=4,
                 suptitle=f"test id {row}: target and the best of {s.draws} draws of each method (lsd_db)",
             )

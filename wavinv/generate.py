@@ -264,8 +264,12 @@ def _probe(gen: Generator, chunk: int, n: int, seed: int, method: str, k: int) -
 
 
 def _default_frontend(gen: Generator) -> dict[str, Any] | None:
+    """The picture the store records: the generator's own ``spectrogram`` when it has one, else wavinv's STFT."""
     from .frontend import frontend_config
+    from .picture import GeneratorPicture, has_picture
 
+    if has_picture(gen):
+        return GeneratorPicture(gen).config()  # a broken function fails here, before anything is written
     try:
         return frontend_config(sample_rate=gen.sample_rate, n_samples=gen.n_samples)
     except WavinvError as e:  # clips too short for the default frontend: readers pass their own
