@@ -145,3 +145,36 @@ def test_function_generator_and_picture_checks():
             GeneratorPicture(broken)
     with pytest.raises(InputError, match="generator's own spectrogram"):
         Spectrogram.from_config(pic.config())
+
+
+def test_spectrogram_and_render_refuse_bad_input_in_one_line(work, capsys):
+    wav = work / "short.wav"
+    save_wav(np.zeros(500, np.float32), wav, 8000)
+    clip = work / "clip.npy"
+    np.save(clip, np.zeros(toygen.N_SAMPLES, np.float32))
+    cands = work / "cands.json"
+    cands.write_text(json.dumps({"generator": {"fingerprint": toygen.SPACE.fingerprint}, "candidates": [{"rank": 1, "params": {"freq": 100.0, "amp": 0.5, "wave": 0}}]}))
+    cases = [
+        (["spectrogram", str(wav), str(work / "x.txt")], "must end in .png or .npy"),
+        (["spectrogram", str(wav), str(wav.with_suffix(".npy")), "--generator", SPEC], "--pad"),
+        (["spectrogram", str(work / "target.png"), str(work / "y.npy"), "--generator", SPEC], "already a spectrogram"),
+        (["spectrogram", str(clip), str(clip), "--generator", SPEC], "refusing to overwrite an input"),
+        (["render", "--generator", SPEC, str(work / "missing.json"), "--out", str(work / "r")], "not found"),
+        (["render", "--generator", SPEC, str(wav), "--out", str(work / "r")], "not a readable JSON"),
+        (["render", "--generator", SPEC, str(cands), "--out", str(cands)], "refusing to overwrite an input"),
+        (["render", "--generator", SPEC, str(cands), "--out", str(work / "target.png")], "not a directory"),
+        (["render", "--generator", f"{HERE / 'toygen.py'}:other_space", str(cands), "--out", str(work / "r")], "space fingerprint"),
+    ]
+    (work / "in").mkdir()
+    inside = work / "in" / "candidates.png"
+    inside.write_text(json.dumps({"candidates": [{"params": {"freq": 1e6, "amp": 0.5, "wave": 0}}]}))
+    cases += [
+        (["render", "--generator", SPEC, str(inside), "--out", str(work / "in")], "refusing to overwrite an input"),
+        (["render", "--generator", SPEC, str(inside), "--out", str(work / "r2")], "outside the space"),
+    ]
+    for argv, why in cases:
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and why in err and err.count("\n") == 1, (argv, err)
+    assert not (work / "r").exists() and not (work / "r2").exists() and not (work / "x.txt").exists()
+    code, _, err = run(capsys, "spectrogram", str(wav), str(work / "short.npy"), "--generator", SPEC, "--pad")
+    assert code == 0 and np.load(work / "short.npy").shape == (64, 64)

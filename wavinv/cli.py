@@ -555,6 +555,8 @@ def _cmd_render(args) -> int:
     src, out = Path(args.candidates), Path(args.out)
     inputs = {"candidates file": src, "generator file": generator_file(args.generator)}
     check_output_dir("--out", out, inputs)
+    if out.is_dir():  # a file of the folder may be one of the inputs
+        check_outputs({"--out": out / "candidates.png"}, inputs)
     gen = load_generator(args.generator)
     ranks, params, recorded = _read_candidates(src, gen.space)
     if recorded.get("fingerprint") not in (None, gen.space.fingerprint):
@@ -568,8 +570,8 @@ def _cmd_render(args) -> int:
     names = [f"candidate_{r}.wav" for r in ranks] + ["candidates.png"]
     if len(set(names)) != len(names):
         raise InputError(f"{src}: two candidates have the same rank")
-    if out.is_dir():  # a file of the folder may be one of the inputs
-        check_outputs({str(out / n): out / n for n in names}, inputs)
+    if out.is_dir():
+        check_outputs({f"--out ({n})": out / n for n in names}, inputs)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_paths(*(out / n for n in names)) as tmps:  # every file, or none
         for w, tmp in zip(waves, tmps):
