@@ -41,7 +41,7 @@ def work(tmp_path_factory):
         mp.chdir(elsewhere)
         assert main(["generate", "--generator", SPEC, "--n", "160", "--out", str(root / "store"), "-q"]) == 0
         assert main(["fit", "--store", str(root / "store"), "--method", "knn", "--generator", SPEC, "--out", str(root / "knn.joblib"),
-                     "--set", "n_components=8", "--set", "pool_shape=[16,16]", "-q"]) == 0
+                     "--set", "n_components=8", "--set", "pool_shape=[16,16]"]) == 0  # progress on: invert is quiet all the same
     return root
 
 
@@ -77,7 +77,8 @@ def test_a_png_it_wrote_inverts_as_well_as_the_waveform(work, capsys, monkeypatc
     for name in ("target.wav", "target.png"):
         code, out, err = run(capsys, "invert", "--model", str(work / "knn.joblib"), "--generator", SPEC, "--target", str(work / name),
                              "--n", "4", "--draws", "16", "--out", str(work / f"{name}.json"))
-        assert code == 0, err
+        assert code == 0 and err == "", err  # no progress bar, no stray line
+        assert "chance level: the best of 16 random patches" in out and "all frames" in out
         results[name] = json.loads((work / f"{name}.json").read_text())["candidates"]
     by_wav, by_png = results["target.wav"], results["target.png"]
     # the same neighbours, ranked against the same picture (the png's to 8 bits)
@@ -109,14 +110,15 @@ def test_a_model_never_meets_another_picture(work, capsys):
         load(work / "knn.joblib").attach(toygen.toy)
 
 
-def test_ranking_and_refinement_score_the_users_picture_in_full(work):
+def test_ranking_and_refinement_score_the_users_picture_in_full(work, capsys):
     inv = load(work / "knn.joblib")
     inv.attach(toygen.pictured)
     assert not inv.coarse_frames  # no every-8th-frame subset of the user's function
     store = open_store(work / "store")
     wave = store.waveforms("test")[1]
     res = inv.invert(wave, n=3, draws=16, random_state=0, shortlist=3, refine=30)
-    assert res.spectrograms.shape == (3, 64, 64)
+    assert res.spectrograms.shape == (3, 64, 64) and capsys.readouterr().err == ""  # quiet from Python by default
+    assert [c["params"] for c in res.candidates] == [toygen.SPACE.to_dict(p) for p in res.params]
     np.testing.assert_array_equal(res.target_spectrogram, toygen._log_picture(wave[None])[0])
     exact = [float(np.sqrt(((res.target_spectrogram - s) ** 2).mean(axis=0)).mean()) for s in toygen._log_picture(res.waveforms)]
     np.testing.assert_allclose(res.distances["lsd_db"], exact, rtol=1e-5)
@@ -178,3 +180,15 @@ def test_spectrogram_and_render_refuse_bad_input_in_one_line(work, capsys):
     assert not (work / "r").exists() and not (work / "r2").exists() and not (work / "x.txt").exists()
     code, _, err = run(capsys, "spectrogram", str(wav), str(work / "short.npy"), "--generator", SPEC, "--pad")
     assert code == 0 and np.load(work / "short.npy").shape == (64, 64)
+
+
+def test_demo_reuses_its_model_and_prints_the_chance_level(tmp_path, capsys):
+    argv = ["demo", "--out", str(tmp_path / "demo"), "--n", "48", "--method", "knn", "--workers", "1", "-q"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "fitting knn" in out and "chance level: the best of 256 random patches" in out and "\n\n" not in out
+    first = json.loads((tmp_path / "demo" / "candidates.json").read_text())
+    assert first["chance"]["draws"] == 256 and first["chance"]["frames"] == "every 8th frame"
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and "reusing" in out and "fitting" not in out, out
+    assert json.loads((tmp_path / "demo" / "candidates.json").read_text())["candidates"] == first["candidates"]

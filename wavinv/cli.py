@@ -340,7 +340,17 @@ def _add_invert(sub) -> None:
     p.add_argument("--plot", help="PNG of the target beside the best candidates (written together with --out, or neither)")
     p.add_argument("--db-range", **_DB_RANGE)
     p.add_argument("--pad", action="store_true", help="pad or crop a waveform of another length instead of refusing it")
-    p.add_argument("--seed", type=_NONNEG, default=0, help="seed of the draws (default 0)")
+    p.add_argument(
+        "--seed",
+        type=_NONNEG,
+        default=0,
+        help="seed of the draws (and of the chance level's random patches): the same model, target and seed give the same candidates (default 0)",
+    )
+    p.add_argument(
+        "--no-chance",
+        action="store_true",
+        help="skip the chance level (the best of --draws random patches, scored on the shortlist's frames: one more render of --draws clips)",
+    )
     p.set_defaults(func=_cmd_invert)
 
 
@@ -364,6 +374,8 @@ def _cmd_invert(args) -> int:
     db_range = tuple(args.db_range or inv.frontend.get("db_range") or DEFAULT_DB_RANGE)
     target = load_target(args.target, gen["sample_rate"], gen["n_samples"], spec_shape=inv.spec_shape, db_range=db_range, pad=args.pad)
     result = inv.invert(target, n=args.n, draws=args.draws, random_state=args.seed, shortlist=args.shortlist, refine=args.refine)
+    if not args.no_chance:
+        inv.chance_level(result, random_state=args.seed)
     with atomic_paths(*filter(None, [args.out, args.plot])) as tmps:  # the JSON and its plot, both or neither
         tmps[0].write_text(json.dumps(result.to_json(), indent=2))
         if args.plot:
@@ -373,14 +385,31 @@ def _cmd_invert(args) -> int:
     return 0
 
 
-def _print_candidates(result, show: int = 6) -> None:
+# the best candidate this much quieter than the target is flagged: lsd_db can prefer "nothing" to "something elsewhere"
+QUIET_GAP_DB = 20.0
+
+
+def _print_candidates(result, show: int = 6, indent: str = "") -> None:
     names = result.space.names
     refined = f", {result.n_renders} renders with refinement" if "refine" in result.timing else ""
-    print(f"{len(result.params)} candidates from {result.n_draws} draws ({result.n_unique} distinct{refined}) in {result.timing['total']:.2f} s")
+    print(f"{indent}{len(result.params)} candidates from {result.n_draws} draws ({result.n_unique} distinct{refined}) in {result.timing['total']:.2f} s")
     for i in range(len(result.params)):
         dist = "  ".join(f"{k} {v[i]:7.3f}" for k, v in result.distances.items())
         shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(names[:show], result.params[i][:show]))
-        print(f"  #{i + 1:<2d} {dist}   {shown}, ...")
+        more = ", ..." if len(names) > show else ""
+        print(f"{indent}  #{i + 1:<2d} {dist}   {shown}{more}")
+    c = result.chance
+    if c:
+        print(
+            f"{indent}chance level: the best of {c['draws']} random patches is {c['lsd_db']:.3f} dB lsd_db against #1's "
+            f"{c['best_lsd_db']:.3f} dB, both on {c['frames']} frames (lower is closer)"
+        )
+    gap = result.level_gap_db()
+    if gap > QUIET_GAP_DB:
+        print(
+            f"{indent}warning: the best candidate is {gap:.0f} dB quieter than the target: no draw came close, and lsd_db "
+            "prefers near silence to a sound elsewhere; try more --draws, --refine, or a model fitted on more clips"
+        )
 
 
 def _add_demo(sub) -> None:
@@ -392,8 +421,8 @@ def _add_demo(sub) -> None:
     p.add_argument("--out", default="demo-output", help="folder for everything the demo writes (default: demo-output)")
     p.add_argument("--n", type=_count(DEMO_MIN_N), default=3000, help=f"clips to generate (default 3000, at least {DEMO_MIN_N})")
     p.add_argument("--method", default="pca-lgbm-quantile", help="method to fit (default pca-lgbm-quantile)")
-    p.add_argument("--workers", type=_POSITIVE, default=2)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--workers", type=_POSITIVE, default=2, metavar="W", help="processes rendering the store (default 2)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
 
 
@@ -401,9 +430,47 @@ def _add_demo(sub) -> None:
 DEMO_MIN_N = 39
 
 
+def _demo_model(store, path: Path, method: str, progress: bool):
+    """The demo's model: the one in ``path`` when it was fitted by this wavinv on this store with ``method``, else a new fit."""
+    from .errors import ModelError
+    from .inverter import fit_inverter, load
+
+    if path.is_file():
+        try:
+            inv = load(path)  # the demo's own file, in its own folder
+            m = inv.manifest()
+        except ModelError:
+            m = None
+        if m and m["wavinv_version"] == __version__ and (m["method"], m["input"], m["store"].get("fingerprint")) == (method, "spectrogram", store.fingerprint):
+            print(f"2/4 reusing {path}: {method} was fitted on this store with these settings (delete it to refit)")
+            return inv
+    print(f"2/4 fitting {method} on spectrograms of the train split")
+    inv = fit_inverter(store, method, "spectrogram", progress=progress)
+    inv.save(path)
+    print(f"    fitted in {inv.validation['fit_s']:.1f} s -> {path}")
+    return inv
+
+
+def _demo_target(store, ids) -> int:
+    """A held-out sound that shows the tool at its best: among the loudest quarter, the one sounding longest.
+
+    A quiet or very short target often gets near-silent candidates (lsd_db prefers
+    "nothing" to "something elsewhere"); the demo is there to show what works.
+    """
+    import numpy as np
+
+    waves = store.waveforms()[np.sort(np.asarray(ids))]
+    rms_db = 10 * np.log10(np.mean(waves.astype(np.float64) ** 2, axis=1) + 1e-20)
+    loud = np.flatnonzero(rms_db >= np.quantile(rms_db, 0.75))
+    hop = 256
+    frames = waves[loud, : waves.shape[1] // hop * hop].reshape(len(loud), -1, hop).astype(np.float64)
+    frame_db = 10 * np.log10(np.mean(frames**2, axis=2) + 1e-20)
+    sounding = (frame_db > rms_db[loud, None] - 20).mean(axis=1)  # frames within 20 dB of the clip's mean level
+    return int(np.sort(np.asarray(ids))[loud[int(np.argmax(sounding))]])
+
+
 def _cmd_demo(args) -> int:
     from .generate import generate
-    from .inverter import fit_inverter
     from .methods import method_builder
     from .plots import plot_inversion, spectrogram_grid
     from .targets import Target, save_wav
@@ -424,18 +491,18 @@ def _cmd_demo(args) -> int:
     spectrogram_grid(list(specs), [f"sound {i}" for i in examples], out / "sounds.png", sample_rate=sr, duration=store.n_samples / sr)
     print(f"    wrote {len(examples)} example sounds: {out}/sound_*.wav and their spectrograms {out / 'sounds.png'}")
 
-    print(f"2/4 fitting {args.method} on spectrograms of the train split")
-    inv = fit_inverter(store, args.method, "spectrogram", progress=not args.quiet)
-    inv.save(out / "model.joblib")
+    inv = _demo_model(store, out / "model.joblib", args.method, not args.quiet)
     v = inv.validation
-    print(f"    fitted in {v['fit_s']:.1f} s; validation param_mae {v['param_mae']:.4f} (centre guess {v['param_mae_centre_guess']:.4f}), coverage@80 {v['coverage@80']:.3f}")
+    print(f"    validation param_mae {v['param_mae']:.4f} (centre guess {v['param_mae_centre_guess']:.4f}), coverage@80 {v['coverage@80']:.3f}")
 
-    target_id = int(test_ids[-1])
+    rest = test_ids[len(examples) :]
+    target_id = _demo_target(store, rest if len(rest) else test_ids)
     target_wave = store.waveforms()[target_id]
     save_wav(target_wave, out / "target.wav", sr)
-    print(f"3/4 inverting held-out sound {target_id} ({out / 'target.wav'}): 256 draws, re-rendered and ranked")
+    print(f"3/4 inverting held-out sound {target_id} ({out / 'target.wav'}; a loud, sustained one): 256 draws, re-rendered and ranked")
     result = inv.invert(Target("waveform", target_wave, str(out / "target.wav")), n=8, draws=256, random_state=0)
-    _print_candidates(result)
+    inv.chance_level(result, random_state=0)
+    _print_candidates(result, indent="    ")
     truth = store.params()[target_id]
     print("    true parameters: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(result.space.names[:6], truth[:6])) + ", ...")
 

@@ -61,11 +61,24 @@ class Inversion:
     method: str
     timing: dict[str, float] = field(default_factory=dict)
     frontend: dict[str, Any] = field(default_factory=dict)  # the picture spectrograms were made with
+    chance: dict[str, Any] = field(default_factory=dict)  # see Inverter.chance_level
+
+    @property
+    def candidates(self) -> list[dict[str, Any]]:
+        """Best first: ``{"rank": 1, "params": {name: value, ...}, "distance": {"lsd_db": ..., ...}}`` each."""
+        return [
+            {
+                "rank": i + 1,
+                "params": self.space.to_dict(self.params[i]),
+                "distance": {k: float(v[i]) for k, v in self.distances.items()},
+            }
+            for i in range(len(self.params))
+        ]
 
     def to_json(self) -> dict[str, Any]:
-        """The ``wavinv invert`` JSON document (DESIGN.md)."""
+        """The ``wavinv invert`` JSON document: the target, the generator, the candidates best first, timings."""
         gen = {k: self.generator[k] for k in ("name", "version", "spec", "fingerprint") if k in self.generator}
-        return {
+        doc = {
             "target": self.target.source,
             "target_kind": self.target.kind,
             "generator": gen,
@@ -73,16 +86,20 @@ class Inversion:
             "draws": self.n_draws,
             "unique_draws": self.n_unique,
             "renders": self.n_renders,
-            "candidates": [
-                {
-                    "rank": i + 1,
-                    "params": self.space.to_dict(self.params[i]),
-                    "distance": {k: float(v[i]) for k, v in self.distances.items()},
-                }
-                for i in range(len(self.params))
-            ],
+            "candidates": self.candidates,
             "timing_s": {k: round(v, 4) for k, v in self.timing.items()},
         }
+        if self.chance:
+            doc["chance"] = self.chance
+        return doc
+
+    def level_gap_db(self) -> float:
+        """How many dB quieter the best candidate is than the target (mean power of their pictures)."""
+
+        def level(spec: np.ndarray) -> float:
+            return float(10.0 * np.log10(np.mean(10.0 ** (np.asarray(spec, dtype=np.float64) / 10.0))))
+
+        return level(self.target_spectrogram) - level(self.spectrograms[0])
 
 
 class Inverter:
@@ -296,6 +313,36 @@ class Inverter:
             frontend=self.frontend,
         )
 
+    def chance_level(self, result: Inversion, draws: int | None = None, random_state=None) -> dict[str, Any]:
+        """The scale for ``result``: lsd_db of the best of ``draws`` random parameter sets, beside its best candidate's.
+
+        Random draws are the prior (uniform on the unit scale), as many as the
+        inversion drew unless ``draws`` says otherwise; both are scored on the
+        shortlist's frames (every ``SHORTLIST_STEP``-th, or all of them where the
+        picture has no such subset), so the two numbers compare. Sets
+        ``result.chance`` and returns it.
+        """
+        gen = self.attach()
+        draws = int(result.n_draws if draws is None else draws)
+        space = self.space
+        unit = np.random.default_rng(random_state).random((draws, len(space)))
+        waves = np.concatenate([render_checked(gen, space.from_unit(unit)), result.waveforms[:1]])
+        module, reference = self._scoring()
+        lsd = lsd_db(reference(result.target_spectrogram), spectrogram(waves, module))
+        result.chance = {
+            "lsd_db": float(lsd[:-1].min()),
+            "best_lsd_db": float(lsd[-1]),
+            "draws": draws,
+            "frames": f"every {SHORTLIST_STEP}th frame" if self.coarse_frames else "all frames",
+        }
+        return result.chance
+
+    def _scoring(self):
+        """``(module, frames of a target picture)`` the shortlist scores with: every 8th frame, or all of them."""
+        if self.coarse_frames:
+            return self._coarse(), lambda spec: spec[:, ::SHORTLIST_STEP]
+        return self.frontend_module(), lambda spec: spec
+
     def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, n: int, budget: int, random_state, options):
         """Refine the best of ``ranked`` (unit draws, best first); their exact scores, renders and cost."""
         from .refine import refine  # cmaes is imported only when refinement is asked for
@@ -306,7 +353,8 @@ class Inverter:
             raise InputError(f"refine runs must be >= 1, got {runs}")
         space = self.space
         # scored as the shortlist scores (every 8th frame); without such a subset, in full
-        module, reference = (self._coarse(), target_spec[:, ::SHORTLIST_STEP]) if self.coarse_frames else (self.frontend_module(), target_spec)
+        module, frames = self._scoring()
+        reference = frames(target_spec)
 
         def score(x: np.ndarray) -> np.ndarray:
             return lsd_db(reference, spectrogram(render_checked(gen, space.from_unit(x)), module))
