@@ -225,11 +225,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profiles_help() -> str:
+    from .profiles import PROFILES  # plain data: no torch for --help
+
+    costs = "; ".join(f"{name}: {p['description']}" for name, p in PROFILES.items())
+    return f"settings to start from (default quick), each with what it costs: {costs}"
+
+
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="compare methods and inputs on held-out targets: tables and plots (re-running resumes)")
     p.add_argument("--store", required=True, metavar="STORE", help="dataset store (fits on its train split, inverts its test split)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: results.md/.csv/.json, plots, fitted models")
-    p.add_argument("--profile", default="quick", metavar="NAME", help="settings to start from: quick, full or test (default quick)")
+    p.add_argument("--profile", default="quick", metavar="NAME", help=_profiles_help())
     p.add_argument("--methods", default=None, metavar="A,B", help="methods to compare (default: the profile's; prior is always added)")
     p.add_argument("--inputs", default=None, metavar="I,J", help="spectrogram, waveform or both (default: the profile's)")
     p.add_argument("--targets", type=_POSITIVE, default=None, metavar="N", help="test targets to invert")
@@ -402,7 +409,7 @@ def _print_candidates(result, show: int = 6, indent: str = "") -> None:
     if c:
         print(
             f"{indent}chance level: the best of {c['draws']} random patches is {c['lsd_db']:.3f} dB lsd_db against #1's "
-            f"{c['best_lsd_db']:.3f} dB, both on {c['frames']} frames (lower is closer)"
+            f"{c['best_lsd_db']:.3f} dB, both on {c['frames']} (lower is closer)"
         )
     gap = result.level_gap_db()
     if gap > QUIET_GAP_DB:
