@@ -129,11 +129,12 @@ def test_bench_uses_the_users_picture(work):
 
     res = bench(work / "store", work / "bench", methods="prior,knn", inputs="spectrogram", profile="test", targets=2, generator=SPEC, progress=False)
     assert {r["method"] for r in res.rows} == {"prior", "knn"}
+    assert "| picture | the generator's own spectrogram function (toy): 64x64" in (work / "bench" / "results.md").read_text()
     gallery = np.load(next((work / "bench" / "evals").glob("knn-spectrogram.gallery-*.npz")))
     assert gallery["target"].shape == (64, 64) and gallery["target"].min() >= toygen.PICTURE_FLOOR - 0.1
 
 
-def test_function_generator_and_picture_checks():
+def test_function_generator_and_picture_checks(tmp_path):
     gen = toygen.pictured
     assert not hasattr(toygen.toy, "spectrogram")  # no function given: wavinv's frontend
     with pytest.raises(GeneratorError, match="spectrogram must be callable"):
@@ -145,6 +146,9 @@ def test_function_generator_and_picture_checks():
         broken = FunctionGenerator(toygen.SPACE, toygen._render, 8000, toygen.N_SAMPLES, "broken", spectrogram=bad)
         with pytest.raises(RenderError, match=why):
             GeneratorPicture(broken)
+        with pytest.raises(RenderError, match=why):  # generate refuses it before writing anything
+            generate(tmp_path / "s", broken, n=8, progress=False)
+        assert not (tmp_path / "s").exists()
     with pytest.raises(InputError, match="generator's own spectrogram"):
         Spectrogram.from_config(pic.config())
 

@@ -47,6 +47,7 @@ from .methods import INPUTS, build_method, method_names
 from .metrics import coverage, diversity, lsd_db, mrstft, param_mae
 from .store import Store, open_store, same_generator
 from .outputs import atomic_path, atomic_paths, check_output_dir
+from .picture import picture_label
 from .profiles import PROFILES  # plain data, also read by the CLI's help
 from .targets import Target
 
@@ -455,6 +456,7 @@ def bench(
             "n_train": int(len(store.split_indices("train"))),
             "n_test": int(len(test_idx)),
             "seed": store.seed,
+            "picture": picture_label(store.frontend_config),
         },
         "settings": {
             "profile": s.profile,
@@ -702,6 +704,7 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
         f"| machine | {m['cpu']}, {m['cores']} cores{ram}; {m['platform']}; Python {m['python']}, torch {m['torch']}, device {m['device']} |",
         f"| wavinv | {m['wavinv']}" + (f" (git {m['git']})" if m["git"] else "") + " |",
         f"| store | `{st['path']}`: {st['generator']}, {st['n']} clips (train {st['n_train']}, test {st['n_test']}), seed {st['seed']}, fingerprint `{st['fingerprint']}` |",
+        f"| picture | {st.get('picture', 'wavinv stft')} (lsd_db ranks and scores on it) |",
         f"| settings | profile {se['profile']}: {se['targets']} test targets, best K={k} of {se['draws']} draws, "
         f"{se['samples']} samples for diversity / coverage / mean, {se['bootstrap']['resamples']} bootstrap resamples, seed {se['seed']} |",
         "",
