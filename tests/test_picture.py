@@ -124,11 +124,14 @@ def test_ranking_and_refinement_score_the_users_picture_in_full(work, capsys):
     np.testing.assert_allclose(res.distances["lsd_db"], exact, rtol=1e-5)
 
 
-def test_bench_uses_the_users_picture(work):
-    from wavinv.bench import bench
-
-    res = bench(work / "store", work / "bench", methods="prior,knn", inputs="spectrogram", profile="test", targets=2, generator=SPEC, progress=False)
-    assert {r["method"] for r in res.rows} == {"prior", "knn"}
+def test_bench_uses_the_users_picture(work, capsys):
+    code, out, err = run(capsys, "bench", "--store", str(work / "store"), "--out", str(work / "bench"), "--methods", "prior,knn",
+                         "--inputs", "spectrogram", "--profile", "test", "--targets", "2", "--generator", SPEC)
+    assert code == 0, err
+    # into a log (not a terminal): one bar per row, no bars nested inside it, no cursor moves
+    assert "\x1b" not in err and "features" not in err and "target/s" not in err and "bench" in err
+    rows = json.loads((work / "bench" / "results.json").read_text())["rows"]
+    assert {r["method"] for r in rows} == {"prior", "knn"}
     assert "| picture | the generator's own spectrogram function (toy): 64x64" in (work / "bench" / "results.md").read_text()
     gallery = np.load(next((work / "bench" / "evals").glob("knn-spectrogram.gallery-*.npz")))
     assert gallery["target"].shape == (64, 64) and gallery["target"].min() >= toygen.PICTURE_FLOOR - 0.1

@@ -29,6 +29,7 @@ import os
 import platform
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -400,6 +401,8 @@ def bench(
     t_start = time.perf_counter()
     pairs = [(e.label, e.input) for e in entries]
     bar = tqdm(entries, desc="bench", unit="row", disable=not progress)
+    # bars inside a row's bar redraw it with cursor moves: only on a terminal, never into a log file
+    inner = progress and sys.stderr.isatty()
     for entry in bar:
         label, method, input, sampler = entry.label, entry.method, entry.input, entry.sampler
         bar.set_postfix_str(f"{label}/{input}")
@@ -426,11 +429,11 @@ def bench(
         todo = [int(r) for r in rows if str(int(r)) not in ev["targets"]]
         model = _model_info(out, model_name, model_key)
         if todo or model is None:
-            inv, model = _fit_or_load(store, gen, out, model_name, model_key, method, input, model, result, progress)
+            inv, model = _fit_or_load(store, gen, out, model_name, model_key, method, input, model, result, inner)
             if sampler is not None:
                 inv.estimator.set_params(sampler=sampler)
             if todo:
-                _evaluate(inv, gen, store, s, entry, positions, rows, ev, ev_path, out, name, progress)
+                _evaluate(inv, gen, store, s, entry, positions, rows, ev, ev_path, out, name, inner)
                 result.evaluated.append(name)
         else:
             result.reused.append(name)
@@ -438,7 +441,7 @@ def bench(
         evals[(label, input)] = {"model": model, "records": [ev["targets"][str(int(r))] for r in rows]}
     bar.close()
     if takes_seed(gen):
-        floor = _floor(gen, store, s, positions, rows, out, progress)
+        floor = _floor(gen, store, s, positions, rows, out, inner)
         pairs.append(("floor", s.inputs[0]))
         evals[("floor", s.inputs[0])] = {"model": {"fit_s": 0.0, "model_mb": 0.0}, "records": [floor["targets"][str(int(r))] for r in rows]}
 

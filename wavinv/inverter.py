@@ -482,8 +482,9 @@ def fit_inverter(
     if len(keep):
         # read (or compute) the validation rows once: predict and sample both need them
         Xv = np.asarray(Xv[keep])
-        pred = estimator.predict(Xv)
-        samples = estimator.sample(Xv, 64, random_state=random_state)
+        with estimator_progress(estimator, False):  # a few rows: bars would only flicker
+            pred = estimator.predict(Xv)
+            samples = estimator.sample(Xv, 64, random_state=random_state)
         inv.validation.update(
             {
                 "param_mae": float(param_mae(yv[keep], pred)),
