@@ -71,8 +71,12 @@ def portable_spec(spec: str) -> tuple[str, str | None]:
         return spec, None
     top = spec.rpartition(":")[0].split(".")[0]
     origin = getattr(sys.modules.get(top), "__file__", None)
+    if origin is None:
+        return spec, None
+    origin = Path(origin).resolve()
+    root = origin.parent.parent if origin.name == "__init__.py" else origin.parent  # the folder it was found in
     cwd = Path.cwd().resolve()
-    if origin and cwd in Path(origin).resolve().parents and "site-packages" not in Path(origin).parts:
+    if root == cwd:
         return spec, f"module {top!r} was imported from the current folder {cwd}: from another folder it loads only with PYTHONPATH={cwd} (or install it)"
     return spec, None
 
