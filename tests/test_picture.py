@@ -77,7 +77,7 @@ def test_a_png_it_wrote_inverts_as_well_as_the_waveform(work, capsys, monkeypatc
     for name in ("target.wav", "target.png"):
         code, out, err = run(capsys, "invert", "--model", str(work / "knn.joblib"), "--generator", SPEC, "--target", str(work / name),
                              "--n", "4", "--draws", "16", "--out", str(work / f"{name}.json"))
-        assert code == 0 and err == "", err  # no progress bar, no stray line
+        assert code == 0 and err == "" and "\n\n" not in out, err  # no progress bar, no stray line
         assert "chance level: the best of 16 random patches" in out and "all frames" in out
         results[name] = json.loads((work / f"{name}.json").read_text())["candidates"]
     by_wav, by_png = results["target.wav"], results["target.png"]
