@@ -125,3 +125,16 @@ def test_function_generator_rejects_bad_arguments():
         FunctionGenerator([Param("a", 0.0, 1.0)], sine, 8000, 256, "x")
     with pytest.raises(GeneratorError, match="positive int"):
         FunctionGenerator(SPACE, sine, 8000, 0, "x")
+
+
+def test_portable_spec_records_what_loads_from_any_folder(user_module, monkeypatch):
+    from wavinv.generators import portable_spec
+
+    monkeypatch.chdir(user_module)
+    assert portable_spec("usersynth.py:gen") == (f"{user_module.resolve() / 'usersynth.py'}:gen", None)
+    assert portable_spec("synth100") == ("synth100", None)
+    load_generator("usersynth:gen")  # a module found through the current folder
+    spec, caveat = portable_spec("usersynth:gen")
+    assert spec == "usersynth:gen" and "PYTHONPATH" in caveat
+    monkeypatch.chdir(user_module.parent)
+    assert portable_spec("usersynth:gen") == ("usersynth:gen", None)  # from elsewhere it is found on sys.path

@@ -59,3 +59,32 @@ bad_shape = _make(_bad_shape)
 other = _make(_render, name="other")
 other_space = _make(_render, space=OTHER_SPACE)
 newer = _make(_render, version="2")
+
+
+# -- a generator with its own picture: 64 x 64, log-frequency, floored at -80 dB --------------
+PICTURE_FLOOR = -80.0
+
+
+def _log_picture(waves: np.ndarray, floor: float = PICTURE_FLOOR) -> np.ndarray:
+    """The user's own spectrogram: a 256-point STFT, hop 16, on 64 log-spaced bands from 60 Hz to 4 kHz."""
+    n_fft, hop = 256, 16
+    x = np.pad(np.asarray(waves, dtype=np.float64), ((0, 0), (n_fft // 2, n_fft // 2)))
+    starts = np.arange(64) * hop
+    frames = np.stack([x[:, s : s + n_fft] for s in starts], axis=1) * np.hanning(n_fft)
+    mag = np.abs(np.fft.rfft(frames, axis=-1)) / (n_fft / 4)  # (B, 64 frames, 129 bins)
+    bins = np.fft.rfftfreq(n_fft, 1 / 8000.0)
+    bands = np.geomspace(60.0, 4000.0, 64)
+    band_mag = np.stack([np.interp(bands, bins, m) for m in mag.reshape(-1, mag.shape[-1])]).reshape(len(x), 64, 64)
+    db = 20 * np.log10(np.maximum(band_mag, 10 ** (floor / 20)))
+    return db.transpose(0, 2, 1).astype(np.float32)  # (B, bands, frames)
+
+
+def _other_picture(waves: np.ndarray) -> np.ndarray:
+    return _log_picture(waves, floor=-60.0)
+
+
+pictured = FunctionGenerator(SPACE, _render, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
+                             spectrogram=_log_picture, spectrogram_range=(PICTURE_FLOOR, 0.0))
+# the same sound, another picture: a model fitted on ``pictured`` must refuse it
+repictured = FunctionGenerator(SPACE, _render, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
+                               spectrogram=_other_picture, spectrogram_range=(PICTURE_FLOOR, 0.0))

@@ -29,6 +29,7 @@ import os
 import platform
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -41,12 +42,14 @@ from tqdm.auto import tqdm
 from . import __version__
 from .errors import InputError, StoreError
 from .generators import recorded_generator, render_checked, takes_seed
-from .inverter import Inverter, fit_inverter, inversion_memory, load
+from .inverter import Inverter, estimator_progress, fit_inverter, inversion_memory, load
 from .limits import int_arg, require_memory
 from .methods import INPUTS, build_method, method_names
 from .metrics import coverage, diversity, lsd_db, mrstft, param_mae
 from .store import Store, open_store, same_generator
 from .outputs import atomic_path, atomic_paths, check_output_dir
+from .picture import picture_label
+from .profiles import PROFILES  # plain data, also read by the CLI's help
 from .targets import Target
 
 __all__ = [
@@ -83,62 +86,6 @@ GAP_MIN_DB = 0.5
 FLOOR_SEED = 1
 N_BOOT = 1000
 LEVEL = 0.95
-
-PROFILES: dict[str, dict[str, Any]] = {
-    "test": {
-        "description": "seconds: a tiny store, for the test suite",
-        "store": {"generator": "synth100", "n": 120, "seed": 0, "path": "data/synth100-120"},
-        "methods": ["prior", "knn"],
-        "inputs": ["spectrogram", "waveform"],
-        "targets": 3,
-        "k": 2,
-        "draws": 4,
-        "samples": 16,
-        "gallery": 1,
-        "seed": 0,
-        "overrides": {
-            "knn": {"n_neighbors": 3, "n_components": 4},
-        },
-    },
-    "quick": {
-        "description": "~10 minutes on 2 cores: a 2,000-clip store, every method (neural ones trained 45 s)",
-        "store": {"generator": "synth100", "n": 2000, "seed": 0, "path": "data/synth100-2k"},
-        "methods": ["prior", "knn", "pca-lgbm", "pca-lgbm-quantile", "conv1d", "spec-cnn"],
-        "inputs": ["spectrogram", "waveform"],
-        "targets": 20,
-        "k": 8,
-        "draws": 32,
-        "samples": 128,
-        "gallery": 3,
-        "seed": 0,
-        "overrides": {
-            "pca-lgbm": {"n_estimators": 50},
-            "pca-lgbm-quantile": {"n_estimators": 30},
-            "conv1d": {"max_epochs": 5, "max_time": 45.0},
-            "spec-cnn": {"max_epochs": 5, "max_time": 45.0},
-        },
-    },
-    "full": {
-        # Issue 4's benchmark too: 200 targets, K=16 from M=256 draws, scored as `wavinv invert`
-        # scores them (the 4K shortlist). Estimated ~70 min on an idle 2-core machine: store ~1 min,
-        # classical fits ~12 min, neural fits 4 x (240 s + ~1 min of calibration), evaluation
-        # ~20 min (7 pairs with 256 distinct draws x 200 targets x ~0.75 s).
-        "description": "the committed results: 20,000 clips, every method, both inputs (about an hour on 2 cores)",
-        "store": {"generator": "synth100", "n": 20000, "seed": 0, "path": "data/synth100-20k"},
-        "methods": ["prior", "knn", "pca-lgbm", "pca-lgbm-quantile", "conv1d", "spec-cnn"],
-        "inputs": ["spectrogram", "waveform"],
-        "targets": 200,
-        "k": 16,
-        "draws": 256,
-        "samples": 256,
-        "gallery": 4,
-        "seed": 0,
-        "overrides": {
-            "conv1d": {"max_epochs": 20, "max_time": 240.0},
-            "spec-cnn": {"max_epochs": 20, "max_time": 240.0},
-        },
-    },
-}
 
 
 def get_profile(name: str) -> dict[str, Any]:
@@ -455,6 +402,8 @@ def bench(
     t_start = time.perf_counter()
     pairs = [(e.label, e.input) for e in entries]
     bar = tqdm(entries, desc="bench", unit="row", disable=not progress)
+    # bars inside a row's bar redraw it with cursor moves: only on a terminal, never into a log file
+    inner = progress and sys.stderr.isatty()
     for entry in bar:
         label, method, input, sampler = entry.label, entry.method, entry.input, entry.sampler
         bar.set_postfix_str(f"{label}/{input}")
@@ -481,11 +430,11 @@ def bench(
         todo = [int(r) for r in rows if str(int(r)) not in ev["targets"]]
         model = _model_info(out, model_name, model_key)
         if todo or model is None:
-            inv, model = _fit_or_load(store, out, model_name, model_key, method, input, model, result, progress)
+            inv, model = _fit_or_load(store, gen, out, model_name, model_key, method, input, model, result, inner)
             if sampler is not None:
                 inv.estimator.set_params(sampler=sampler)
             if todo:
-                _evaluate(inv, gen, store, s, entry, positions, rows, ev, ev_path, out, name, progress)
+                _evaluate(inv, gen, store, s, entry, positions, rows, ev, ev_path, out, name, inner)
                 result.evaluated.append(name)
         else:
             result.reused.append(name)
@@ -493,7 +442,7 @@ def bench(
         evals[(label, input)] = {"model": model, "records": [ev["targets"][str(int(r))] for r in rows]}
     bar.close()
     if takes_seed(gen):
-        floor = _floor(gen, store, s, positions, rows, out, progress)
+        floor = _floor(gen, store, s, positions, rows, out, inner)
         pairs.append(("floor", s.inputs[0]))
         evals[("floor", s.inputs[0])] = {"model": {"fit_s": 0.0, "model_mb": 0.0}, "records": [floor["targets"][str(int(r))] for r in rows]}
 
@@ -511,6 +460,7 @@ def bench(
             "n_train": int(len(store.split_indices("train"))),
             "n_test": int(len(test_idx)),
             "seed": store.seed,
+            "picture": picture_label(store.frontend_config),
         },
         "settings": {
             "profile": s.profile,
@@ -545,7 +495,7 @@ def _model_info(out: Path, name: str, model_key: dict[str, Any]) -> dict[str, An
 
 
 def _fit_or_load(
-    store: Store, out: Path, name: str, model_key, method: str, input: str, model, result: BenchResult, progress: bool
+    store: Store, gen, out: Path, name: str, model_key, method: str, input: str, model, result: BenchResult, progress: bool
 ) -> tuple[Inverter, dict]:
     path = out / "models" / f"{name}.joblib"
     if model is not None:
@@ -563,7 +513,7 @@ def _fit_or_load(
     if "checkpoint" in known and "checkpoint" not in overrides:
         overrides["checkpoint"] = str(ckpt)
     t0 = time.perf_counter()
-    inv = fit_inverter(store, method, input, overrides=overrides)
+    inv = fit_inverter(store, method, input, overrides=overrides, generator=gen)
     wall = time.perf_counter() - t0
     inv.save(path)
     ckpt.unlink(missing_ok=True)  # the saved model supersedes it
@@ -605,7 +555,8 @@ def _evaluate(
             refine=entry.refine,
         )
         X = wave[None] if inv.input == "waveform" else res.target_spectrogram[None]
-        samples = np.asarray(inv.estimator.sample(X, s.samples, random_state=seed_samples))[0]
+        with estimator_progress(inv.estimator, False):  # one bar per row and target is enough
+            samples = np.asarray(inv.estimator.sample(X, s.samples, random_state=seed_samples))[0]
         truth = y_test[pos]
         lsd = res.distances["lsd_db"]
         if row in gallery_rows:
@@ -644,9 +595,9 @@ def _floor(gen, store: Store, s: _Settings, positions, rows, out: Path, progress
     todo = [(int(p), int(r)) for p, r in zip(positions, rows) if str(int(r)) not in ev["targets"]]
     if not todo:
         return ev
-    from .frontend import Spectrogram, spectrogram  # the store's frontend, as every row is scored
+    from .frontend import spectrogram
 
-    frontend = Spectrogram.from_config(store.frontend_config)
+    frontend = store.picture(gen)  # the store's picture, as every row is scored
     waves, params = store.waveforms("test"), store.params("test")
     for pos, row in tqdm(todo, desc="floor", unit="target", leave=False, disable=not progress):
         wave = waves[pos]
@@ -757,6 +708,7 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
         f"| machine | {m['cpu']}, {m['cores']} cores{ram}; {m['platform']}; Python {m['python']}, torch {m['torch']}, device {m['device']} |",
         f"| wavinv | {m['wavinv']}" + (f" (git {m['git']})" if m["git"] else "") + " |",
         f"| store | `{st['path']}`: {st['generator']}, {st['n']} clips (train {st['n_train']}, test {st['n_test']}), seed {st['seed']}, fingerprint `{st['fingerprint']}` |",
+        f"| picture | {st.get('picture', 'wavinv stft')} (lsd_db ranks and scores on it) |",
         f"| settings | profile {se['profile']}: {se['targets']} test targets, best K={k} of {se['draws']} draws, "
         f"{se['samples']} samples for diversity / coverage / mean, {se['bootstrap']['resamples']} bootstrap resamples, seed {se['seed']} |",
         "",
@@ -816,6 +768,7 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
 
 def _write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: _Settings, store: Store) -> dict[str, Path]:
     """Tables and figures, all written or none (the per-row models and evals are kept either way)."""
+    from .picture import grid_axes
     from .plots import bench_bars, bench_scatter, spectrogram_grid
 
     gallery = [int(row) for row in target_rows[: s.gallery]]
@@ -844,8 +797,7 @@ def _write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: _Setting
                 specs,
                 titles,
                 tmp[f"gallery-{j + 1}.png"],
-                sample_rate=gen["sample_rate"],
-                duration=gen["n_samples"] / gen["sample_rate"],
+                **grid_axes(store.frontend_config, gen["sample_rate"], gen["n_samples"]),
                 ncols=4,
                 suptitle=f"test id {row}: target and the best of {s.draws} draws of each method (lsd_db)",
             )

@@ -92,8 +92,9 @@ def _format_store_info(info: dict) -> str:
     gen, space = info["generator"], info["space"]
     names = ", ".join(space["names"][:6]) + (", ..." if space["n_params"] > 6 else "")
     scales = ", ".join(f"{v} {k}" for k, v in space["scales"].items())
-    fe = info["frontend"]
-    frontend = f"{fe['kind']} {fe['n_freq']}x{fe['n_frames']} (n_fft {fe['n_fft']}, hop {fe['hop_length']})" if fe else "none recorded"
+    from .picture import picture_label
+
+    frontend = picture_label(info["frontend"])
     return "\n".join(
         [
             f"store       {info['path']} (wavinv {info['wavinv_version']}, created {info['created']})",
@@ -105,7 +106,7 @@ def _format_store_info(info: dict) -> str:
             f"chunks      {info['chunks_complete']} of {info['n_chunks']} complete ({info['chunk']} samples each)"
             + ("" if info["complete"] else "  INCOMPLETE: re-run generate"),
             f"size        {info['bytes_on_disk'] / 1e6:.1f} MB on disk, {info['bytes_decoded'] / 1e6:.1f} MB decoded",
-            f"frontend    {frontend}",
+            f"picture     {frontend}",
             f"fingerprint {info['fingerprint']}",
         ]
     )
@@ -134,18 +135,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _format_model_info(m: dict) -> str:
     gen, v, st = m["generator"], m.get("validation", {}), m.get("store", {})
+    from .picture import picture_label
+
     metrics = "  ".join(f"{k} {val:.4g}" for k, val in v.items() if isinstance(val, (int, float)))
-    fe = m["frontend"]
     return "\n".join(
         [
             f"model       {m['method']} ({m['estimator']}) on {m['input']}, wavinv {m['wavinv_version']}",
             f"generator   {gen['name']} v{gen['version']}  spec {gen['spec']!r}  [fingerprint {gen['fingerprint']}]",
-            f"frontend    {fe['kind']} {fe['n_freq']}x{fe['n_frames']} (n_fft {fe.get('n_fft')}, hop {fe.get('hop_length')})",
+            f"picture     {picture_label(m['frontend'])}",
             f"trained on  {st.get('path')} ({st.get('n_train')} train clips, store {st.get('fingerprint')})",
             f"validation  {metrics or 'none'}",
         ]
     )
 
+
+_DB_RANGE = dict(
+    nargs=2,
+    type=float,
+    default=None,
+    metavar=("LOW", "HIGH"),
+    help="dB span of a .png spectrogram's grey levels (default: the picture's own, as its generator declares "
+    "with spectrogram_range; -100 0 for wavinv's frontend)",
+)
 
 _SCHEDULER_HELP = "run on a Dask cluster (needs wavinv[dask]): local:N for N local worker processes, or a scheduler address such as tcp://host:8786"
 
@@ -214,11 +225,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profiles_help() -> str:
+    from .profiles import PROFILES  # plain data: no torch for --help
+
+    costs = "; ".join(f"{name}: {p['description']}" for name, p in PROFILES.items())
+    return f"settings to start from (default quick), each with what it costs: {costs}"
+
+
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="compare methods and inputs on held-out targets: tables and plots (re-running resumes)")
     p.add_argument("--store", required=True, metavar="STORE", help="dataset store (fits on its train split, inverts its test split)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: results.md/.csv/.json, plots, fitted models")
-    p.add_argument("--profile", default="quick", metavar="NAME", help="settings to start from: quick, full or test (default quick)")
+    p.add_argument("--profile", default="quick", metavar="NAME", help=_profiles_help())
     p.add_argument("--methods", default=None, metavar="A,B", help="methods to compare (default: the profile's; prior is always added)")
     p.add_argument("--inputs", default=None, metavar="I,J", help="spectrogram, waveform or both (default: the profile's)")
     p.add_argument("--targets", type=_POSITIVE, default=None, metavar="N", help="test targets to invert")
@@ -250,6 +268,12 @@ def _add_fit(sub) -> None:
     p.add_argument("--out", required=True, help="model file to write (.joblib)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyper-parameter of the method's recipe (repeatable)")
     p.add_argument("--seed", type=_NONNEG, default=0, help="random state for validation sampling")
+    p.add_argument(
+        "--generator",
+        default=None,
+        metavar="SPEC",
+        help="the store's generator, needed for spectrograms when its picture is the generator's own spectrogram function (unless built in)",
+    )
     p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + " (pca-lgbm and pca-lgbm-quantile)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_fit)
@@ -270,15 +294,25 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def _cmd_fit(args) -> int:
+    from .generators import generator_file
     from .inverter import fit_inverter
     from .methods import method_builder
     from .store import open_store
 
     method_builder(args.method)  # an unknown name fails here, before any work
     out = Path(args.out)
-    check_outputs({"--out": out}, {"store": args.store if "://" not in args.store else None})
+    check_outputs({"--out": out}, {"store": args.store if "://" not in args.store else None, "generator file": generator_file(args.generator)})
     store = open_store(args.store)
-    inv = fit_inverter(store, args.method, args.input, overrides=parse_overrides(args.set), random_state=args.seed, scheduler=args.scheduler, progress=not args.quiet)
+    inv = fit_inverter(
+        store,
+        args.method,
+        args.input,
+        overrides=parse_overrides(args.set),
+        random_state=args.seed,
+        scheduler=args.scheduler,
+        progress=not args.quiet,
+        generator=args.generator,
+    )
     inv.save(out)
     v = inv.validation
     print(f"fitted {args.method} on {args.input} ({inv.store['n_train']} train clips) in {v['fit_s']:.1f} s -> {out}")
@@ -311,9 +345,19 @@ def _add_invert(sub) -> None:
     )
     p.add_argument("--out", required=True, help="JSON file to write (an existing file is replaced, never an input)")
     p.add_argument("--plot", help="PNG of the target beside the best candidates (written together with --out, or neither)")
-    p.add_argument("--db-range", nargs=2, type=float, default=list(DEFAULT_DB_RANGE), metavar=("LOW", "HIGH"), help="dB span of a .png target's pixels (default -100 0)")
+    p.add_argument("--db-range", **_DB_RANGE)
     p.add_argument("--pad", action="store_true", help="pad or crop a waveform of another length instead of refusing it")
-    p.add_argument("--seed", type=_NONNEG, default=0, help="seed of the draws (default 0)")
+    p.add_argument(
+        "--seed",
+        type=_NONNEG,
+        default=0,
+        help="seed of the draws (and of the chance level's random patches): the same model, target and seed give the same candidates (default 0)",
+    )
+    p.add_argument(
+        "--no-chance",
+        action="store_true",
+        help="skip the chance level (the best of --draws random patches, scored on the shortlist's frames: one more render of --draws clips)",
+    )
     p.set_defaults(func=_cmd_invert)
 
 
@@ -334,8 +378,11 @@ def _cmd_invert(args) -> int:
     require_memory(inv.memory_needed(args.draws, args.shortlist or 4 * args.n), f"--draws {args.draws}")
     inv.attach(args.generator)
     gen = inv.generator
-    target = load_target(args.target, gen["sample_rate"], gen["n_samples"], spec_shape=inv.spec_shape, db_range=tuple(args.db_range), pad=args.pad)
+    db_range = tuple(args.db_range or inv.frontend.get("db_range") or DEFAULT_DB_RANGE)
+    target = load_target(args.target, gen["sample_rate"], gen["n_samples"], spec_shape=inv.spec_shape, db_range=db_range, pad=args.pad)
     result = inv.invert(target, n=args.n, draws=args.draws, random_state=args.seed, shortlist=args.shortlist, refine=args.refine)
+    if not args.no_chance:
+        inv.chance_level(result, random_state=args.seed)
     with atomic_paths(*filter(None, [args.out, args.plot])) as tmps:  # the JSON and its plot, both or neither
         tmps[0].write_text(json.dumps(result.to_json(), indent=2))
         if args.plot:
@@ -345,14 +392,31 @@ def _cmd_invert(args) -> int:
     return 0
 
 
-def _print_candidates(result, show: int = 6) -> None:
+# the best candidate this much quieter than the target is flagged: lsd_db can prefer "nothing" to "something elsewhere"
+QUIET_GAP_DB = 20.0
+
+
+def _print_candidates(result, show: int = 6, indent: str = "") -> None:
     names = result.space.names
     refined = f", {result.n_renders} renders with refinement" if "refine" in result.timing else ""
-    print(f"{len(result.params)} candidates from {result.n_draws} draws ({result.n_unique} distinct{refined}) in {result.timing['total']:.2f} s")
+    print(f"{indent}{len(result.params)} candidates from {result.n_draws} draws ({result.n_unique} distinct{refined}) in {result.timing['total']:.2f} s")
     for i in range(len(result.params)):
         dist = "  ".join(f"{k} {v[i]:7.3f}" for k, v in result.distances.items())
         shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(names[:show], result.params[i][:show]))
-        print(f"  #{i + 1:<2d} {dist}   {shown}, ...")
+        more = ", ..." if len(names) > show else ""
+        print(f"{indent}  #{i + 1:<2d} {dist}   {shown}{more}")
+    c = result.chance
+    if c:
+        print(
+            f"{indent}chance level: the best of {c['draws']} random patches is {c['lsd_db']:.3f} dB lsd_db against #1's "
+            f"{c['best_lsd_db']:.3f} dB, both on {c['frames']} (lower is closer)"
+        )
+    gap = result.level_gap_db()
+    if gap > QUIET_GAP_DB:
+        print(
+            f"{indent}warning: the best candidate is {gap:.0f} dB quieter than the target: no draw came close, and lsd_db "
+            "prefers near silence to a sound elsewhere; try more --draws, --refine, or a model fitted on more clips"
+        )
 
 
 def _add_demo(sub) -> None:
@@ -364,18 +428,59 @@ def _add_demo(sub) -> None:
     p.add_argument("--out", default="demo-output", help="folder for everything the demo writes (default: demo-output)")
     p.add_argument("--n", type=_count(DEMO_MIN_N), default=3000, help=f"clips to generate (default 3000, at least {DEMO_MIN_N})")
     p.add_argument("--method", default="pca-lgbm-quantile", help="method to fit (default pca-lgbm-quantile)")
-    p.add_argument("--workers", type=_POSITIVE, default=2)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--workers", type=_POSITIVE, default=2, metavar="W", help="processes rendering the store (default 2)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
 
 
 # the smallest store whose hash splits hold 4 test sounds, 1 validation clip and 2 training clips
 DEMO_MIN_N = 39
+# held-out sounds the demo inverts before showing the clearest one
+DEMO_TRIES = 4
+
+
+def _demo_model(store, path: Path, method: str, progress: bool):
+    """The demo's model: the one in ``path`` when it was fitted by this wavinv on this store with ``method``, else a new fit."""
+    from .errors import ModelError
+    from .inverter import fit_inverter, load
+
+    if path.is_file():
+        try:
+            inv = load(path)  # the demo's own file, in its own folder
+            m = inv.manifest()
+        except ModelError:
+            m = None
+        if m and m["wavinv_version"] == __version__ and (m["method"], m["input"], m["store"].get("fingerprint")) == (method, "spectrogram", store.fingerprint):
+            print(f"2/4 reusing {path}: {method} was fitted on this store with these settings (delete it to refit)")
+            return inv
+    print(f"2/4 fitting {method} on spectrograms of the train split")
+    inv = fit_inverter(store, method, "spectrogram", progress=progress)
+    inv.save(path)
+    print(f"    fitted in {inv.validation['fit_s']:.1f} s -> {path}")
+    return inv
+
+
+def _demo_targets(store, ids, k: int = DEMO_TRIES) -> list[int]:
+    """Up to ``k`` held-out sounds that suit a demo: from the loudest quarter, those sounding longest first.
+
+    A quiet or very short target often gets near-silent candidates (lsd_db prefers
+    "nothing" to "something elsewhere"); the demo is there to show what works.
+    """
+    import numpy as np
+
+    ids = np.sort(np.asarray(ids))
+    waves = store.waveforms()[ids]
+    rms_db = 10 * np.log10(np.mean(waves.astype(np.float64) ** 2, axis=1) + 1e-20)
+    loud = np.flatnonzero(rms_db >= np.quantile(rms_db, 0.75))
+    hop = 256
+    frames = waves[loud, : waves.shape[1] // hop * hop].reshape(len(loud), -1, hop).astype(np.float64)
+    frame_db = 10 * np.log10(np.mean(frames**2, axis=2) + 1e-20)
+    sounding = (frame_db > rms_db[loud, None] - 20).mean(axis=1)  # frames within 20 dB of the clip's mean level
+    return [int(ids[loud[j]]) for j in np.argsort(-sounding, kind="stable")[:k]]
 
 
 def _cmd_demo(args) -> int:
     from .generate import generate
-    from .inverter import fit_inverter
     from .methods import method_builder
     from .plots import plot_inversion, spectrogram_grid
     from .targets import Target, save_wav
@@ -396,18 +501,26 @@ def _cmd_demo(args) -> int:
     spectrogram_grid(list(specs), [f"sound {i}" for i in examples], out / "sounds.png", sample_rate=sr, duration=store.n_samples / sr)
     print(f"    wrote {len(examples)} example sounds: {out}/sound_*.wav and their spectrograms {out / 'sounds.png'}")
 
-    print(f"2/4 fitting {args.method} on spectrograms of the train split")
-    inv = fit_inverter(store, args.method, "spectrogram", progress=not args.quiet)
-    inv.save(out / "model.joblib")
+    inv = _demo_model(store, out / "model.joblib", args.method, not args.quiet)
     v = inv.validation
-    print(f"    fitted in {v['fit_s']:.1f} s; validation param_mae {v['param_mae']:.4f} (centre guess {v['param_mae_centre_guess']:.4f}), coverage@80 {v['coverage@80']:.3f}")
+    print(f"    validation param_mae {v['param_mae']:.4f} (centre guess {v['param_mae_centre_guess']:.4f}), coverage@80 {v['coverage@80']:.3f}")
 
-    target_id = int(test_ids[-1])
-    target_wave = store.waveforms()[target_id]
-    save_wav(target_wave, out / "target.wav", sr)
-    print(f"3/4 inverting held-out sound {target_id} ({out / 'target.wav'}): 256 draws, re-rendered and ranked")
-    result = inv.invert(Target("waveform", target_wave, str(out / "target.wav")), n=8, draws=256, random_state=0)
-    _print_candidates(result)
+    rest = test_ids[len(examples) :]
+    tried = _demo_targets(store, rest if len(rest) else test_ids)
+    print(f"3/4 inverting {len(tried)} loud, sustained held-out sounds ({', '.join(map(str, tried))}): 256 draws each, re-rendered and ranked")
+    results = {}
+    for i in tried:
+        results[i] = inv.invert(Target("waveform", store.waveforms()[i], str(out / "target.wav")), n=8, draws=256, random_state=0)
+        inv.chance_level(results[i], random_state=0)
+    margin = {i: r.chance["lsd_db"] - r.chance["best_lsd_db"] for i, r in results.items()}
+    target_id = max(tried, key=lambda i: margin[i])
+    result = results[target_id]
+    save_wav(store.waveforms()[target_id], out / "target.wav", sr)
+    print(
+        f"    showing sound {target_id} ({out / 'target.wav'}), where #1 beats chance most clearly; #1 minus chance in lsd_db: "
+        + ", ".join(f"sound {i} {-margin[i]:+.2f} dB" for i in tried)
+    )
+    _print_candidates(result, indent="    ")
     truth = store.params()[target_id]
     print("    true parameters: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(result.space.names[:6], truth[:6])) + ", ...")
 
@@ -424,6 +537,141 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- spectrogram / render
+def _add_spectrogram(sub) -> None:
+    p = sub.add_parser(
+        "spectrogram",
+        help="the picture of a clip, as a target file (.png or .npy)",
+        description="Write the spectrogram wavinv ranks with, or the generator's own spectrogram function's picture "
+        "when --generator names a generator that has one: the same picture a store of that generator records.",
+    )
+    p.add_argument("input", metavar="IN", help="a .wav or a waveform .npy")
+    p.add_argument("out", metavar="OUT", help="a .png (8-bit grey, low frequencies at the bottom) or .npy (float32 dB) to write")
+    p.add_argument("--generator", default=None, metavar="SPEC", help="use this generator's picture, rate and clip length (default: wavinv's 512x512 STFT of 16,352 samples at 16 kHz)")
+    p.add_argument("--db-range", **_DB_RANGE)
+    p.add_argument("--pad", action="store_true", help="pad or crop a clip of another length instead of refusing it")
+    p.set_defaults(func=_cmd_spectrogram)
+
+
+def _picture_of(spec: str | None):
+    """``(module, sample_rate, n_samples)``: a named generator's picture, or wavinv's default frontend."""
+    from .frontend import DEFAULT_N_SAMPLES, DEFAULT_SAMPLE_RATE, Spectrogram
+
+    if spec is None:
+        return Spectrogram(), DEFAULT_SAMPLE_RATE, DEFAULT_N_SAMPLES
+    from .generators import load_generator
+    from .picture import generator_picture
+
+    gen = load_generator(spec)
+    return generator_picture(gen), gen.sample_rate, gen.n_samples
+
+
+def _cmd_spectrogram(args) -> int:
+    import numpy as np
+
+    from .frontend import spectrogram
+    from .generators import generator_file
+    from .outputs import atomic_path
+    from .picture import picture_label
+    from .targets import load_target, save_spectrogram_png
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npy"):
+        raise InputError(f"OUT {out} must end in .png or .npy")
+    check_outputs({"OUT": out}, {"input": args.input, "generator file": generator_file(args.generator)})
+    module, sample_rate, n_samples = _picture_of(args.generator)
+    target = load_target(args.input, sample_rate, n_samples, pad=args.pad)
+    if target.kind != "waveform":
+        raise InputError(f"{args.input} is already a spectrogram: give a .wav or a waveform .npy")
+    spec = spectrogram(target.data, module)
+    cfg = module.config()
+    if out.suffix.lower() == ".png":
+        save_spectrogram_png(spec, out, tuple(args.db_range or cfg.get("db_range") or DEFAULT_DB_RANGE))
+    else:
+        with atomic_path(out) as tmp, open(tmp, "wb") as f:
+            np.save(f, spec)
+    print(f"wrote {out}: {picture_label(cfg)}")
+    return 0
+
+
+def _add_render(sub) -> None:
+    p = sub.add_parser(
+        "render",
+        help="WAVs (and a picture) of any candidates file",
+        description="Render every candidate of a candidates file (`wavinv invert --out`, or a JSON list of "
+        "{\"params\": {...}}) with the generator: candidate_RANK.wav each, and candidates.png, their pictures.",
+    )
+    p.add_argument("candidates", metavar="CANDIDATES.json", help="a candidates file")
+    p.add_argument("--generator", required=True, metavar="SPEC", help="the generator the candidates are for")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write into (made if missing; files in it are replaced whole)")
+    p.set_defaults(func=_cmd_render)
+
+
+def _read_candidates(path: Path, space) -> tuple[list[int], "np.ndarray", dict]:
+    """``(ranks, params (K, P) natural units, the file's generator record)`` of a candidates file."""
+    import numpy as np
+
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"candidates file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"{path}: not a readable JSON candidates file ({e})") from None
+    cands = doc.get("candidates") if isinstance(doc, dict) else doc
+    if not isinstance(cands, list) or not cands or not all(isinstance(c, dict) and isinstance(c.get("params"), dict) for c in cands):
+        raise InputError(f'{path}: expected {{"candidates": [{{"params": {{name: value, ...}}}}, ...]}} with at least one candidate')
+    recorded = doc.get("generator") if isinstance(doc, dict) and isinstance(doc.get("generator"), dict) else {}
+    ranks = [c.get("rank", i + 1) if isinstance(c.get("rank"), int) else i + 1 for i, c in enumerate(cands)]
+    try:
+        params = np.stack([space.from_dict(c["params"]) for c in cands])
+        space.validate(params)
+    except (TypeError, ValueError) as e:  # ParamSpaceError is a ValueError
+        raise InputError(f"{path}: {e}") from None
+    return ranks, params, recorded
+
+
+def _cmd_render(args) -> int:
+    from .frontend import spectrogram
+    from .generators import generator_file, load_generator, render_checked
+    from .picture import generator_picture, grid_axes
+    from .plots import spectrogram_grid
+    from .targets import save_wav
+
+    src, out = Path(args.candidates), Path(args.out)
+    inputs = {"candidates file": src, "generator file": generator_file(args.generator)}
+    check_output_dir("--out", out, inputs)
+    if out.is_dir():  # a file of the folder may be one of the inputs
+        check_outputs({"--out": out / "candidates.png"}, inputs)
+    gen = load_generator(args.generator)
+    ranks, params, recorded = _read_candidates(src, gen.space)
+    if recorded.get("fingerprint") not in (None, gen.space.fingerprint):
+        raise InputError(
+            f"{src} holds candidates for generator {recorded.get('name')!r} (space fingerprint {recorded.get('fingerprint')}), "
+            f"not {gen.name!r} (space fingerprint {gen.space.fingerprint})"
+        )
+    waves = render_checked(gen, params)
+    module = generator_picture(gen)
+    specs = spectrogram(waves, module)
+    names = [f"candidate_{r}.wav" for r in ranks] + ["candidates.png"]
+    if len(set(names)) != len(names):
+        raise InputError(f"{src}: two candidates have the same rank")
+    if out.is_dir():
+        check_outputs({f"--out ({n})": out / n for n in names}, inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_paths(*(out / n for n in names)) as tmps:  # every file, or none
+        for w, tmp in zip(waves, tmps):
+            save_wav(w, tmp, gen.sample_rate)
+        spectrogram_grid(
+            list(specs),
+            [f"#{r}" for r in ranks],
+            tmps[-1],
+            **grid_axes(module.config(), gen.sample_rate, gen.n_samples),
+            suptitle=f"{len(ranks)} candidates rendered by {gen.name} v{gen.version}",
+        )
+    print(f"wrote {len(ranks)} WAVs ({out}/candidate_*.wav) and their pictures ({out / 'candidates.png'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wavinv", description="Invert parametric audio generators.")
     parser.add_argument("--version", action="version", version=f"wavinv {__version__}")
@@ -437,6 +685,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_invert(sub)
     _add_bench(sub)
     _add_demo(sub)
+    _add_spectrogram(sub)
+    _add_render(sub)
     return parser
 
 

@@ -367,6 +367,8 @@ def fit_on_dask(estimator: "_PCALGBM", store: Store, input: str, scheduler: "str
         cfg = store.frontend_config
         if cfg is None:
             raise StoreError(f"{store.location} records no frontend: fit on waveforms, or locally with a frontend")
+        if cfg.get("kind") == "generator":
+            raise InputError(f"{store.location} is pictured by its generator's own spectrogram function: fit it locally (no --scheduler), or on waveforms")
         row_shape: tuple[int, ...] = (int(cfg["n_freq"]), int(cfg["n_frames"]))
     else:
         row_shape = (store.n_samples,)

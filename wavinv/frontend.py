@@ -40,7 +40,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
 from .errors import InputError
-from .lazy import LazyArray, iter_batches
+from .lazy import LazyArray, clip_batch, iter_batches
 
 __all__ = [
     "KINDS",
@@ -338,6 +338,8 @@ class Spectrogram(torch.nn.Module):
         """Rebuild from ``config()`` (also a store's or model's recorded frontend dict)."""
         if not isinstance(cfg, Mapping):
             raise InputError(f"a frontend config must be a dict, got {type(cfg).__name__}")
+        if cfg.get("kind") == "generator":
+            raise InputError("this frontend is the generator's own spectrogram function: build it with wavinv.picture.picture_for(config, generator)")
         unknown = sorted(set(cfg) - set(_CONFIG_KEYS))
         if unknown:
             raise InputError(f"unknown frontend config keys: {', '.join(map(str, unknown))}")
@@ -517,24 +519,18 @@ def spectrogram(
     defaults to the module's own device when a module is given, else
     ``default_device()``. Works ``batch_size`` clips at a time (default:
     ``default_batch_size(device)``), so besides the result memory stays
-    bounded; ``waves`` may be a ``LazyArray``.
+    bounded; ``waves`` may be a ``LazyArray``. ``config`` may also be a
+    ``wavinv.picture.GeneratorPicture`` (the generator's own function).
     """
+    if getattr(config, "kind", None) == "generator":
+        return config.transform(waves, batch_size, progress)
     frontend = _as_frontend(config)
     if device is None:
         device = frontend.device if isinstance(config, Spectrogram) else default_device()
     device = _torch_device(device)
     batch_size = default_batch_size(device) if batch_size is None else _positive_int("batch_size", batch_size)
     frontend.to(device)
-    single = False
-    if not isinstance(waves, LazyArray):
-        waves = np.asarray(waves)
-        single = waves.ndim == 1
-        if single:
-            waves = waves[None]
-    if waves.ndim != 2:
-        raise InputError(f"waveforms must have shape (N, T) or (T,), got {tuple(waves.shape)}")
-    if waves.shape[1] != frontend.n_samples:
-        raise InputError(f"clips have {waves.shape[1]} samples, the frontend expects {frontend.n_samples}")
+    waves, single = clip_batch(waves, frontend.n_samples)
     out = np.empty((len(waves), *frontend.output_shape), dtype=np.float32)
     with torch.inference_mode(), tqdm(total=len(waves), disable=not progress, desc="spectrograms", unit="clip") as bar:
         for sel, rows in iter_batches(waves, batch_size):

@@ -28,7 +28,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from .errors import InputError, StoreError, WavinvError
-from .generators import Generator, generator_file, generator_identity, load_generator, render_checked
+from .generators import Generator, generator_file, generator_identity, load_generator, portable_spec, render_checked
 from .limits import int_arg, require_disk
 from .location import Location
 from .outputs import remove_stale, temp_name
@@ -100,8 +100,10 @@ def _generate(
         raise InputError(f"n={n}: {index_memory_problem(n)}")
     if method not in SAMPLING_METHODS:
         raise InputError(f"sampling method must be one of {', '.join(SAMPLING_METHODS)}, got {method!r}")
-    spec = generator.strip() if isinstance(generator, str) else None
     gen = load_generator(generator)
+    spec, caveat = portable_spec(generator) if isinstance(generator, str) else (None, None)
+    if caveat:
+        log.warning("the store records generator %r; %s", spec, caveat)
     if workers > 1 and spec is None:
         raise InputError("workers > 1 needs a generator spec (workers load it by name), not a generator object")
     identity = generator_identity(gen, spec)
@@ -264,8 +266,12 @@ def _probe(gen: Generator, chunk: int, n: int, seed: int, method: str, k: int) -
 
 
 def _default_frontend(gen: Generator) -> dict[str, Any] | None:
+    """The picture the store records: the generator's own ``spectrogram`` when it has one, else wavinv's STFT."""
     from .frontend import frontend_config
+    from .picture import GeneratorPicture, has_picture
 
+    if has_picture(gen):
+        return GeneratorPicture(gen).config()  # a broken function fails here, before anything is written
     try:
         return frontend_config(sample_rate=gen.sample_rate, n_samples=gen.n_samples)
     except WavinvError as e:  # clips too short for the default frontend: readers pass their own

@@ -8,11 +8,12 @@ generator by itself unless the generator is a built-in one: the user names it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import joblib
 import numpy as np
@@ -26,6 +27,7 @@ from .methods import INPUTS
 from .metrics import lsd_db, mrstft
 from .outputs import atomic_path
 from .params import ParamSpace
+from .picture import KIND as PICTURE_KIND, GeneratorPicture
 from .schema import frontend_problem, identity_problem, manifest_problem
 from .targets import Target
 
@@ -58,11 +60,25 @@ class Inversion:
     generator: dict[str, Any]
     method: str
     timing: dict[str, float] = field(default_factory=dict)
+    frontend: dict[str, Any] = field(default_factory=dict)  # the picture spectrograms were made with
+    chance: dict[str, Any] = field(default_factory=dict)  # see Inverter.chance_level
+
+    @property
+    def candidates(self) -> list[dict[str, Any]]:
+        """Best first: ``{"rank": 1, "params": {name: value, ...}, "distance": {"lsd_db": ..., ...}}`` each."""
+        return [
+            {
+                "rank": i + 1,
+                "params": self.space.to_dict(self.params[i]),
+                "distance": {k: float(v[i]) for k, v in self.distances.items()},
+            }
+            for i in range(len(self.params))
+        ]
 
     def to_json(self) -> dict[str, Any]:
-        """The ``wavinv invert`` JSON document (DESIGN.md)."""
+        """The ``wavinv invert`` JSON document: the target, the generator, the candidates best first, timings."""
         gen = {k: self.generator[k] for k in ("name", "version", "spec", "fingerprint") if k in self.generator}
-        return {
+        doc = {
             "target": self.target.source,
             "target_kind": self.target.kind,
             "generator": gen,
@@ -70,16 +86,20 @@ class Inversion:
             "draws": self.n_draws,
             "unique_draws": self.n_unique,
             "renders": self.n_renders,
-            "candidates": [
-                {
-                    "rank": i + 1,
-                    "params": self.space.to_dict(self.params[i]),
-                    "distance": {k: float(v[i]) for k, v in self.distances.items()},
-                }
-                for i in range(len(self.params))
-            ],
+            "candidates": self.candidates,
             "timing_s": {k: round(v, 4) for k, v in self.timing.items()},
         }
+        if self.chance:
+            doc["chance"] = self.chance
+        return doc
+
+    def level_gap_db(self) -> float:
+        """How many dB quieter the best candidate is than the target (mean power of their pictures)."""
+
+        def level(spec: np.ndarray) -> float:
+            return float(10.0 * np.log10(np.mean(10.0 ** (np.asarray(spec, dtype=np.float64) / 10.0))))
+
+        return level(self.target_spectrogram) - level(self.spectrograms[0])
 
 
 class Inverter:
@@ -133,20 +153,33 @@ class Inverter:
         With no argument, only a built-in generator recorded in the model is loaded:
         importing anything else runs code, so the user must name it.
         """
-        if generator is None and self._gen is not None:
+        if self._gen is not None and (generator is None or generator is self._gen):
             return self._gen
-        self._gen = recorded_generator(self.generator, generator, "the model", _same_space, ModelError)
-        return self._gen
+        gen = recorded_generator(self.generator, generator, "the model", _same_space, ModelError)
+        if self.frontend.get("kind") == PICTURE_KIND:
+            # the model's picture is the generator's own function: it must still draw the same picture
+            self._frontend_module = GeneratorPicture(gen, expected=self.frontend, owner="the model", error=ModelError)
+        self._gen = gen
+        return gen
 
     def memory_needed(self, draws: int, shortlist: int | None = None) -> int:
         """Bytes an inversion with ``draws`` draws holds at its peak (see ``inversion_memory``)."""
         return inversion_memory(self.generator["n_samples"], len(self.space), self.spec_shape, draws, shortlist)
 
     # -- features ---------------------------------------------------------------
-    def frontend_module(self) -> Spectrogram:
+    def frontend_module(self) -> "Spectrogram | GeneratorPicture":
+        """The picture the model was fitted on: wavinv's frontend, or the attached generator's own function."""
         if self._frontend_module is None:
+            if self.frontend.get("kind") == PICTURE_KIND:
+                raise ModelError("the model pictures clips with its generator's own spectrogram function: attach the generator first")
             self._frontend_module = Spectrogram.from_config(self.frontend)
         return self._frontend_module
+
+    @property
+    def coarse_frames(self) -> bool:
+        """Whether the shortlist can rank on every ``SHORTLIST_STEP``-th frame (STFT and mel; a CQT or
+        the generator's own function has no such cheap subset, so those rank in full)."""
+        return self.frontend["kind"] in ("stft", "mel")
 
     def spectrograms(self, waves: np.ndarray) -> np.ndarray:
         return spectrogram(np.asarray(waves, dtype=np.float32), self.frontend_module())
@@ -184,6 +217,7 @@ class Inverter:
         shortlist: int | None = None,
         refine: int = 0,
         refine_options: dict[str, Any] | None = None,
+        progress: bool = False,
     ) -> Inversion:
         """Draw ``draws`` parameter sets, re-render each, return the best ``n`` by lsd_db.
 
@@ -199,6 +233,9 @@ class Inverter:
         the best ``n`` distinct ones are returned. ``refine_options`` go to
         ``wavinv.refine.refine`` (``sigma``, ``popsize``, ``strategy``, ``runs``:
         how many of the best draws to refine, default ``n``).
+
+        ``progress=True`` lets the estimator show its progress bars while it
+        samples (quiet by default: one target is one short step).
         """
         if not isinstance(target, Target):
             arr = np.asarray(target, dtype=np.float32)
@@ -221,7 +258,8 @@ class Inverter:
         timing: dict[str, float] = {}
         t0 = time.perf_counter()
         X, target_spec = self._target_features(target)
-        samples = self.estimator.sample(X, draws, random_state=random_state)[0]  # (M, P) unit scale
+        with estimator_progress(self.estimator, progress):
+            samples = self.estimator.sample(X, draws, random_state=random_state)[0]  # (M, P) unit scale
         timing["sample"] = time.perf_counter() - t0
         # point estimators repeat one draw: render each distinct candidate once
         unique, first = np.unique(samples, axis=0, return_index=True)
@@ -230,7 +268,7 @@ class Inverter:
         t1 = time.perf_counter()
         waves = render_checked(gen, params)
         timing["render"] = time.perf_counter() - t1
-        if len(unique) > shortlist and self.frontend["kind"] != "cqt":
+        if len(unique) > shortlist and self.coarse_frames:
             t2 = time.perf_counter()
             keep = self._shortlist(target_spec, waves, shortlist)
             unique, params, waves = unique[keep], params[keep], waves[keep]
@@ -272,7 +310,38 @@ class Inverter:
             generator=self.generator,
             method=self.method,
             timing=timing,
+            frontend=self.frontend,
         )
+
+    def chance_level(self, result: Inversion, draws: int | None = None, random_state=None) -> dict[str, Any]:
+        """The scale for ``result``: lsd_db of the best of ``draws`` random parameter sets, beside its best candidate's.
+
+        Random draws are the prior (uniform on the unit scale), as many as the
+        inversion drew unless ``draws`` says otherwise; both are scored on the
+        shortlist's frames (every ``SHORTLIST_STEP``-th, or all of them where the
+        picture has no such subset), so the two numbers compare. Sets
+        ``result.chance`` and returns it.
+        """
+        gen = self.attach()
+        draws = int(result.n_draws if draws is None else draws)
+        space = self.space
+        unit = np.random.default_rng(random_state).random((draws, len(space)))
+        waves = np.concatenate([render_checked(gen, space.from_unit(unit)), result.waveforms[:1]])
+        module, reference = self._scoring()
+        lsd = lsd_db(reference(result.target_spectrogram), spectrogram(waves, module))
+        result.chance = {
+            "lsd_db": float(lsd[:-1].min()),
+            "best_lsd_db": float(lsd[-1]),
+            "draws": draws,
+            "frames": f"every {SHORTLIST_STEP}th frame" if self.coarse_frames else "all frames",
+        }
+        return result.chance
+
+    def _scoring(self):
+        """``(module, frames of a target picture)`` the shortlist scores with: every 8th frame, or all of them."""
+        if self.coarse_frames:
+            return self._coarse(), lambda spec: spec[:, ::SHORTLIST_STEP]
+        return self.frontend_module(), lambda spec: spec
 
     def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, n: int, budget: int, random_state, options):
         """Refine the best of ``ranked`` (unit draws, best first); their exact scores, renders and cost."""
@@ -283,9 +352,9 @@ class Inverter:
         if runs < 1:
             raise InputError(f"refine runs must be >= 1, got {runs}")
         space = self.space
-        # scored as the shortlist scores (every 8th frame); a CQT has no such subset, so in full
-        coarse = self.frontend["kind"] != "cqt"
-        module, reference = (self._coarse(), target_spec[:, ::SHORTLIST_STEP]) if coarse else (self.frontend_module(), target_spec)
+        # scored as the shortlist scores (every 8th frame); without such a subset, in full
+        module, frames = self._scoring()
+        reference = frames(target_spec)
 
         def score(x: np.ndarray) -> np.ndarray:
             return lsd_db(reference, spectrogram(render_checked(gen, space.from_unit(x)), module))
@@ -325,6 +394,20 @@ class Inverter:
         return f"Inverter(method={self.method!r}, input={self.input!r}, generator={self.generator['name']!r}, fingerprint={self.fingerprint})"
 
 
+@contextlib.contextmanager
+def estimator_progress(estimator, on: bool) -> Iterator[None]:
+    """Turn the progress bars of ``estimator`` (and of its fitted parts that have them) on or off for a while."""
+    parts = [estimator, *(v for v in vars(estimator).values() if hasattr(v, "get_params"))]
+    saved = [(p, p.progress) for p in parts if isinstance(getattr(p, "progress", None), bool)]
+    for p, _ in saved:
+        p.progress = on
+    try:
+        yield
+    finally:
+        for p, value in saved:
+            p.progress = value
+
+
 def _same_space(recorded: dict[str, Any], ident: dict[str, Any]) -> bool:
     """A generator re-renders for a model when its space, rate and length are the model's."""
     return all(recorded.get(k) == ident[k] for k in ("fingerprint", "sample_rate", "n_samples"))
@@ -338,13 +421,13 @@ def inversion_memory(n_samples: int, n_params: int, spec_shape: tuple[int, int],
     return int(draws * per_draw + kept * 8 * f * t)
 
 
-def store_inputs(store, split: str, input: str):
-    """The estimator's ``X`` for a split of a store: lazy waveforms or lazy spectrograms."""
+def store_inputs(store, split: str, input: str, frontend=None):
+    """The estimator's ``X`` for a split of a store: lazy waveforms or lazy spectrograms (``frontend``: ``store.picture(...)``)."""
     if input not in INPUTS:
         raise InputError(f"input must be one of {', '.join(INPUTS)}, got {input!r}")
     if input == "waveform":
         return store.waveforms(split)
-    return store.spectrograms(split)
+    return store.spectrograms(split, frontend=frontend)
 
 
 def fit_inverter(
@@ -356,12 +439,15 @@ def fit_inverter(
     random_state: int = 0,
     scheduler: Any = None,
     progress: bool = True,
+    generator: Generator | str | None = None,
 ) -> Inverter:
     """Fit ``method`` on the store's train split and summarise it on (part of) the val split.
 
     ``scheduler`` fits on a Dask cluster (``pca-lgbm`` and ``pca-lgbm-quantile``; see ``wavinv.distributed``);
     the model is a plain local one all the same. ``progress=False`` silences the
-    estimator's progress bars (when it has any).
+    estimator's progress bars (when it has any). ``generator`` (an object or a
+    spec) is needed for spectrograms when the store's picture is its generator's
+    own ``spectrogram`` function (``Store.picture``) and that generator is not built in.
     """
     from .methods import build_method
     from .metrics import coverage, param_mae
@@ -370,7 +456,8 @@ def fit_inverter(
     estimator = build_method(method, **(overrides or {}))
     if not progress and "progress" in estimator.get_params():
         estimator.set_params(progress=False)
-    X, y = store_inputs(store, "train", input), store.params_unit("train")
+    picture = store.picture(generator) if input == "spectrogram" else None
+    X, y = store_inputs(store, "train", input, picture), store.params_unit("train")
     if len(y) < 2:
         raise InputError(f"{store.location}: the train split has {len(y)} samples; generate more")
     t0 = time.perf_counter()
@@ -389,14 +476,15 @@ def fit_inverter(
         method=method,
         store={"path": str(store.location), "fingerprint": store.fingerprint, "n_train": int(len(y))},
     )
-    Xv, yv = store_inputs(store, "val", input), store.params_unit("val")
+    Xv, yv = store_inputs(store, "val", input, picture), store.params_unit("val")
     keep = np.arange(min(n_validation, len(yv)))
     inv.validation = {"fit_s": round(fit_s, 3), "n_val": int(len(keep))}
     if len(keep):
         # read (or compute) the validation rows once: predict and sample both need them
         Xv = np.asarray(Xv[keep])
-        pred = estimator.predict(Xv)
-        samples = estimator.sample(Xv, 64, random_state=random_state)
+        with estimator_progress(estimator, False):  # a few rows: bars would only flicker
+            pred = estimator.predict(Xv)
+            samples = estimator.sample(Xv, 64, random_state=random_state)
         inv.validation.update(
             {
                 "param_mae": float(param_mae(yv[keep], pred)),

@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["LazyArray", "iter_batches", "as_array", "n_rows"]
+__all__ = ["LazyArray", "iter_batches", "as_array", "clip_batch", "n_rows"]
 
 
 class LazyArray:
@@ -89,3 +89,20 @@ def iter_batches(X, batch_size: int, indices: np.ndarray | None = None) -> Itera
 def as_array(X, dtype=np.float32) -> np.ndarray:
     """Materialise ``X`` (only for data known to be small)."""
     return np.asarray(X[:] if isinstance(X, LazyArray) else X, dtype=dtype)
+
+
+def clip_batch(waves, n_samples: int, what: str = "the frontend") -> tuple["np.ndarray | LazyArray", bool]:
+    """``(clips (N, n_samples), single)``: one clip ``(T,)`` becomes a batch of one; other shapes are an ``InputError``."""
+    from .errors import InputError
+
+    single = False
+    if not isinstance(waves, LazyArray):
+        waves = np.asarray(waves)
+        single = waves.ndim == 1
+        if single:
+            waves = waves[None]
+    if waves.ndim != 2:
+        raise InputError(f"waveforms must have shape (N, T) or (T,), got {tuple(waves.shape)}")
+    if waves.shape[1] != n_samples:
+        raise InputError(f"clips have {waves.shape[1]} samples, {what} expects {n_samples}")
+    return waves, single

@@ -258,7 +258,7 @@ class ParamSpace:
                 bad = (col < p.low - 1e-9 * abs(p.low)) | (col > p.high + 1e-9 * abs(p.high))
             if bad.any():
                 i = int(np.argmax(bad))
-                raise ParamSpaceError(f"sample {i}: {p.name}={col[i]!r} is outside the space")
+                raise ParamSpaceError(f"sample {i}: {p.name}={float(col[i])!r} is outside the space")
         return x
 
     # -- serialisation ----------------------------------------------------------

@@ -67,13 +67,14 @@ def plot_inversion(inversion, path: str | os.PathLike, k: int = 3) -> None:
     for i in range(k):
         d = ", ".join(f"{name} {vals[i]:.2f}" for name, vals in inversion.distances.items())
         titles.append(f"#{i + 1}: {d}")
+    from .picture import grid_axes
+
     gen = inversion.generator
     spectrogram_grid(
         specs,
         titles,
         path,
-        sample_rate=gen.get("sample_rate"),
-        duration=gen["n_samples"] / gen["sample_rate"] if gen.get("sample_rate") else None,
+        **grid_axes(getattr(inversion, "frontend", None), gen.get("sample_rate"), gen.get("n_samples")),
         ncols=k + 1,
         suptitle=f"{inversion.method} on {gen.get('name')}: best {k} of {inversion.n_draws} draws",
     )

@@ -444,7 +444,7 @@ class Store:
     def spectrograms(self, split: str | None = None, frontend=None, device=None, batch_size: int | None = None) -> LazyArray:
         """Lazy ``(n_split, F, T)`` dB spectrograms computed on the fly from the waveforms.
 
-        ``frontend``: a config dict or ``Spectrogram`` module; default the store's.
+        ``frontend``: a config dict or ``Spectrogram`` module (or ``self.picture(generator)``); default the store's.
         """
         from . import frontend as fe  # torch is imported only when spectrograms are asked for
 
@@ -552,14 +552,34 @@ class Store:
             out.append(data)
         return tuple(out)
 
-    def _frontend(self, frontend):
-        from . import frontend as fe
+    def picture(self, generator=None):
+        """The module that pictures this store's clips: wavinv's ``Spectrogram``, or the generator's own function.
 
+        A store made by a generator with a ``spectrogram`` function records
+        ``{"kind": "generator", ...}``: its pictures need the generator, which is
+        imported only when named (``generator``: an object or a spec; None loads
+        a built-in one), and is checked to still draw the recorded picture.
+        """
+        from .picture import picture_for
+
+        cfg = self.frontend_config
+        if cfg is None:
+            raise StoreError(f"{self.location} records no frontend: pass frontend=...")
+        gen = None
+        if cfg.get("kind") == "generator":
+            from .generators import recorded_generator
+
+            gen = recorded_generator(self.generator, generator, str(self.location), same_generator, StoreError)
+        return picture_for(cfg, gen, str(self.location), StoreError)
+
+    def _frontend(self, frontend):
         if frontend is None:
-            frontend = self.frontend_config
-            if frontend is None:
-                raise StoreError(f"{self.location} records no frontend: pass frontend=...")
-        return fe.Spectrogram.from_config(frontend) if isinstance(frontend, dict) else frontend
+            return self.picture()
+        if isinstance(frontend, dict):
+            from .picture import picture_for
+
+            return picture_for(frontend, None, str(self.location), StoreError)
+        return frontend
 
     def read_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
         """Rows ``rows`` (sorted global indices) of array ``name``, decoding each touched chunk once.

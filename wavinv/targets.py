@@ -62,7 +62,7 @@ def _fit_length(wave: np.ndarray, n_samples: int, source: str, pad: bool) -> np.
     if len(wave) == n_samples:
         return wave
     if not pad:
-        raise InputError(f"{source}: waveform has {len(wave)} samples, the generator makes {n_samples}")
+        raise InputError(f"{source}: waveform has {len(wave)} samples, the generator makes {n_samples} (--pad, or pad=True, pads or crops it)")
     log.warning("%s: %d samples, padding/cropping to the generator's %d", source, len(wave), n_samples)
     out = np.zeros(n_samples, dtype=np.float32)
     out[: min(n_samples, len(wave))] = wave[:n_samples]

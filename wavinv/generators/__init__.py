@@ -1,7 +1,7 @@
 """Generators: the protocol, a function wrapper, the loader and the built-in synth."""
 
 from .base import FunctionGenerator, Generator, check_generator, generator_identity, render_checked, takes_seed
-from .loader import BUILTIN_GENERATORS, generator_file, load_generator, recorded_generator
+from .loader import BUILTIN_GENERATORS, generator_file, load_generator, portable_spec, recorded_generator
 
 __all__ = [
     "BUILTIN_GENERATORS",
@@ -11,6 +11,7 @@ __all__ = [
     "generator_file",
     "generator_identity",
     "load_generator",
+    "portable_spec",
     "recorded_generator",
     "render_checked",
     "takes_seed",

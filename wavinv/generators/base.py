@@ -25,6 +25,11 @@ class Generator(Protocol):
     ``render(params, seed=None)``: ``seed=None`` is its deterministic default and
     an int another realisation of the same patch. The benchmark uses it for the
     same-sound floor (``takes_seed``).
+
+    A generator may also define ``spectrogram(waveforms (B, n_samples)) -> (B, F, T)``,
+    float dB: its own picture of a sound. Stores, fits, targets, ranking and the
+    bench then use it instead of wavinv's frontend (``wavinv.picture``). An
+    optional ``spectrogram_range = (low, high)`` is the dB span of an 8-bit image of it.
     """
 
     space: ParamSpace
@@ -55,6 +60,8 @@ class FunctionGenerator:
     """Wrap a plain function ``render(params (B, P)) -> (B, n_samples)`` as a generator.
 
     When the function takes a ``seed`` keyword, so does the generator's ``render``.
+    ``spectrogram`` (optional): the user's own picture, ``(B, n_samples) -> (B, F, T)``
+    float dB, with ``spectrogram_range`` its images' dB span (see ``Generator``).
     """
 
     def __init__(
@@ -65,11 +72,19 @@ class FunctionGenerator:
         n_samples: int,
         name: str,
         version: str = "1",
+        spectrogram: Callable[[np.ndarray], np.ndarray] | None = None,
+        spectrogram_range: tuple[float, float] | None = None,
     ):
         if not isinstance(space, ParamSpace):
             raise GeneratorError(f"space must be a ParamSpace, got {type(space).__name__}")
         if not callable(render):
             raise GeneratorError("render must be callable")
+        if spectrogram is not None:
+            if not callable(spectrogram):
+                raise GeneratorError("spectrogram must be callable (waveforms (B, n_samples) -> (B, F, T) dB)")
+            self.spectrogram = spectrogram  # only when given: its absence says "use wavinv's frontend"
+        if spectrogram_range is not None:
+            self.spectrogram_range = tuple(spectrogram_range)
         self.space = space
         self._render = render
         self.sample_rate = int(sample_rate)

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import GeneratorError
 from .base import Generator, check_generator, generator_identity
 
-__all__ = ["BUILTIN_GENERATORS", "generator_file", "load_generator", "recorded_generator"]
+__all__ = ["BUILTIN_GENERATORS", "generator_file", "load_generator", "portable_spec", "recorded_generator"]
 
 # name -> "module:attr"; imported only when asked for
 BUILTIN_GENERATORS: dict[str, str] = {
@@ -56,6 +56,31 @@ def generator_file(spec: str) -> Path | None:
     return None
 
 
+def portable_spec(spec: str) -> tuple[str, str | None]:
+    """``(the spec to record, a caveat or None)``: one that loads the same generator from any folder.
+
+    A file spec gets its file's absolute path. A module spec resolves wherever the
+    module is importable; when it was imported from the current folder (not
+    installed), the caveat says that another folder needs ``PYTHONPATH``.
+    """
+    spec = spec.strip()
+    path = generator_file(spec)
+    if path is not None:
+        return f"{path.resolve()}:{spec.rpartition(':')[2]}", None
+    if spec in BUILTIN_GENERATORS:
+        return spec, None
+    top = spec.rpartition(":")[0].split(".")[0]
+    origin = getattr(sys.modules.get(top), "__file__", None)
+    if origin is None:
+        return spec, None
+    origin = Path(origin).resolve()
+    root = origin.parent.parent if origin.name == "__init__.py" else origin.parent  # the folder it was found in
+    cwd = Path.cwd().resolve()
+    if root == cwd:
+        return spec, f"module {top!r} was imported from the current folder {cwd}: from another folder it loads only with PYTHONPATH={cwd} (or install it)"
+    return spec, None
+
+
 def recorded_generator(identity: dict[str, Any], generator: "str | Generator | None", owner: str, same, error: type = GeneratorError) -> Generator:
     """The generator for something that records one (a store, a model): ``generator``, or the recorded built-in.
 
@@ -74,7 +99,13 @@ def recorded_generator(identity: dict[str, Any], generator: "str | Generator | N
                 "name it with --generator SPEC (importing it runs its code, so wavinv never imports a recorded spec)"
             )
         generator = spec
-    gen = load_generator(generator)
+    try:
+        gen = load_generator(generator)
+    except GeneratorError as e:
+        recorded = generator_file(spec) if generator is not spec else None
+        if recorded is not None and recorded.is_file() and generator_file(generator) is not None:
+            raise error(f"{e} ({owner} records {spec!r}, which exists: name that)") from None
+        raise
     if not same(identity, generator_identity(gen)):
         def said(d: dict) -> str:
             return f"{d.get('name')!r} v{d.get('version')} (space fingerprint {d.get('fingerprint')}, {d.get('n_samples')} samples @ {d.get('sample_rate')} Hz)"

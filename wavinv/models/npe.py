@@ -39,6 +39,28 @@ def _sbi():
     return sbi
 
 
+class _LogTracker:
+    """sbi's training metrics go to the debug log, not to a TensorBoard folder in the working directory."""
+
+    log_dir = None
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        log.debug("sbi %s = %s (step %s)", name, value, step)
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        for name, value in metrics.items():
+            self.log_metric(name, value, step)
+
+    def log_params(self, params: dict) -> None:
+        log.debug("sbi params %s", params)
+
+    def add_figure(self, name: str, figure, step: int | None = None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 class NPESampler(WavinvEstimator):
     """sbi NPE: a MAF flow over unit parameters conditioned on an embedding of pooled rows.
 
@@ -130,7 +152,7 @@ class NPESampler(WavinvEstimator):
                 embedding_net=self._embedding(),
                 z_score_x="structured",
             )
-            inference = NPE(prior=prior, density_estimator=builder, show_progress_bars=self.progress)
+            inference = NPE(prior=prior, density_estimator=builder, show_progress_bars=self.progress, tracker=_LogTracker())
             inference.append_simulations(torch.as_tensor(y, dtype=torch.float32), torch.as_tensor(x))
             with warnings.catch_warnings(record=True) as caught:  # sbi warns when max_epochs stops it: a log line here
                 warnings.simplefilter("always")
