@@ -78,10 +78,6 @@ METRICS: dict[str, tuple[str, int, Any]] = {
     "diversity": ("diversity", 3, None),
     "coverage80": ("coverage@80", 3, 0.8),
 }
-# Per target, (chance - method) / (chance - floor); where chance is within this many dB of
-# the floor, the denominator is this, so a target that random patches already match cannot
-# swing the mean.
-GAP_MIN_DB = 0.5
 # The floor renders each target's true parameters with this noise seed (any seed but the default).
 FLOOR_SEED = 1
 N_BOOT = 1000
@@ -646,12 +642,30 @@ def _table(evals: dict, pairs: list[tuple[str, str]], s: _Settings) -> list[dict
     best = methods[int(np.argmin([table[i]["lsd_db_best"] for i in methods]))]
     chance = per_target[0]  # the prior's row is always first
     floor = next((v for (m, _), v in zip(pairs, per_target) if m == "floor"), np.zeros(n))
-    span = np.maximum(chance - floor, GAP_MIN_DB)
+
     for row, values in zip(table, per_target):
         # paired: the same targets and the same resamples for both rows
         row["d_lsd_db_best"], row["d_lsd_db_best_lo"], row["d_lsd_db_best_hi"] = bootstrap_ci(values - per_target[best], indices=idx)
-        row["gap_closed"], row["gap_closed_lo"], row["gap_closed_hi"] = bootstrap_ci((chance - values) / span, indices=idx)
+        row["gap_closed"], row["gap_closed_lo"], row["gap_closed_hi"] = _gap_closed(chance, floor, values, idx)
     return table
+
+
+def _gap_closed(chance: np.ndarray, floor: np.ndarray, values: np.ndarray, idx: np.ndarray) -> tuple[float, float, float]:
+    """(mean chance - mean row) / (mean chance - mean floor), with its paired bootstrap interval.
+
+    A ratio of means, not a mean of per-target ratios: on a target whose chance
+    level is about its floor (a noisy sound that random patches match as well as
+    the same patch with other noise) a per-target ratio divides by ~0 and swings
+    the mean by itself.
+    """
+
+    def ratio(rows: np.ndarray) -> np.ndarray:
+        span = chance[rows].mean(axis=-1) - floor[rows].mean(axis=-1)
+        return (chance[rows].mean(axis=-1) - values[rows].mean(axis=-1)) / np.where(span > 0, span, np.nan)
+
+    point = float(ratio(np.arange(len(chance))))
+    lo, hi = np.nanquantile(ratio(idx), [(1 - LEVEL) / 2, (1 + LEVEL) / 2]) if np.isfinite(point) else (np.nan, np.nan)
+    return point, float(lo), float(hi)
 
 
 # rows that learn nothing from the store: their input is "any"
@@ -748,8 +762,9 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
         "- **Δ lsd_db**: each row's best-of-K lsd_db minus the best row's, on the same targets (paired bootstrap); "
         "an interval that contains 0 means the two rows are not distinguishable on these targets.",
         "- **floor**: each target's true parameters re-rendered with another noise seed (generators that take one): "
-        "what the same sound scores. **gap closed**: per target (chance - row) / (chance - floor), chance being the "
-        f"prior's best-of-K (floor 0 without a seed; the denominator is at least {GAP_MIN_DB} dB); 1 is as good as the same sound.",
+        "what the same sound scores. **gap closed**: (chance - row) / (chance - floor) on the means over the targets, "
+        "chance being the prior's best-of-K lsd_db (floor 0 without a seed), with its paired bootstrap interval; "
+        "0 is chance, 1 is as good as the same sound.",
         "- **random-search** and **cma-search** learn nothing: the best of draws + refine random patches, and the "
         "prior's draws refined by the same search as the `+refine` rows; both at the `+refine` rows' render budget.",
         "- **fit**: estimator training time on the train split; **invert**: draw, re-render and rank one target; "
