@@ -341,7 +341,7 @@ def _add_invert(sub) -> None:
         default=0,
         metavar="R",
         help="R more renders spent on black-box search through the generator, started from the best draws "
-        "(default 0: off; 2048 took about 5 s per target on 2 cores with synth100)",
+        "(default 0: off; 2048 took about 6 s per target on 2 busy cores with synth100)",
     )
     p.add_argument("--out", required=True, help="JSON file to write (an existing file is replaced, never an input)")
     p.add_argument("--plot", help="PNG of the target beside the best candidates (written together with --out, or neither)")
