@@ -201,7 +201,7 @@ def test_spectrogram_and_render_refuse_bad_input_in_one_line(work, capsys):
 
 
 def test_demo_reuses_its_model_and_prints_the_chance_level(tmp_path, capsys):
-    argv = ["demo", "--out", str(tmp_path / "demo"), "--n", "48", "--method", "knn", "--workers", "1", "-q"]
+    argv = ["demo", "--out", str(tmp_path / "demo"), "--n", "48", "--method", "knn", "--workers", "1", "--refine", "0", "-q"]
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     assert "fitting knn" in out and "chance level: the best of 256 random patches" in out and "\n\n" not in out
@@ -210,3 +210,13 @@ def test_demo_reuses_its_model_and_prints_the_chance_level(tmp_path, capsys):
     code, out, err = run(capsys, *argv)
     assert code == 0 and "reusing" in out and "fitting" not in out, out
     assert json.loads((tmp_path / "demo" / "candidates.json").read_text())["candidates"] == first["candidates"]
+
+
+def test_demo_refines_and_its_chance_level_gets_the_same_render_budget(tmp_path, capsys):
+    argv = ["demo", "--out", str(tmp_path / "demo"), "--n", "48", "--method", "knn", "--workers", "1", "--refine", "96", "-q"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "then 96 renders of search through the synth" in out
+    doc = json.loads((tmp_path / "demo" / "candidates.json").read_text())
+    # random patches get as many renders as the inversion spent beyond its distinct draws
+    assert doc["chance"]["draws"] == doc["draws"] + doc["renders"] - doc["unique_draws"] > doc["draws"]

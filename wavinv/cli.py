@@ -429,6 +429,13 @@ def _add_demo(sub) -> None:
     p.add_argument("--n", type=_count(DEMO_MIN_N), default=3000, help=f"clips to generate (default 3000, at least {DEMO_MIN_N})")
     p.add_argument("--method", default="pca-lgbm-quantile", help="method to fit (default pca-lgbm-quantile)")
     p.add_argument("--workers", type=_POSITIVE, default=2, metavar="W", help="processes rendering the store (default 2)")
+    p.add_argument(
+        "--refine",
+        type=_NONNEG,
+        default=1024,
+        metavar="R",
+        help="renders of search through the synth per target, started from the best draws (default 1024; 0: off)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
 
@@ -507,10 +514,12 @@ def _cmd_demo(args) -> int:
 
     rest = test_ids[len(examples) :]
     tried = _demo_targets(store, rest if len(rest) else test_ids)
-    print(f"3/4 inverting {len(tried)} loud, sustained held-out sounds ({', '.join(map(str, tried))}): 256 draws each, re-rendered and ranked")
+    refined = f", then {args.refine} renders of search through the synth" if args.refine else ""
+    print(f"3/4 inverting {len(tried)} loud, sustained held-out sounds ({', '.join(map(str, tried))}): 256 draws each, re-rendered and ranked{refined}")
     results = {}
     for i in tried:
-        results[i] = inv.invert(Target("waveform", store.waveforms()[i], str(out / "target.wav")), n=8, draws=256, random_state=0)
+        target = Target("waveform", store.waveforms()[i], str(out / "target.wav"))
+        results[i] = inv.invert(target, n=8, draws=256, random_state=0, refine=args.refine)
         inv.chance_level(results[i], random_state=0)
     margin = {i: r.chance["lsd_db"] - r.chance["best_lsd_db"] for i, r in results.items()}
     target_id = max(tried, key=lambda i: margin[i])

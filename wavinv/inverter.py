@@ -317,13 +317,14 @@ class Inverter:
         """The scale for ``result``: lsd_db of the best of ``draws`` random parameter sets, beside its best candidate's.
 
         Random draws are the prior (uniform on the unit scale), as many as the
-        inversion drew unless ``draws`` says otherwise; both are scored on the
+        inversion drew plus the renders its refinement spent, unless ``draws``
+        says otherwise (the same render budget); both are scored on the
         shortlist's frames (every ``SHORTLIST_STEP``-th, or all of them where the
         picture has no such subset), so the two numbers compare. Sets
         ``result.chance`` and returns it.
         """
         gen = self.attach()
-        draws = int(result.n_draws if draws is None else draws)
+        draws = int(result.n_draws + result.n_renders - result.n_unique if draws is None else draws)
         space = self.space
         unit = np.random.default_rng(random_state).random((draws, len(space)))
         waves = np.concatenate([render_checked(gen, space.from_unit(unit)), result.waveforms[:1]])
