@@ -56,7 +56,8 @@ def test_table_has_every_column_the_prior_row_and_finite_numbers(run):
             if r["method"] != "floor" or key not in no_samples:
                 assert float(r[f"{key}_lo"]) <= float(r[key]) <= float(r[f"{key}_hi"])
         assert int(r["n_targets"]) == PROFILE["targets"]
-    assert float(rows[0]["gap_closed"]) == 0.0  # chance closes none of the gap, by definition
+    # chance closes none of the gap and the same sound all of it, by definition
+    assert float(rows[0]["gap_closed"]) == 0.0 and float(rows[-1]["gap_closed"]) == pytest.approx(1.0)
     # the paired difference of the best row with itself is exactly zero
     assert min(float(r["d_lsd_db_best"]) for r in rows if r["method"] != "floor") == 0.0
     md = run.markdown()

@@ -75,6 +75,8 @@ def test_refine_bad_settings(kwargs):
         refine(sphere(np.zeros(3)), np.zeros((2, 3)), **args)
     with pytest.raises(InputError):
         refine(sphere(np.zeros(3)), np.zeros(3), budget=10)  # seeds must be (S, P)
+    with pytest.raises(InputError, match="seed_scores"):
+        refine(sphere(np.zeros(3)), np.zeros((2, 3)), budget=10, seed_scores=np.zeros(3))
 
 
 def test_inverter_refine_gains_keeps_k_distinct_candidates_and_counts_renders(tmp_path):

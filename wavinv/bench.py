@@ -594,16 +594,17 @@ def _floor(gen, store: Store, s: _Settings, positions, rows, out: Path, progress
     from .frontend import spectrogram
 
     frontend = store.picture(gen)  # the store's picture, as every row is scored
-    waves, params = store.waveforms("test"), store.params("test")
-    for pos, row in tqdm(todo, desc="floor", unit="target", leave=False, disable=not progress):
-        wave = waves[pos]
-        other = render_checked(gen, params[pos][None], seed=FLOOR_SEED)
-        specs = spectrogram(np.stack([wave, other[0]]), frontend)
-        lsd = float(lsd_db(specs[0], specs[1]))
+    pos = np.array([p for p, _ in todo])
+    # one read and one render for every target: the rows are independent
+    waves = np.asarray(store.waveforms("test")[pos])
+    others = render_checked(gen, store.params("test")[pos], seed=FLOOR_SEED)
+    lsds = lsd_db(spectrogram(waves, frontend), spectrogram(others, frontend))
+    for j, (_, row) in enumerate(tqdm(todo, desc="floor", unit="target", leave=False, disable=not progress)):
+        lsd = float(lsds[j])
         ev["targets"][str(row)] = {
             "lsd_db_best": lsd,
             "lsd_db_median": lsd,
-            "mrstft_best": float(np.asarray(mrstft(wave, other))[0]),
+            "mrstft_best": float(np.asarray(mrstft(waves[j], others[j : j + 1]))[0]),
             "invert_s": 0.0,
             "n_unique": 1,
             "n_renders": 1,

@@ -280,8 +280,10 @@ class Inverter:
         n_renders = n_unique
         if refine:
             t4 = time.perf_counter()
-            seeds = unique[np.argsort(lsd, kind="stable")]
-            r_unit, r_params, r_waves, r_specs, r_lsd, n_evals = self._refine(gen, target_spec, seeds, n, int(refine), random_state, refine_options)
+            best = np.argsort(lsd, kind="stable")
+            r_unit, r_params, r_waves, r_specs, r_lsd, n_evals = self._refine(
+                gen, target_spec, unique[best], specs[best], n, int(refine), random_state, refine_options
+            )
             # the refined points join the ranked draws; a point rendered twice counts once
             unique, params, waves, specs, lsd = (np.concatenate(pair) for pair in
                                                  ((unique, r_unit), (params, r_params), (waves, r_waves), (specs, r_specs), (lsd, r_lsd)))
@@ -344,8 +346,9 @@ class Inverter:
             return self._coarse(), lambda spec: spec[:, ::SHORTLIST_STEP]
         return self.frontend_module(), lambda spec: spec
 
-    def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, n: int, budget: int, random_state, options):
-        """Refine the best of ``ranked`` (unit draws, best first); their exact scores, renders and cost."""
+    def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, ranked_specs: np.ndarray, n: int, budget: int, random_state, options):
+        """Refine the best of ``ranked`` (unit draws, best first, with their full pictures);
+        return the refined points' unit values, params, waves, pictures, exact lsd_db and renders spent."""
         from .refine import refine  # cmaes is imported only when refinement is asked for
 
         options = dict(options or {})
@@ -361,7 +364,9 @@ class Inverter:
             return lsd_db(reference, spectrogram(render_checked(gen, space.from_unit(x)), module))
 
         seed = None if random_state is None else int(np.random.default_rng(random_state).integers(2**62))
-        res = refine(score, ranked[:runs], budget, random_state=seed, **options)
+        # the seeds' scores come from the pictures already made: their shortlist frames are columns of them
+        seed_scores = lsd_db(reference, np.stack([frames(spec) for spec in ranked_specs[:runs]]))
+        res = refine(score, ranked[:runs], budget, seed_scores=seed_scores, random_state=seed, **options)
         params = space.from_unit(res.params_unit)
         waves = render_checked(gen, params)
         specs = self.spectrograms(waves)

@@ -37,7 +37,6 @@ class Refinement:
 
     params_unit: np.ndarray  # (n_runs, P)
     scores: np.ndarray  # (n_runs,) the caller's score, lower is better
-    start_scores: np.ndarray  # (n_runs,) the seeds' scores, in the same order as the runs started
     n_evals: int
     n_generations: int
 
@@ -96,12 +95,14 @@ def refine(
     lam = int(popsize) if popsize is not None else 4 + int(3 * np.log(dim))
     if lam < 2:
         raise InputError(f"popsize must be >= 2, got {popsize!r}")
-    start = np.asarray(score(seeds), dtype=np.float64) if seed_scores is None else np.asarray(seed_scores, dtype=np.float64)
+    start = np.asarray(score(seeds) if seed_scores is None else seed_scores, dtype=np.float64)
+    if start.shape != (n_runs,):
+        raise InputError(f"seed_scores must have one score per seed ({n_runs}), got shape {start.shape}")
     n_evals = 0 if seed_scores is not None else n_runs
     best_x, best_f = seeds.copy(), start.copy()
     schedule = _schedule(n_runs, lam, int(budget), halving)
     if not schedule:
-        return Refinement(best_x, best_f, start, n_evals, 0)
+        return Refinement(best_x, best_f, n_evals, 0)
     ss = np.random.SeedSequence(random_state)
     runs = [_strategy(strategy, seeds[i], float(sigma), lam, int(s.generate_state(1)[0] >> 1)) for i, s in enumerate(ss.spawn(n_runs))]
     active = np.arange(n_runs)
@@ -121,4 +122,4 @@ def refine(
                 outside = np.sum((x[a] - inside[a]) ** 2, axis=1)
                 runs[i].tell(list(zip(x[a], f[a] + PENALTY * outside)))
     order = np.argsort(best_f, kind="stable")
-    return Refinement(best_x[order], best_f[order], start, n_evals, n_gen)
+    return Refinement(best_x[order], best_f[order], n_evals, n_gen)

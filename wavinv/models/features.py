@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..lazy import iter_batches
 from .base import positive_int
 
-__all__ = ["FeatureReducer", "pool_rows"]
+__all__ = ["FeatureReducer", "pool_all", "pool_rows", "pooled_grid"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,36 @@ def pool_rows(x: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
     for i, out in enumerate(out_shape):
         x = _pool_axis(x, i + 1, int(out))
     return x.reshape(len(x), -1)
+
+
+def pooled_grid(row_shape: tuple[int, ...], pool_shape: tuple[int, int], max_features: int) -> tuple[int, ...]:
+    """What one row of shape ``row_shape`` pools to: at most ``pool_shape`` for
+    spectrograms ``(F, T)``, at most ``max_features`` samples for waveforms ``(T,)``."""
+    if len(row_shape) == 2:
+        if len(pool_shape) != 2:
+            raise InputError(f"pool_shape must be two positive integers, got {pool_shape!r}")
+        return tuple(min(positive_int("pool_shape", p), n) for p, n in zip(pool_shape, row_shape))
+    return (min(row_shape[0], positive_int("max_features", max_features)),)
+
+
+def iter_pooled(X, grid: tuple[int, ...], batch_size: int, progress: bool = False, desc: str = "pooling"):
+    """``(row indices, pooled rows (B, prod(grid)))`` of ``X`` (numpy or lazy), one batch at a time."""
+    bar = tqdm(total=len(X), desc=desc, unit="row", disable=not progress, leave=False)
+    for idx, rows in iter_batches(X, int(batch_size)):
+        pooled = pool_rows(rows, grid)
+        if not np.isfinite(pooled).all():
+            raise InputError("X contains NaN or infinite values")
+        bar.update(len(idx))
+        yield idx, pooled
+    bar.close()
+
+
+def pool_all(X, grid: tuple[int, ...], batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    """Every row of ``X`` pooled to ``grid``: ``(N, prod(grid))`` float32, reading ``X`` batch by batch."""
+    pooled = np.empty((len(X), int(np.prod(grid))), dtype=np.float32)
+    for idx, rows in iter_pooled(X, grid, batch_size, progress):
+        pooled[idx] = rows
+    return pooled
 
 
 class FeatureReducer(TransformerMixin, BaseEstimator):
@@ -98,21 +128,10 @@ class FeatureReducer(TransformerMixin, BaseEstimator):
         self.progress = progress
 
     def pooled_grid(self, row_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(row_shape) == 2:
-            if len(self.pool_shape) != 2:
-                raise InputError(f"pool_shape must be two positive integers, got {self.pool_shape!r}")
-            return tuple(min(positive_int("pool_shape", p), n) for p, n in zip(self.pool_shape, row_shape))
-        return (min(row_shape[0], int(self.max_features)),)
+        return pooled_grid(row_shape, self.pool_shape, self.max_features)
 
     def _batches(self, X, desc: str):
-        bar = tqdm(total=len(X), desc=desc, unit="row", disable=not self.progress, leave=False)
-        for idx, rows in iter_batches(X, int(self.batch_size)):
-            pooled = pool_rows(rows, self.grid_)
-            if not np.isfinite(pooled).all():
-                raise InputError("X contains NaN or infinite values")
-            bar.update(len(idx))
-            yield idx, pooled
-        bar.close()
+        return iter_pooled(X, self.grid_, self.batch_size, self.progress, desc)
 
     def fit(self, X, y=None) -> "FeatureReducer":
         self.fit_transform(X)
@@ -126,9 +145,7 @@ class FeatureReducer(TransformerMixin, BaseEstimator):
             raise InputError(f"pca_rows must be None or at least 2, got {self.pca_rows!r}")
         n = len(X)
         self.grid_ = self.pooled_grid(tuple(X.shape[1:]))
-        pooled = np.empty((n, int(np.prod(self.grid_))), dtype=np.float32)
-        for idx, rows in self._batches(X, "pooling"):
-            pooled[idx] = rows
+        pooled = pool_all(X, self.grid_, int(self.batch_size), self.progress)
         fit_n = n if self.pca_rows is None else min(n, int(self.pca_rows))
         self.n_components_ = min(int(self.n_components), fit_n, pooled.shape[1])
         if self.n_components_ < int(self.n_components):

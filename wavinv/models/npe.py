@@ -17,12 +17,10 @@ import logging
 import warnings
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..lazy import iter_batches
 from .base import WavinvEstimator, as_generator, check_n_samples, n_threads, positive_int
-from .features import pool_rows
+from .features import pool_all, pooled_grid
 
 __all__ = ["NPESampler"]
 
@@ -104,9 +102,7 @@ class NPESampler(WavinvEstimator):
         self.progress = progress
 
     def _pool(self, X) -> np.ndarray:
-        parts = [pool_rows(rows, self.pooled_shape_) for _, rows in tqdm(list(iter_batches(X, 256)), desc="pool", unit="batch", leave=False, disable=not self.progress)]
-        pooled = np.concatenate(parts).astype(np.float32)
-        return pooled.reshape(len(pooled), *self.pooled_shape_)
+        return pool_all(X, self.pooled_shape_, progress=self.progress).reshape(len(X), *self.pooled_shape_)
 
     def _embedding(self):
         from sbi.neural_nets.embedding_nets import CNNEmbedding, FCEmbedding
@@ -135,10 +131,8 @@ class NPESampler(WavinvEstimator):
             positive_int(name, getattr(self, name))
         if len(self.pool_shape) != 2:
             raise InputError(f"pool_shape must be (F, T), got {self.pool_shape!r}")
-        if len(self.input_shape_) == 2:
-            self.pooled_shape_ = tuple(min(int(a), int(b)) for a, b in zip(self.input_shape_, self.pool_shape))
-        else:
-            self.pooled_shape_ = (min(int(self.input_shape_[0]), int(self.pool_shape[0]) * int(self.pool_shape[1])),)
+        # waveform rows pool to as many samples as a pooled spectrogram has cells
+        self.pooled_shape_ = pooled_grid(self.input_shape_, self.pool_shape, int(np.prod(self.pool_shape)))
         x = self._pool(X)
         threads = torch.get_num_threads()
         torch.set_num_threads(n_threads(self.n_threads))
