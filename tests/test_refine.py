@@ -1,15 +1,16 @@
 """Refinement through the generator: the search itself, the inverter's use of it, and seeded renders."""
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from wavinv import FunctionGenerator, InputError, Param, ParamSpace
-from wavinv.errors import GeneratorError, ParamSpaceError
+from wavinv.errors import GeneratorError, ParamSpaceError, TimeLimitError
 from wavinv.generators import load_generator, render_checked, takes_seed
 from wavinv.metrics import lsd_db
-from wavinv.refine import refine
+from wavinv.refine import distinct_best, refine
 
 TOY = str(Path(__file__).parent / "toygen.py")
 
@@ -130,3 +131,43 @@ def test_function_generator_passes_a_seed_only_when_its_function_takes_one():
     assert not np.array_equal(gen.render(x, seed=3), gen.render(x))
     with pytest.raises(GeneratorError, match="seed"):
         plain.render(x, seed=3)
+
+
+def test_refine_keeps_every_point_it_tried():
+    f = sphere(np.full(4, 0.2))
+    seeds = np.random.default_rng(4).random((2, 4))
+    res = refine(f, seeds, budget=2 * 8 * 5, popsize=8, halving=False, random_state=0, seed_scores=f(seeds))
+    assert res.tried_unit.shape == (res.n_evals, 4) == (80, 4)
+    np.testing.assert_allclose(f(res.tried_unit), res.tried_scores)
+    assert res.scores[0] == min(res.tried_scores.min(), f(seeds).min())
+
+
+def test_distinct_best_keeps_the_best_points_apart():
+    unit = np.array([[0.5, 0.5], [0.51, 0.5], [0.9, 0.1], [0.5, 0.52], [0.1, 0.9]])
+    scores = np.array([1.0, 1.1, 3.0, 1.2, 2.0])
+    np.testing.assert_array_equal(distinct_best(unit, scores, 3), [0, 1, 3])
+    # the near-copies of the best point give way to points at least 0.1 apart
+    np.testing.assert_array_equal(distinct_best(unit, scores, 3, min_distance=0.1), [0, 4, 2])
+    np.testing.assert_array_equal(distinct_best(unit, scores, 5, min_distance=0.3), [0, 4, 2])  # fewer when no more are far enough
+
+
+def test_refine_deadline_is_an_error_not_a_shorter_search():
+    with pytest.raises(TimeLimitError, match="time limit"):
+        refine(sphere(np.zeros(3)), np.zeros((2, 3)), budget=400, deadline=time.perf_counter() - 1.0)
+
+
+def test_invert_refuses_a_refinement_the_time_limit_cannot_fit(tmp_path):
+    from wavinv.generate import generate
+    from wavinv.inverter import fit_inverter
+    from wavinv.targets import Target
+
+    store = generate(tmp_path / "store", f"{TOY}:toy", n=64, seed=0, progress=False)
+    inv = fit_inverter(store, "prior", "spectrogram")
+    inv.attach(f"{TOY}:toy")
+    target = Target("waveform", store.waveforms("test")[0], "t")
+    with pytest.raises(TimeLimitError, match="at most about"):
+        inv.invert(target, n=2, draws=8, refine=10**9, time_limit=5.0)
+    with pytest.raises(InputError, match="time limit"):
+        inv.invert(target, n=2, draws=8, refine=16, time_limit=0.0)
+    done = inv.invert(target, n=2, draws=8, refine=16, time_limit=600.0)
+    assert done.n_renders > 8

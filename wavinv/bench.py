@@ -76,6 +76,7 @@ METRICS: dict[str, tuple[str, int, Any]] = {
     "param_mae_best": ("param_mae best", 3, "low"),
     "param_mae_mean": ("param_mae mean", 3, "low"),
     "diversity": ("diversity", 3, None),
+    "spread": ("spread of K", 3, None),
     "coverage80": ("coverage@80", 3, 0.8),
 }
 # The floor renders each target's true parameters with this noise seed (any seed but the default).
@@ -569,6 +570,7 @@ def _evaluate(
             "param_mae_best": float(param_mae(truth, res.params_unit[0])),
             "param_mae_mean": float(param_mae(truth, samples.mean(axis=0))),
             "diversity": float(diversity(samples)),
+            "spread": float(diversity(res.params_unit)),
             "coverage80": float(coverage(truth[None], samples[None], level=0.8)),
             "invert_s": float(res.timing["total"]),
             "n_candidates": int(len(lsd)),
@@ -759,6 +761,7 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
         "- **param_mae**: mean absolute error of unit-scaled parameters, for the best candidate (by lsd_db) "
         "and for the mean of the samples.",
         "- **diversity**: mean pairwise L1 distance between samples (unit scale; two uniform draws give 0.333); "
+        "**spread of K**: the same distance between the K kept candidates (how different the answers are); "
         "**coverage@80**: share of true parameters inside the samples' central 80% interval.",
         "- **Δ lsd_db**: each row's best-of-K lsd_db minus the best row's, on the same targets (paired bootstrap); "
         "an interval that contains 0 means the two rows are not distinguishable on these targets.",

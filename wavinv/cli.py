@@ -51,6 +51,17 @@ def _count(low: int):
 _NONNEG, _POSITIVE = _count(0), _count(1)
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .generate import generate
 
@@ -343,6 +354,14 @@ def _add_invert(sub) -> None:
         help="R more renders spent on black-box search through the generator, started from the best draws "
         "(default 0: off; 2048 took about 6 s per target on 2 busy cores with synth100)",
     )
+    p.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds the inversion may take: a --refine budget that the render rate measured on the draws cannot fit is refused, "
+        "and a search that runs past it stops with an error (nothing written)",
+    )
     p.add_argument("--out", required=True, help="JSON file to write (an existing file is replaced, never an input)")
     p.add_argument("--plot", help="PNG of the target beside the best candidates (written together with --out, or neither)")
     p.add_argument("--db-range", **_DB_RANGE)
@@ -380,7 +399,9 @@ def _cmd_invert(args) -> int:
     gen = inv.generator
     db_range = tuple(args.db_range or inv.frontend.get("db_range") or DEFAULT_DB_RANGE)
     target = load_target(args.target, gen["sample_rate"], gen["n_samples"], spec_shape=inv.spec_shape, db_range=db_range, pad=args.pad)
-    result = inv.invert(target, n=args.n, draws=args.draws, random_state=args.seed, shortlist=args.shortlist, refine=args.refine)
+    result = inv.invert(
+        target, n=args.n, draws=args.draws, random_state=args.seed, shortlist=args.shortlist, refine=args.refine, time_limit=args.time_limit
+    )
     if not args.no_chance:
         inv.chance_level(result, random_state=args.seed)
     with atomic_paths(*filter(None, [args.out, args.plot])) as tmps:  # the JSON and its plot, both or neither

@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "ModelError",
     "OutputError",
+    "TimeLimitError",
 ]
 
 
@@ -45,3 +46,7 @@ class ModelError(WavinvError):
 
 class OutputError(WavinvError):
     """An output path that cannot or must not be written (an input, a directory, a full disk)."""
+
+
+class TimeLimitError(WavinvError):
+    """Work asked for that cannot finish within the time limit it was given."""

@@ -19,7 +19,7 @@ import joblib
 import numpy as np
 
 from . import __version__
-from .errors import InputError, ModelError
+from .errors import InputError, ModelError, TimeLimitError
 from .frontend import Spectrogram, spectrogram
 from .generators import Generator, recorded_generator, render_checked
 from .limits import int_arg, require_memory
@@ -27,6 +27,7 @@ from .methods import INPUTS
 from .metrics import lsd_db, mrstft
 from .outputs import atomic_path
 from .params import ParamSpace
+from .refine import distinct_best
 from .picture import KIND as PICTURE_KIND, GeneratorPicture
 from .schema import frontend_problem, identity_problem, manifest_problem
 from .targets import Target
@@ -217,6 +218,7 @@ class Inverter:
         shortlist: int | None = None,
         refine: int = 0,
         refine_options: dict[str, Any] | None = None,
+        time_limit: float | None = None,
         progress: bool = False,
     ) -> Inversion:
         """Draw ``draws`` parameter sets, re-render each, return the best ``n`` by lsd_db.
@@ -233,6 +235,11 @@ class Inverter:
         the best ``n`` distinct ones are returned. ``refine_options`` go to
         ``wavinv.refine.refine`` (``sigma``, ``popsize``, ``strategy``, ``runs``:
         how many of the best draws to refine, default ``n``).
+
+        ``time_limit`` (seconds for the whole inversion) refuses, with
+        ``TimeLimitError``, a ``refine`` budget that the render rate measured on
+        the draws says cannot finish in time, and stops a search that runs past
+        it (an error, not a shorter search: the same seed gives the same result).
 
         ``progress=True`` lets the estimator show its progress bars while it
         samples (quiet by default: one target is one short step).
@@ -280,9 +287,10 @@ class Inverter:
         n_renders = n_unique
         if refine:
             t4 = time.perf_counter()
+            deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
             best = np.argsort(lsd, kind="stable")
-            r_unit, r_params, r_waves, r_specs, r_lsd, n_evals = self._refine(
-                gen, target_spec, unique[best], specs[best], n, int(refine), random_state, refine_options
+            r_unit, r_params, r_waves, r_specs, r_lsd, n_evals, min_distance = self._refine(
+                gen, target_spec, unique[best], specs[best], n, int(refine), random_state, refine_options, deadline
             )
             # the refined points join the ranked draws; a point rendered twice counts once
             unique, params, waves, specs, lsd = (np.concatenate(pair) for pair in
@@ -292,7 +300,7 @@ class Inverter:
             unique, params, waves, specs, lsd = unique[keep], params[keep], waves[keep], specs[keep], lsd[keep]
             n_renders += n_evals + len(r_unit)
             timing["refine"] = time.perf_counter() - t4
-        order = np.argsort(lsd, kind="stable")[:n]
+        order = distinct_best(unique, lsd, n, min_distance) if refine else np.argsort(lsd, kind="stable")[:n]
         distances = {"lsd_db": lsd[order]}
         if target.kind == "waveform":
             distances["mrstft"] = np.asarray(mrstft(target.data, waves[order]))
@@ -346,10 +354,10 @@ class Inverter:
             return self._coarse(), lambda spec: spec[:, ::SHORTLIST_STEP]
         return self.frontend_module(), lambda spec: spec
 
-    def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, ranked_specs: np.ndarray, n: int, budget: int, random_state, options):
+    def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, ranked_specs: np.ndarray, n: int, budget: int, random_state, options, deadline=None):
         """Refine the best of ``ranked`` (unit draws, best first, with their full pictures);
         return the refined points' unit values, params, waves, pictures, exact lsd_db and renders spent."""
-        from .refine import refine  # cmaes is imported only when refinement is asked for
+        from .refine import refine  # the name `refine` is invert's budget argument there
 
         options = dict(options or {})
         runs = int(options.pop("runs", n))
@@ -366,12 +374,20 @@ class Inverter:
         seed = None if random_state is None else int(np.random.default_rng(random_state).integers(2**62))
         # the seeds' scores come from the pictures already made: their shortlist frames are columns of them
         seed_scores = lsd_db(reference, np.stack([frames(spec) for spec in ranked_specs[:runs]]))
-        res = refine(score, ranked[:runs], budget, seed_scores=seed_scores, random_state=seed, **options)
-        params = space.from_unit(res.params_unit)
+        pool = options.pop("pool", "runs")
+        min_distance = float(options.pop("min_distance", 0.0))
+        exact = int(options.pop("exact", 2 * n))
+        res = refine(score, ranked[:runs], budget, seed_scores=seed_scores, random_state=seed, deadline=deadline, **options)
+        if pool == "tried":
+            pick = distinct_best(res.tried_unit, res.tried_scores, exact, min_distance)
+            unit = res.tried_unit[pick]
+        else:
+            unit = res.params_unit
+        params = space.from_unit(unit)
         waves = render_checked(gen, params)
         specs = self.spectrograms(waves)
         # report the unit point of what was rendered (ints rounded, choices snapped)
-        return space.to_unit(params), params, waves, specs, lsd_db(target_spec, specs), res.n_evals
+        return space.to_unit(params), params, waves, specs, lsd_db(target_spec, specs), res.n_evals, min_distance
 
     def _coarse(self) -> Spectrogram:
         if self._coarse_module is None:
@@ -412,6 +428,21 @@ def estimator_progress(estimator, on: bool) -> Iterator[None]:
     finally:
         for p, value in saved:
             p.progress = value
+
+
+def _time_budget(limit: float, refine: int, n_drawn: int, timing: dict[str, float], elapsed: float) -> float:
+    """``limit`` back, once the draws' render rate says ``refine`` more renders fit in it; else ``TimeLimitError``."""
+    if not limit > 0:
+        raise InputError(f"the time limit must be a positive number of seconds, got {limit!r}")
+    per_render = (timing["render"] + timing.get("shortlist", timing["score"])) / n_drawn
+    needed = elapsed + refine * per_render
+    if needed > limit:
+        afford = max(0, int((limit - elapsed) / per_render))
+        raise TimeLimitError(
+            f"refining with {refine} renders needs about {needed:.1f} s at the {1 / per_render:.0f} renders/s measured on the draws, "
+            f"over the time limit of {limit:g} s: allow more time or refine with at most about {afford} renders"
+        )
+    return float(limit)
 
 
 def _same_space(recorded: dict[str, Any], ident: dict[str, Any]) -> bool:

@@ -16,14 +16,15 @@ survivors exactly afterwards.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, TimeLimitError
 
-__all__ = ["Refinement", "refine", "STRATEGIES"]
+__all__ = ["Refinement", "refine", "distinct_best", "STRATEGIES"]
 
 STRATEGIES = ("sep-cma", "cma")
 # Score added per unit of squared distance outside the box: large against lsd_db's dB
@@ -33,12 +34,14 @@ PENALTY = 100.0
 
 @dataclass
 class Refinement:
-    """The best point of each run (unit scale, best first) and what it cost."""
+    """The best point of each run (unit scale, best first), every point tried, and what it cost."""
 
     params_unit: np.ndarray  # (n_runs, P)
     scores: np.ndarray  # (n_runs,) the caller's score, lower is better
     n_evals: int
     n_generations: int
+    tried_unit: np.ndarray  # (n_evals, P) every proposal scored, projected into the box
+    tried_scores: np.ndarray  # (n_evals,)
 
 
 def _strategy(name: str, mean: np.ndarray, sigma: float, popsize: int, seed: int):
@@ -69,6 +72,7 @@ def refine(
     strategy: str = "sep-cma",
     halving: bool = True,
     random_state: int | None = 0,
+    deadline: float | None = None,
 ) -> Refinement:
     """Spend about ``budget`` calls of ``score`` on improving each of ``seeds``.
 
@@ -81,6 +85,10 @@ def refine(
     halving, so the most promising seeds get the most renders. Every run's
     best point is at least as good as its seed, whose score (``seed_scores``,
     computed here when not given) counts as already evaluated.
+
+    ``deadline`` (a ``time.perf_counter()`` value) raises ``TimeLimitError`` when a
+    generation ends after it: stopping early instead would make the result depend
+    on the machine's speed, and the same seed must give the same candidates.
     """
     seeds = np.clip(np.asarray(seeds, dtype=np.float64), 0.0, 1.0)
     if seeds.ndim != 2 or len(seeds) == 0:
@@ -101,8 +109,10 @@ def refine(
     n_evals = 0 if seed_scores is not None else n_runs
     best_x, best_f = seeds.copy(), start.copy()
     schedule = _schedule(n_runs, lam, int(budget), halving)
+    tried_x: list[np.ndarray] = []
+    tried_f: list[np.ndarray] = []
     if not schedule:
-        return Refinement(best_x, best_f, n_evals, 0)
+        return Refinement(best_x, best_f, n_evals, 0, np.empty((0, dim)), np.empty(0))
     ss = np.random.SeedSequence(random_state)
     runs = [_strategy(strategy, seeds[i], float(sigma), lam, int(s.generate_state(1)[0] >> 1)) for i, s in enumerate(ss.spawn(n_runs))]
     active = np.arange(n_runs)
@@ -115,6 +125,10 @@ def refine(
             f = np.asarray(score(inside.reshape(-1, dim)), dtype=np.float64).reshape(len(active), lam)
             n_evals += f.size
             n_gen += 1
+            tried_x.append(inside.reshape(-1, dim))
+            tried_f.append(f.ravel())
+            if deadline is not None and time.perf_counter() > deadline:
+                raise TimeLimitError(f"the search passed its time limit after {n_evals} of about {budget} renders")
             for a, i in enumerate(active):
                 j = int(np.argmin(f[a]))
                 if f[a, j] < best_f[i]:
@@ -122,4 +136,19 @@ def refine(
                 outside = np.sum((x[a] - inside[a]) ** 2, axis=1)
                 runs[i].tell(list(zip(x[a], f[a] + PENALTY * outside)))
     order = np.argsort(best_f, kind="stable")
-    return Refinement(best_x[order], best_f[order], n_evals, n_gen)
+    return Refinement(best_x[order], best_f[order], n_evals, n_gen, np.concatenate(tried_x), np.concatenate(tried_f))
+
+
+def distinct_best(unit: np.ndarray, scores: np.ndarray, n: int, min_distance: float = 0.0) -> np.ndarray:
+    """Indices of up to ``n`` points, best score first, each at least ``min_distance``
+    (mean absolute difference on the unit scale) from every point kept before it."""
+    order = np.argsort(scores, kind="stable")
+    if min_distance <= 0.0:
+        return order[:n]
+    kept: list[int] = []
+    for i in order:
+        if not kept or np.abs(unit[kept] - unit[i]).mean(axis=1).min() >= min_distance:
+            kept.append(int(i))
+            if len(kept) == n:
+                break
+    return np.asarray(kept, dtype=np.intp)
