@@ -71,13 +71,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
 
 from ..errors import ParamSpaceError
+from ..limits import cpu_count
 from ..params import Param, ParamSpace
 
 __all__ = ["Synth100", "PARAMS", "compute_controls", "synthesize"]
@@ -833,13 +833,6 @@ def synthesize(ctrl: dict[str, np.ndarray]) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 # the generator
 # ---------------------------------------------------------------------------------
-def _default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class Synth100:
     """The built-in 100-parameter synthesizer (see the module docstring).
 
@@ -855,7 +848,7 @@ class Synth100:
 
     def __init__(self, threads: int | None = None, block: int = 64):
         self.space = ParamSpace(PARAMS)
-        self.threads = _default_threads() if threads is None else max(1, int(threads))
+        self.threads = cpu_count() if threads is None else max(1, int(threads))
         self.block = max(1, int(block))
 
     def __repr__(self) -> str:

@@ -26,7 +26,6 @@ fit on CPU is deterministic and a resumed fit equals an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -42,12 +41,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..device import resolve_device, torch_threads
 from ..errors import InputError, ModelError
 from ..lazy import iter_batches
 from ..metrics import coverage
 from .base import WavinvEstimator, as_generator, check_n_samples
 
-__all__ = ["NeuralInverter", "InverterNet", "BlockLoader", "resolve_device", "torch_threads", "HEADS"]
+__all__ = ["NeuralInverter", "InverterNet", "BlockLoader", "HEADS"]
 
 log = logging.getLogger(__name__)
 
@@ -61,33 +61,6 @@ UNIT_EPS = 1e-3
 FLOW_DEQUANT = 0.05
 # draws inverted through the flow at once (~100 MB of temporaries for 100 parameters)
 FLOW_CHUNK = 1024
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/``None``: CUDA when present, else CPU; otherwise ``torch.device(device)``."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} asked for, but torch sees no CUDA device")
-    return dev
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run the block with ``n`` torch CPU threads (``None``: leave torch's setting), then restore it."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _to_flow(y: torch.Tensor) -> torch.Tensor:

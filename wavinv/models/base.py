@@ -9,7 +9,6 @@ or a ``wavinv.lazy.LazyArray``; ``y`` is unit-scaled parameters ``(N, P)``.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -18,8 +17,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
 from ..lazy import LazyArray
+from ..limits import cpu_count, positive_int
 
-__all__ = ["WavinvEstimator", "as_generator", "check_n_samples", "positive_int", "n_threads", "configure"]
+__all__ = ["WavinvEstimator", "as_generator", "check_n_samples", "n_threads", "configure"]
 
 
 class WavinvEstimator(BaseEstimator):
@@ -70,13 +70,6 @@ def _as_input(X):
     return X
 
 
-def positive_int(name: str, value) -> int:
-    """``value`` as an int >= 1, else an ``InputError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def check_n_samples(n_samples) -> int:
     return positive_int("n_samples", n_samples)
 
@@ -91,9 +84,7 @@ def as_generator(random_state) -> np.random.Generator:
 
 def n_threads(n_jobs: int | None) -> int:
     """Threads to use: ``n_jobs``, or every core this process may run on when None."""
-    if n_jobs is None:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return positive_int("n_jobs", n_jobs)
+    return cpu_count() if n_jobs is None else positive_int("n_jobs", n_jobs)
 
 
 def configure(cls: type[BaseEstimator], defaults: dict[str, Any], overrides: dict[str, Any]) -> BaseEstimator:
