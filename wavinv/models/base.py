@@ -9,7 +9,7 @@ or a ``wavinv.lazy.LazyArray``; ``y`` is unit-scaled parameters ``(N, P)``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -19,7 +19,11 @@ from ..errors import InputError
 from ..lazy import LazyArray
 from ..limits import cpu_count, positive_int
 
-__all__ = ["WavinvEstimator", "as_generator", "check_n_samples", "n_threads", "configure"]
+__all__ = ["WavinvEstimator", "Check", "one_of", "optional", "as_generator", "check_n_samples", "n_threads", "configure"]
+
+
+# a hyper-parameter's check: called with its name and value, raises ``InputError`` when the value is bad
+Check = Callable[[str, Any], Any]
 
 
 class WavinvEstimator(BaseEstimator):
@@ -27,7 +31,20 @@ class WavinvEstimator(BaseEstimator):
 
     ``_check_fit_inputs`` sets ``input_shape_`` (the shape of one row of ``X``) and
     ``n_params_``; ``_check_X`` refuses inputs of another shape at predict time.
+    ``_checks`` declares, as data, how hyper-parameters are validated
+    (scikit-learn's ``_parameter_constraints`` habit): a subclass extends its
+    base's dict; ``_check_hyper_parameters`` runs them at ``fit``.
     """
+
+    _kind: ClassVar[str] = "estimator"  # the method's name, in messages
+    _checks: ClassVar[dict[str, Check]] = {}
+
+    def _check_hyper_parameters(self) -> None:
+        for name, check in self._checks.items():
+            try:
+                check(name, getattr(self, name))
+            except InputError as e:
+                raise InputError(f"{self._kind}: {e}") from None
 
     def _check_fit_inputs(self, X, y) -> tuple[Any, np.ndarray]:
         X = _as_input(X)
@@ -68,6 +85,21 @@ def _as_input(X):
     if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
         raise InputError(f"X must hold real numbers, got dtype {X.dtype}")
     return X
+
+
+def one_of(choices: tuple[str, ...]) -> Check:
+    """A check that the value is one of ``choices``."""
+
+    def check(name: str, value: Any) -> None:
+        if value not in choices:
+            raise InputError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+    return check
+
+
+def optional(check: Check) -> Check:
+    """``check``, with None allowed too."""
+    return lambda name, value: None if value is None else check(name, value)
 
 
 def check_n_samples(n_samples) -> int:
