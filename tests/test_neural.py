@@ -14,7 +14,7 @@ import torch
 from wavinv.errors import InputError, ModelError
 from wavinv.lazy import LazyArray
 from wavinv.metrics import coverage
-from wavinv.models._neural import BlockLoader
+from wavinv.models.neural import BlockLoader
 from wavinv.models.conv1d import Conv1dInverter
 from wavinv.models.spec_cnn import SpecCNNInverter
 

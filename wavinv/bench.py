@@ -43,7 +43,7 @@ from . import __version__
 from .errors import InputError, StoreError
 from .generators import recorded_generator, render_checked, takes_seed
 from .inverter import Inverter, estimator_progress, fit_inverter, inversion_memory, load
-from .limits import int_arg, require_memory
+from .limits import cpu_count, int_arg, require_memory
 from .methods import INPUTS, build_method, method_names
 from .metrics import coverage, diversity, lsd_db, mrstft, param_mae
 from .store import Store, open_store, same_generator
@@ -141,7 +141,7 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cpu_count()
     device = f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
     return {
         "cpu": cpu,

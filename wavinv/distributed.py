@@ -66,6 +66,7 @@ from tqdm.auto import tqdm
 
 from .errors import InputError, StoreError
 from .generators import Generator
+from .limits import cpu_count
 from .location import Location
 from .store import SPLITS, Store, split_of
 
@@ -95,7 +96,7 @@ def parse_scheduler(scheduler: str) -> tuple[str, Any]:
     """``("local", n_workers)``, ``("file", path)`` or ``("address", address)``; ``InputError`` if none fits."""
     text = scheduler.strip() if isinstance(scheduler, str) else ""
     if text == "local":
-        return "local", _cpu_count()
+        return "local", cpu_count()
     if text.startswith("local:"):
         n = text[len("local:") :]
         if not n.isdigit() or int(n) < 1:
@@ -112,10 +113,6 @@ def parse_scheduler(scheduler: str) -> tuple[str, Any]:
         f"scheduler must be local, local:N, a Dask scheduler address such as tcp://host:8786, "
         f"or a scheduler file (.json), got {scheduler!r}"
     )
-
-
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _import_distributed():

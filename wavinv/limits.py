@@ -1,4 +1,4 @@
-"""Sizes and ranges checked before any work: integer arguments, and what the machine can hold.
+"""Sizes and ranges checked before any work: integer arguments, and what the machine can hold (cores, memory, disk).
 
 Limits come from the machine (physical and available memory from ``os.sysconf``
 or ``/proc/meminfo``, free disk space from ``os.statvfs``), never from fixed
@@ -8,6 +8,7 @@ and what there is, instead of failing with ``MemoryError`` or a full disk later.
 
 from __future__ import annotations
 
+import operator
 import os
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,36 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["int_arg", "total_memory", "available_memory", "free_disk", "require_memory", "require_disk", "human_bytes"]
+__all__ = ["int_arg", "positive_int", "cpu_count", "total_memory", "available_memory", "free_disk", "require_memory", "require_disk", "human_bytes"]
 
 
 def int_arg(name: str, value: Any, low: int = 0, high: int | None = None) -> int:
-    """``value`` as an int in ``[low, high]``; ``InputError`` naming ``name`` otherwise (bools are not ints)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in {low}..{high}"
-        raise InputError(f"{name} must be an integer {bound}, got {value!r}")
-    return int(value)
+    """``value`` as an int in ``[low, high]``; ``InputError`` naming ``name`` otherwise (bools are not ints).
+
+    The one integer check of the package: arguments, settings and hyper-parameters all go through it.
+    """
+    bound = f">= {low}" if high is None else f"in {low}..{high}"
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
+        out = operator.index(value)
+    except TypeError:
+        raise InputError(f"{name} must be an integer {bound}, got {value!r}") from None
+    if out < low or (high is not None and out > high):
+        raise InputError(f"{name} must be {bound}, got {value!r}")
+    return int(out)
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``int_arg(name, value, 1)``: a count, size or number of threads."""
+    return int_arg(name, value, 1)
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def human_bytes(n: float) -> str:

@@ -7,7 +7,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import GeneratorError, RenderError
+from ..errors import GeneratorError, InputError, RenderError
+from ..limits import positive_int
 from ..params import ParamSpace
 
 __all__ = ["Generator", "FunctionGenerator", "check_generator", "render_checked", "generator_identity", "takes_seed"]
@@ -117,9 +118,10 @@ def check_generator(obj: Any, origin: str = "") -> Any:
     if not callable(obj.render):
         raise GeneratorError(f"{type(obj).__name__}{where}: render is not callable")
     for attr in ("sample_rate", "n_samples"):
-        v = getattr(obj, attr)
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise GeneratorError(f"{type(obj).__name__}{where}: {attr} must be a positive int, got {v!r}")
+        try:
+            positive_int(attr, getattr(obj, attr))
+        except InputError:
+            raise GeneratorError(f"{type(obj).__name__}{where}: {attr} must be a positive int, got {getattr(obj, attr)!r}") from None
     if not isinstance(obj.name, str) or not obj.name:
         raise GeneratorError(f"{type(obj).__name__}{where}: name must be a non-empty str, got {obj.name!r}")
     if isinstance(obj.version, bool) or not isinstance(obj.version, (str, int, np.integer)):

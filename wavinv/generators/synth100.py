@@ -71,13 +71,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
 
 from ..errors import ParamSpaceError
+from ..limits import cpu_count
 from ..params import Param, ParamSpace
 
 __all__ = ["Synth100", "PARAMS", "compute_controls", "synthesize"]
@@ -359,84 +359,100 @@ def _biquad(kind, fc, q):
     return p, p_hop, amp, d
 
 
-def compute_controls(params: np.ndarray, seed: int | None = None) -> dict[str, np.ndarray]:
-    """Parameters (B, 100) natural units -> static and control-rate signals (float64 mostly).
+class _Patch:
+    """A batch's parameters as ``(B, 1)`` columns by name, with the values every stage reads."""
 
-    ``seed`` picks another noise/LFO realisation (see ``_row_seeds``).
-    """
-    B = params.shape[0]
-    t = _T[None, :]  # (1, K+1)
+    def __init__(self, params: np.ndarray, seed: int | None):
+        self.rows = params.shape[0]
+        self.columns = np.ascontiguousarray(params.T)  # contiguous columns: ufuncs take one code path
+        self.note, self.vel, self.gate = self("note"), self("velocity"), self("gate")
+        self.seeds = _row_seeds(self.note[:, 0], self.vel[:, 0], self.gate[:, 0], seed)
+        self.keyscale = np.exp2(-self("env_keyscale") * (self.note - 60.0) / 24.0)  # times shorten for high notes
+
+    def __call__(self, name: str) -> np.ndarray:
+        return self.columns[_INDEX[name], :, None]
+
+    def vsens(self, name: str) -> np.ndarray:
+        """Velocity sensitivity ``name``'s factor: 1 at full velocity."""
+        return 1.0 - self(name) * (1.0 - self.vel)
+
+
+def _modulators(g: _Patch, t: np.ndarray) -> dict[str, np.ndarray]:
+    """LFOs and envelopes at control points."""
     uniform = _noise_tables()[3]
-    columns = np.ascontiguousarray(params.T)  # contiguous columns: ufuncs take one code path
+    m_att = g("modenv_attack") * g.keyscale
+    return {
+        "lfo1": _lfo(t, g("lfo1_rate"), g("lfo1_shape"), g("lfo1_fade"), g("lfo1_phase"), uniform, g.seeds, 0),
+        "lfo2": _lfo(t, g("lfo2_rate"), g("lfo2_shape"), g("lfo2_fade"), g("lfo2_phase"), uniform, g.seeds, 104729),
+        "amp_env": _adsr(t, g("amp_attack") * g.keyscale, g("amp_hold"), g("amp_decay") * g.keyscale,
+                         g("amp_sustain"), g("amp_release") * g.keyscale, g.gate),
+        "f_env": _adsr(t, g("fenv_attack") * g.keyscale, 0.0, g("fenv_decay") * g.keyscale,
+                       g("fenv_sustain"), g("fenv_release") * g.keyscale, g.gate),
+        "mod_env": np.where(t < m_att, t / m_att,
+                            np.exp(-np.maximum(t - m_att, 0.0) * 4.0 / (g("modenv_decay") * g.keyscale))),
+    }  # fmt: skip
 
-    def g(name: str) -> np.ndarray:  # one parameter as a (B, 1) column
-        return columns[_INDEX[name], :, None]
 
-    note, vel, gate = g("note"), g("velocity"), g("gate")
-    seeds = _row_seeds(note[:, 0], vel[:, 0], gate[:, 0], seed)
-    keyscale = np.exp2(-g("env_keyscale") * (note - 60.0) / 24.0)  # times shorten for high notes
-
-    def vsens(name: str) -> np.ndarray:  # velocity sensitivity: 1 at full velocity
-        return 1.0 - g(name) * (1.0 - vel)
-
-    # --- LFOs, envelopes ------------------------------------------------------
-    lfo1 = _lfo(t, g("lfo1_rate"), g("lfo1_shape"), g("lfo1_fade"), g("lfo1_phase"), uniform, seeds, 0)
-    lfo2 = _lfo(t, g("lfo2_rate"), g("lfo2_shape"), g("lfo2_fade"), g("lfo2_phase"), uniform, seeds, 104729)
-    amp_env = _adsr(t, g("amp_attack") * keyscale, g("amp_hold"), g("amp_decay") * keyscale,
-                    g("amp_sustain"), g("amp_release") * keyscale, gate)
-    f_env = _adsr(t, g("fenv_attack") * keyscale, 0.0, g("fenv_decay") * keyscale,
-                  g("fenv_sustain"), g("fenv_release") * keyscale, gate)
-    m_att = g("modenv_attack") * keyscale
-    mod_env = np.where(t < m_att, t / m_att,
-                       np.exp(-np.maximum(t - m_att, 0.0) * 4.0 / (g("modenv_decay") * keyscale)))
-
-    # --- pitch (semitones) at control points -----------------------------------
+def _pitches(g: _Patch, t: np.ndarray, mod: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The oscillators' frequencies in Hz (``f1_pts`` at control points, ``f1``..``f3`` per frame) and the note's."""
+    uniform = _noise_tables()[3]
+    note = g.note
     pe = g("pitch_env_amount") * np.exp(-t * 4.0 / g("pitch_env_decay"))
     pe_all = np.where(g("pitch_env_target") == 0, pe, 0.0)
     glide = g("glide_semitones") * np.maximum(1.0 - t / g("glide_time"), 0.0)
     vib = g("vibrato_depth") * np.sin(2 * np.pi * g("vibrato_rate") * t) * np.clip(
         (t - g("vibrato_delay")) / 0.2, 0.0, 1.0)
-    common = g("tune") / 100.0 + pe_all + glide + vib + g("lfo1_to_pitch") * lfo1
+    common = g("tune") / 100.0 + pe_all + glide + vib + g("lfo1_to_pitch") * mod["lfo1"]
     drift = []
     for o in range(3):  # a slow sine per oscillator, rate and phase from the row seed
-        rate, start = (uniform[(_seed_pos(seeds) + 31 * (2 * o + k) + 17) % NOISE_LEN] for k in range(2))
+        rate, start = (uniform[(_seed_pos(g.seeds) + 31 * (2 * o + k) + 17) % NOISE_LEN] for k in range(2))
         drift.append(g("drift") * 0.15 * np.sin(2 * np.pi * ((0.4 + 0.3 * rate) * t + start)))
     base2 = np.where(g("osc2_keytrack") == 1, note, 60.0)
     base3 = np.where(g("osc3_keytrack") == 1, note, 60.0)
     m1 = note + 12 * g("osc1_octave") + g("osc1_detune") / 100 + common + drift[0]
     m2 = (base2 + 12 * g("osc2_octave") + g("osc2_semi") + g("osc2_detune") / 100 + common + drift[1]
-          + np.where(g("pitch_env_target") == 1, pe, 0.0) + g("lfo2_to_osc2_pitch") * lfo2
-          + g("modenv_to_osc2_pitch") * mod_env)
+          + np.where(g("pitch_env_target") == 1, pe, 0.0) + g("lfo2_to_osc2_pitch") * mod["lfo2"]
+          + g("modenv_to_osc2_pitch") * mod["mod_env"])
     m3 = base3 + 12 * g("osc3_octave") + g("osc3_semi") + g("osc3_detune") / 100 + common + drift[2]
     f1_pts = np.minimum(_midi_hz(m1), F_MAX_PITCH)
-    f1 = f1_pts[:, :N_FRAMES]
-    f2 = np.minimum(_midi_hz(m2), F_MAX_PITCH)[:, :N_FRAMES]
-    f3 = np.minimum(_midi_hz(m3), F_MAX_PITCH)[:, :N_FRAMES]
-    f_note = _midi_hz(note + common)
+    return {
+        "f1_pts": f1_pts,
+        "f1": f1_pts[:, :N_FRAMES],
+        "f2": np.minimum(_midi_hz(m2), F_MAX_PITCH)[:, :N_FRAMES],
+        "f3": np.minimum(_midi_hz(m3), F_MAX_PITCH)[:, :N_FRAMES],
+        "f_note": _midi_hz(note + common),
+    }  # fmt: skip
 
-    # --- FM: index (radians) at control points, limited so sidebands stay below Nyquist
-    fm_depth = g("fm_depth")
+
+def _fm(g: _Patch, t: np.ndarray, mod: dict[str, np.ndarray], f: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The FM operator: ``(index in radians at control points, its frequency in Hz)``, the index
+    limited so the fundamental's sidebands up to order index + 2 (beyond Carson's index + 1) stay below the limit."""
     fm_shape = (1.0 - g("fm_env_amount")) + g("fm_env_amount") * np.exp(-t * 4.0 / g("fm_env_decay"))
-    fm_index = (fm_depth * vsens("fm_velocity") * np.exp2(-g("fm_keyscale") * (note - 60.0) / 24.0)
-                * fm_shape * np.maximum(1.0 + g("lfo1_to_fm") * lfo1, 0.0))
-    f_mod = np.minimum(f_note * (g("fm_ratio") + g("fm_fine")), F_MAX_PITCH)
-    # the fundamental's sidebands up to order index + 2 (beyond Carson's index + 1) below the limit
-    fm_index = np.minimum(fm_index, np.maximum((F_LIMIT - f1_pts) / f_mod - 2.0, 0.0))
-    fm_to2 = g("fm_to_osc2")
+    fm_index = (g("fm_depth") * g.vsens("fm_velocity") * np.exp2(-g("fm_keyscale") * (g.note - 60.0) / 24.0)
+                * fm_shape * np.maximum(1.0 + g("lfo1_to_fm") * mod["lfo1"], 0.0))
+    f_mod = np.minimum(f["f_note"] * (g("fm_ratio") + g("fm_fine")), F_MAX_PITCH)
+    return np.minimum(fm_index, np.maximum((F_LIMIT - f["f1_pts"]) / f_mod - 2.0, 0.0)), f_mod
 
-    # --- wavetables (per row, band-limited at the clip's highest pitch) -----------
-    # Phase modulation by index I at rate f_m moves harmonic h by up to h * I * f_m, so
-    # harmonic h stays below the limit while h * (f + I * f_m) + 2 f_m <= F_LIMIT.
-    def band_limit(f, deviation, margin, cap):
-        top = f.max(axis=1, keepdims=True) + deviation
-        return np.clip(np.floor((F_LIMIT - margin) / top), 1, cap)
 
+def _band_limit(f, deviation, margin, cap):
+    """Harmonics of a table whose pitch peaks at ``f``'s maximum plus ``deviation`` (Hz) that stay below the limit."""
+    top = f.max(axis=1, keepdims=True) + deviation
+    return np.clip(np.floor((F_LIMIT - margin) / top), 1, cap)
+
+
+def _wavetables(g: _Patch, f: dict[str, np.ndarray], fm_index: np.ndarray, f_mod: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-row tables of osc1 (+ sub), osc2 and osc3, band-limited at the clip's highest pitch, and the xmod depth.
+
+    Phase modulation by index I at rate f_m moves harmonic h by up to h * I * f_m, so
+    harmonic h stays below the limit while h * (f + I * f_m) + 2 f_m <= F_LIMIT.
+    """
+    f1, f3, fm_to2 = f["f1"], f["f3"], g("fm_to_osc2")
     fm_max = fm_index.max(axis=1, keepdims=True)
     fm_dev = fm_max * f_mod.max(axis=1, keepdims=True)  # peak frequency deviation of the fundamental, Hz
     fm_margin = np.where(fm_max > 0, 2.0 * f_mod.max(axis=1, keepdims=True), 0.0)
-    n3 = band_limit(f3, 0.0, 0.0, N_TAB // 4)
+    n3 = _band_limit(f3, 0.0, 0.0, N_TAB // 4)
     tab3 = _table(_harmonics(g("osc3_wave"), g("osc3_pw"), n3, N_TAB // 4), N_TAB) * g("osc3_level")
-    n2 = band_limit(f2, fm_to2 * fm_dev, fm_to2 * fm_margin, N_TAB // 4)
+    n2 = _band_limit(f["f2"], fm_to2 * fm_dev, fm_to2 * fm_margin, N_TAB // 4)
     tab2 = _table(_harmonics(g("osc2_wave"), g("osc2_pw"), n2, N_TAB // 4), N_TAB) * g("osc2_level")
     # xmod: osc3 (level included) phase-modulates osc1 by xmod radians per unit; the peak
     # slope of osc3 sets the deviation, scaled down so osc1's fundamental stays below the limit
@@ -446,78 +462,103 @@ def compute_controls(params: np.ndarray, seed: int | None = None) -> dict[str, n
     xmod = g("xmod") * np.where(xmod_dev > 0, np.clip(room / np.maximum(xmod_dev, 1e-300), 0.0, 1.0), 1.0)
     xmod_dev = xmod / (2 * np.pi) * slope3 * f3.max(axis=1, keepdims=True)
     # in sub-octave (psi) harmonics, where osc1's harmonic h is psi harmonic 2h
-    n1 = np.maximum(band_limit(f1 / 2, (fm_dev + xmod_dev) / 2, fm_margin, N_TAB1 // 4), 2)
-    # osc1 table spans one sub-octave cycle: osc1 on even harmonics, the sub on odd ones
+    n1 = np.maximum(_band_limit(f1 / 2, (fm_dev + xmod_dev) / 2, fm_margin, N_TAB1 // 4), 2)
+    return {"tab1": _osc1_table(g, n1), "tab2": tab2, "tab3": tab3, "xmod": xmod}
+
+
+def _osc1_table(g: _Patch, n1: np.ndarray) -> np.ndarray:
+    """osc1's table spans one sub-octave cycle: osc1 on even harmonics, the sub on odd ones (``n1`` of them in all)."""
     c1 = _harmonics(g("osc1_wave"), g("osc1_pw"), np.floor(n1 / 2), N_TAB1 // 8) * g("osc1_level")
     k = np.arange(N_TAB1 // 4 + 1)[None, :]
     sub_sq = np.where((k % 2 == 1) & (k <= n1), -1j * 4 / (np.pi * np.maximum(k, 1)), 0.0)
     sub = np.where(g("sub_wave") == 0, sub_sq, np.where(k == 1, -1j, 0.0)) * g("sub_level")
     spec1 = sub.astype(np.complex128)
     spec1[:, 0::2] += c1
-    tab1 = _table(spec1, N_TAB1)
+    return _table(spec1, N_TAB1)
 
-    # --- filter ------------------------------------------------------------------
+
+def _filter(g: _Patch, mod: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The resonant filter's per-frame biquad sections (a second one for LP24 rows) and the high-pass pole."""
     ftype = g("filter_type")
-    f_oct = (np.log2(g("filter_cutoff")) + g("filter_keytrack") * (note - 60.0) / 12.0
-             + g("filter_env_amount") * vsens("filter_velocity") * f_env
-             + g("lfo1_to_filter") * lfo1 + g("lfo2_to_filter") * lfo2)
+    f_oct = (np.log2(g("filter_cutoff")) + g("filter_keytrack") * (g.note - 60.0) / 12.0
+             + g("filter_env_amount") * g.vsens("filter_velocity") * mod["f_env"]
+             + g("lfo1_to_filter") * mod["lfo1"] + g("lfo2_to_filter") * mod["lfo2"])
     fc = np.clip(np.exp2(f_oct), 20.0, F_MAX_PITCH)[:, :N_FRAMES]
-    res = np.clip(g("filter_resonance") + 0.5 * g("lfo2_to_resonance") * lfo2, 0.0, 1.0)[:, :N_FRAMES]
+    res = np.clip(g("filter_resonance") + 0.5 * g("lfo2_to_resonance") * mod["lfo2"], 0.0, 1.0)[:, :N_FRAMES]
     q = 0.6 * 30.0**res
     lp24 = ftype == 1
     q1 = np.where(lp24, 0.541, q)
     p1, p1_hop, amp1, d1 = _biquad(np.where(lp24, 0, ftype), fc, q1)
     comp = 1.0 / np.sqrt(np.maximum(q, 1.0))  # passband drops as resonance rises
     # the second LP24 section (Butterworth pair 0.541 / 1.307 at zero resonance), LP24 rows only
-    p2, p2_hop, amp2 = (np.zeros((B, N_FRAMES), np.complex128) for _ in range(3))
-    d2 = np.zeros((B, N_FRAMES))
+    p2, p2_hop, amp2 = (np.zeros((g.rows, N_FRAMES), np.complex128) for _ in range(3))
+    d2 = np.zeros((g.rows, N_FRAMES))
     rows = np.flatnonzero(lp24[:, 0])
     if rows.size:
         p2[rows], p2_hop[rows], amp2[rows], d2[rows] = _biquad(
             np.zeros((rows.size, 1)), fc[rows], np.minimum(1.307 * q[rows] / 0.6, 25.0))
-    hp_pole = np.exp(-2 * np.pi * g("hpf_cutoff") / SR)  # one-pole high-pass: x - lowpass(x)
+    return {
+        "p1": p1, "p1_hop": p1_hop, "amp1": amp1 * comp, "d1": d1 * comp,
+        "p2": p2, "p2_hop": p2_hop, "amp2": amp2, "d2": d2,
+        "lp24": lp24,
+        "hp_pole": np.exp(-2 * np.pi * g("hpf_cutoff") / SR),  # one-pole high-pass: x - lowpass(x)
+    }  # fmt: skip
 
-    # --- gains -------------------------------------------------------------------
-    amp = (amp_env * vsens("amp_velocity") * (1.0 - g("lfo1_to_amp") * (0.5 - 0.5 * lfo1)))
+
+def _phase(f, start):
+    """Oscillator phases at frame starts (cycles, float64, wrapped) and increments per sample."""
+    inc = f / SR
+    ph = np.empty_like(inc)
+    ph[:, :1] = start
+    np.cumsum(inc[:, :-1] * HOP, axis=1, out=ph[:, 1:])
+    ph[:, 1:] += start
+    return ph - np.floor(ph), inc
+
+
+def _phases(g: _Patch, f: dict[str, np.ndarray], f_mod: np.ndarray) -> dict[str, np.ndarray]:
+    f1 = f["f1"]
+    ph1, inc1 = _phase(f1 / 2, g("osc1_phase") / 2)  # osc1 table runs at the sub-octave rate
+    phu, incu = _phase(f1 * np.exp2(g("unison_detune") / 1200.0) / 2, g("osc1_phase") / 2 + 0.3)
+    ph2, inc2 = _phase(f["f2"], g("osc2_phase"))
+    ph3, inc3 = _phase(f["f3"], g("osc3_phase"))
+    phm, incm = _phase(f_mod[:, :N_FRAMES], np.zeros((g.rows, 1)))
+    return {"ph1": ph1, "inc1": inc1, "phu": phu, "incu": incu, "ph2": ph2, "inc2": inc2, "ph3": ph3, "inc3": inc3, "phm": phm, "incm": incm}
+
+
+def compute_controls(params: np.ndarray, seed: int | None = None) -> dict[str, np.ndarray]:
+    """Parameters (B, 100) natural units -> static and control-rate signals (float64 mostly).
+
+    ``seed`` picks another noise/LFO realisation (see ``_row_seeds``). A
+    composition of named stages: modulators, pitches, FM, wavetables, filter,
+    gains and phases.
+    """
+    t = _T[None, :]  # (1, K+1)
+    g = _Patch(params, seed)
+    mod = _modulators(g, t)
+    f = _pitches(g, t, mod)
+    fm_index, f_mod = _fm(g, t, mod, f)
+    tables = _wavetables(g, f, fm_index, f_mod)
+    lfo1, lfo2 = mod["lfo1"], mod["lfo2"]
+    amp = (mod["amp_env"] * g.vsens("amp_velocity") * (1.0 - g("lfo1_to_amp") * (0.5 - 0.5 * lfo1)))
     # unit-RMS noise at level 1 mixes in at RMS 0.5, like a saw at level 1 (RMS 0.58)
     noise_gain = (g("noise_level") * (0.5 / 3.0) * np.exp(-t * 4.0 / g("noise_decay"))
                   * (1.0 - g("lfo2_to_noise") * (0.5 - 0.5 * lfo2)))
     chorus_ms = g("chorus_delay") + 4.0 * g("chorus_depth") * np.sin(2 * np.pi * g("chorus_rate") * t)
-
-    # oscillator phases at frame starts (cycles, float64, wrapped) and increments per sample
-    def phase(f, start):
-        inc = f / SR
-        ph = np.empty_like(inc)
-        ph[:, :1] = start
-        np.cumsum(inc[:, :-1] * HOP, axis=1, out=ph[:, 1:])
-        ph[:, 1:] += start
-        return ph - np.floor(ph), inc
-
-    ph1, inc1 = phase(f1 / 2, g("osc1_phase") / 2)  # osc1 table runs at the sub-octave rate
-    phu, incu = phase(f1 * np.exp2(g("unison_detune") / 1200.0) / 2, g("osc1_phase") / 2 + 0.3)
-    ph2, inc2 = phase(f2, g("osc2_phase"))
-    ph3, inc3 = phase(f3, g("osc3_phase"))
-    phm, incm = phase(f_mod[:, :N_FRAMES], np.zeros((B, 1)))
-
     # every value has the rows on its first axis (``_rows`` slices them)
     return {
-        "tab1": tab1, "tab2": tab2, "tab3": tab3,
-        "ph1": ph1, "inc1": inc1, "phu": phu, "incu": incu, "ph2": ph2, "inc2": inc2,
-        "ph3": ph3, "inc3": inc3, "phm": phm, "incm": incm,
+        "tab1": tables["tab1"], "tab2": tables["tab2"], "tab3": tables["tab3"],
+        **_phases(g, f, f_mod),
         "unison_mix": g("unison_mix"),
         "pm1": fm_index / (2 * np.pi) / 2,  # FM in sub-octave cycles for osc1
-        "fm_to_osc2": fm_to2 * 2.0,
-        "xmod": xmod / (2 * np.pi) / 2,  # in sub-octave cycles per unit of osc3
+        "fm_to_osc2": g("fm_to_osc2") * 2.0,
+        "xmod": tables["xmod"] / (2 * np.pi) / 2,  # in sub-octave cycles per unit of osc3
         "ring": g("ring_level"),
-        "noise_offset": _seed_pos(seeds),
+        "noise_offset": _seed_pos(g.seeds),
         "noise_color": g("noise_color"),
         "noise_gain": noise_gain,
         "noise_post": g("noise_post"),
         "filter_drive": g("filter_drive"),
-        "p1": p1, "p1_hop": p1_hop, "amp1": amp1 * comp, "d1": d1 * comp,
-        "p2": p2, "p2_hop": p2_hop, "amp2": amp2, "d2": d2,
-        "lp24": lp24,
-        "hp_pole": hp_pole,
+        **_filter(g, mod),
         "amp": amp,
         "drive": g("drive"),
         "chorus_mix": g("chorus_mix"),
@@ -526,7 +567,7 @@ def compute_controls(params: np.ndarray, seed: int | None = None) -> dict[str, n
         "delay_samples": np.rint(g("delay_time") * SR).astype(np.int64),
         "delay_feedback": g("delay_feedback"),
         "volume": 2.0 * 10.0 ** (g("volume") / 20.0),  # +6 dB makeup: the limiter catches the loudest
-    }
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------
@@ -833,13 +874,6 @@ def synthesize(ctrl: dict[str, np.ndarray]) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 # the generator
 # ---------------------------------------------------------------------------------
-def _default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class Synth100:
     """The built-in 100-parameter synthesizer (see the module docstring).
 
@@ -855,7 +889,7 @@ class Synth100:
 
     def __init__(self, threads: int | None = None, block: int = 64):
         self.space = ParamSpace(PARAMS)
-        self.threads = _default_threads() if threads is None else max(1, int(threads))
+        self.threads = cpu_count() if threads is None else max(1, int(threads))
         self.block = max(1, int(block))
 
     def __repr__(self) -> str:

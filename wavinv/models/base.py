@@ -9,8 +9,7 @@ or a ``wavinv.lazy.LazyArray``; ``y`` is unit-scaled parameters ``(N, P)``.
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -18,8 +17,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
 from ..lazy import LazyArray
+from ..limits import cpu_count, positive_int
 
-__all__ = ["WavinvEstimator", "as_generator", "check_n_samples", "positive_int", "n_threads", "configure"]
+__all__ = ["WavinvEstimator", "Check", "one_of", "optional", "as_generator", "check_n_samples", "n_threads", "configure"]
+
+
+# a hyper-parameter's check: called with its name and value, raises ``InputError`` when the value is bad
+Check = Callable[[str, Any], Any]
 
 
 class WavinvEstimator(BaseEstimator):
@@ -27,7 +31,20 @@ class WavinvEstimator(BaseEstimator):
 
     ``_check_fit_inputs`` sets ``input_shape_`` (the shape of one row of ``X``) and
     ``n_params_``; ``_check_X`` refuses inputs of another shape at predict time.
+    ``_checks`` declares, as data, how hyper-parameters are validated
+    (scikit-learn's ``_parameter_constraints`` habit): a subclass extends its
+    base's dict; ``_check_hyper_parameters`` runs them at ``fit``.
     """
+
+    _kind: ClassVar[str] = "estimator"  # the method's name, in messages
+    _checks: ClassVar[dict[str, Check]] = {}
+
+    def _check_hyper_parameters(self) -> None:
+        for name, check in self._checks.items():
+            try:
+                check(name, getattr(self, name))
+            except InputError as e:
+                raise InputError(f"{self._kind}: {e}") from None
 
     def _check_fit_inputs(self, X, y) -> tuple[Any, np.ndarray]:
         X = _as_input(X)
@@ -70,11 +87,19 @@ def _as_input(X):
     return X
 
 
-def positive_int(name: str, value) -> int:
-    """``value`` as an int >= 1, else an ``InputError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def one_of(choices: tuple[str, ...]) -> Check:
+    """A check that the value is one of ``choices``."""
+
+    def check(name: str, value: Any) -> None:
+        if value not in choices:
+            raise InputError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+    return check
+
+
+def optional(check: Check) -> Check:
+    """``check``, with None allowed too."""
+    return lambda name, value: None if value is None else check(name, value)
 
 
 def check_n_samples(n_samples) -> int:
@@ -91,9 +116,7 @@ def as_generator(random_state) -> np.random.Generator:
 
 def n_threads(n_jobs: int | None) -> int:
     """Threads to use: ``n_jobs``, or every core this process may run on when None."""
-    if n_jobs is None:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return positive_int("n_jobs", n_jobs)
+    return cpu_count() if n_jobs is None else positive_int("n_jobs", n_jobs)
 
 
 def configure(cls: type[BaseEstimator], defaults: dict[str, Any], overrides: dict[str, Any]) -> BaseEstimator:

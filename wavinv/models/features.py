@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..lazy import iter_batches
-from .base import positive_int
+from ..limits import positive_int
 
 __all__ = ["FeatureReducer", "pool_all", "pool_rows", "pooled_grid"]
 

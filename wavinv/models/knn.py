@@ -6,7 +6,8 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from ..errors import InputError
-from .base import WavinvEstimator, as_generator, check_n_samples, n_threads, positive_int
+from ..limits import positive_int
+from .base import WavinvEstimator, as_generator, check_n_samples, n_threads
 from .features import FeatureReducer
 
 __all__ = ["KNNSampler"]

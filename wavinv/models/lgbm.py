@@ -31,7 +31,8 @@ from sklearn.covariance import ledoit_wolf
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from .base import WavinvEstimator, as_generator, check_n_samples, n_threads, positive_int
+from ..limits import positive_int
+from .base import WavinvEstimator, as_generator, check_n_samples, n_threads
 from .features import FeatureReducer
 
 __all__ = ["PCALGBMRegressor", "PCALGBMQuantile"]

@@ -19,7 +19,8 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
-from .base import WavinvEstimator, as_generator, check_n_samples, n_threads, positive_int
+from ..limits import positive_int
+from .base import WavinvEstimator, as_generator, check_n_samples, n_threads
 from .features import pool_all, pooled_grid
 
 __all__ = ["NPESampler"]
