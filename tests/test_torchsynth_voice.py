@@ -67,6 +67,22 @@ def test_renders_deterministic_mono_float32_whatever_the_batch(gen):
     assert render_checked(gen, p[::-1].copy()).tobytes() == a[::-1].tobytes()
 
 
+def test_renders_on_one_thread_and_gives_the_callers_back(gen):
+    import torch
+
+    p = gen.space.sample(0, 3, seed=6)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = render_checked(gen, p)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        assert render_checked(gen, p).tobytes() == two.tobytes()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_seed_is_another_noise_realisation(gen):
     p = np.full((2, 78), 0.5)
     p[:, index(gen, "mixer.noise")] = 1.0  # loud noise
