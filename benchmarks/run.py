@@ -4,10 +4,13 @@
     python benchmarks/run.py --profile full     # the committed results (benchmarks/results/)
     python benchmarks/run.py --profile full --methods spec-cnn --inputs spectrogram \
         --set spec-cnn.max_time=1800 --out data/bench-spec-cnn-30min --publish benchmarks/results/spec-cnn-30min
+    python benchmarks/run.py --profile full --generator examples/torchsynth_voice.py:voice --n 10000 \
+        --store data/torchsynth-10k --methods knn --inputs spectrogram --out data/bench-torchsynth
 
 Profiles are the plain dicts in ``wavinv.bench.PROFILES`` (store size and seed,
 methods, inputs, targets, K, draws, per-method hyper-parameters); the command
-line can change the number of targets, K and draws. Work files (store, fitted
+line can change the number of targets, K and draws, and ``--generator`` (with
+``--n``) builds and benchmarks another generator's store. Work files (store, fitted
 models, per-target results) go under ``data/`` and are reused: re-running the
 same command resumes an interrupted run. ``--publish DIR`` (default
 ``benchmarks/results`` for the full profile) copies the tables and plots there.
@@ -28,8 +31,9 @@ from pathlib import Path
 from wavinv import open_store
 from wavinv.bench import PROFILES, bench, get_profile
 from wavinv.cli import parse_overrides
-from wavinv.errors import InputError
+from wavinv.errors import InputError, WavinvError
 from wavinv.generate import generate
+from wavinv.generators import generator_file, portable_spec
 from wavinv.store import is_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     ap.add_argument("--store", type=Path, default=None, help="store to use or build (default: the profile's, under data/)")
+    ap.add_argument("--generator", default=None, help="generator spec of the store, to build it and to re-render (default: the profile's)")
+    ap.add_argument("--n", type=int, default=None, help="clips in a store built here (default: the profile's)")
     ap.add_argument("--out", type=Path, default=None, help="work folder (default data/bench-PROFILE)")
     ap.add_argument("--publish", type=Path, default=None, help="copy tables and plots here (default: benchmarks/results for full)")
     ap.add_argument("--methods", default=None, help="comma-separated subset (default: the profile's)")
@@ -54,9 +60,19 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     prof = get_profile(args.profile)
-    spec = prof["store"]
+    spec = dict(prof["store"])
+    if args.generator is not None:
+        if args.store is None:
+            fail("--generator needs --store: the profile's store is another generator's")
+        spec["generator"] = args.generator
+    if args.n is not None:
+        if args.n < 1:
+            fail(f"--n must be a positive number of clips, got {args.n}")
+        spec["n"] = args.n
     # paths given here stay as given; defaults (and the tables) are relative to the repository
     store_path, out, publish = (p.resolve() if p else None for p in (args.store, args.out, args.publish))
+    if generator_file(spec["generator"]) is not None:  # a file spec, like the paths, as given from here
+        spec["generator"] = args.generator = portable_spec(spec["generator"])[0]
     os.chdir(ROOT)
     store_path = store_path or Path(spec["path"])
     out = out or Path("data") / f"bench-{args.profile}"
@@ -82,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         k=args.k,
         draws=args.draws,
         refine=args.refine,
+        generator=args.generator,
         command=command,
         progress=not args.quiet,
     )
@@ -98,6 +115,12 @@ def main(argv: list[str] | None = None) -> None:
         for path in res.files.values():
             shutil.copy2(path, publish / path.name)
         print(f"published {len(res.files)} files to {publish}")
+
+
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit status 2."""
+    print(f"run.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def parse_sets(items: list[str]) -> dict[str, dict]:
@@ -125,4 +148,7 @@ def _costs(out: Path, name: str) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except WavinvError as e:  # a store of another generator, a bad setting...: one line, exit 2
+        fail(str(e))

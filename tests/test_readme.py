@@ -30,6 +30,7 @@ NOT_RUN = {
     "make demo": "builds a virtual environment and runs the whole suite; the demo itself runs in test_picture.py on a tiny store",
     "# one machine, N worker processes": "needs a Dask cluster (tests/test_distributed.py runs local:N clusters)",
     "distributed:": "a Dask configuration file, not a command",
+    "pip install -c constraints.txt -e '.[examples]'": "needs torchsynth, an optional extra (tests/test_torchsynth_voice.py runs the plug-in when it is installed) and half an hour of benchmark",
 }
 # what a README command asks for -> the same on a tiny store; each must occur in the README
 SMALL = {

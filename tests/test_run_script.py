@@ -1,0 +1,50 @@
+"""benchmarks/run.py on another generator's store: ``--generator`` and ``--n`` build it and re-render with it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wavinv import open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY = f"{ROOT / 'tests' / 'toygen.py'}:toy"
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), *args], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--generator", TOY], "--generator needs --store"),
+        (["--generator", TOY, "--store", "x", "--n", "0"], "--n must be a positive number of clips, got 0"),
+    ],
+)
+def test_bad_generator_settings_are_one_line_exit_2(tmp_path, args, message):
+    r = run(*args, "--out", str(tmp_path / "bench"), cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.slow
+def test_builds_and_benches_a_file_generator_from_another_folder(tmp_path):
+    (tmp_path / "gens").mkdir()
+    (tmp_path / "gens" / "toygen.py").write_text((ROOT / "tests" / "toygen.py").read_text())
+    args = ["--profile", "test", "--generator", "gens/toygen.py:toy", "--n", "48", "--store", "toy-48", "--out", "bench", "--publish", "pub", "-q"]
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    store = open_store(tmp_path / "toy-48")
+    assert store.n == 48 and store.generator["spec"] == f"{tmp_path / 'gens' / 'toygen.py'}:toy"
+    results = json.loads((tmp_path / "pub" / "results.json").read_text())
+    assert {(r["method"], r["input"]) for r in results["rows"]} >= {("prior", "any"), ("knn", "spectrogram")}
+    assert results["meta"]["title"] == "wavinv benchmark: toy v1" and (tmp_path / "pub" / "results.md").is_file()
+
+    # the same store named with another generator: refused in one line
+    other = run(*args[:3], "gens/toygen.py:other", *args[4:], cwd=tmp_path)
+    assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
