@@ -10,7 +10,7 @@ from wavinv import FunctionGenerator, InputError, Param, ParamSpace
 from wavinv.errors import GeneratorError, ParamSpaceError, TimeLimitError
 from wavinv.generators import load_generator, render_checked, takes_seed
 from wavinv.metrics import lsd_db
-from wavinv.refine import distinct_best, refine
+from wavinv.refine import MIN_DISTANCE, distinct_best, refine
 
 TOY = str(Path(__file__).parent / "toygen.py")
 
@@ -94,6 +94,10 @@ def test_inverter_refine_gains_keeps_k_distinct_candidates_and_counts_renders(tm
     again = inv.invert(Target("waveform", wave, "t"), n=4, draws=8, random_state=0, refine=240)
     np.testing.assert_array_equal(refined.params, again.params)  # same seed, same candidates
     assert len(np.unique(refined.params, axis=0)) == 4
+    gaps = np.abs(refined.params_unit[:, None] - refined.params_unit[None]).mean(axis=-1)
+    assert gaps[np.triu_indices(4, 1)].min() >= MIN_DISTANCE  # distinct answers, not near-copies of one
+    close = inv.invert(Target("waveform", wave, "t"), n=4, draws=8, random_state=0, refine=240, refine_options={"min_distance": 0.0})
+    assert close.distances["lsd_db"][-1] <= refined.distances["lsd_db"][-1]  # no distance asked: the best 4 whatever they are
     assert np.all(refined.distances["lsd_db"] <= plain.distances["lsd_db"] + 1e-9)
     assert refined.distances["lsd_db"][0] < plain.distances["lsd_db"][0]
     assert plain.n_renders == 8 and refined.n_renders > 8 + 200
@@ -148,7 +152,8 @@ def test_distinct_best_keeps_the_best_points_apart():
     np.testing.assert_array_equal(distinct_best(unit, scores, 3), [0, 1, 3])
     # the near-copies of the best point give way to points at least 0.1 apart
     np.testing.assert_array_equal(distinct_best(unit, scores, 3, min_distance=0.1), [0, 4, 2])
-    np.testing.assert_array_equal(distinct_best(unit, scores, 5, min_distance=0.3), [0, 4, 2])  # fewer when no more are far enough
+    # when too few are far enough apart, the best of the rest make up the number
+    np.testing.assert_array_equal(distinct_best(unit, scores, 4, min_distance=0.3), [0, 4, 2, 1])
 
 
 def test_refine_deadline_is_an_error_not_a_shorter_search():

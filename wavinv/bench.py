@@ -46,6 +46,7 @@ from .inverter import Inverter, estimator_progress, fit_inverter, inversion_memo
 from .limits import cpu_count, int_arg, require_memory
 from .methods import INPUTS, build_method, method_names
 from .metrics import coverage, diversity, lsd_db, mrstft, param_mae
+from .refine import MIN_DISTANCE, SEARCH_VERSION
 from .store import Store, open_store, same_generator
 from .outputs import atomic_path, atomic_paths, check_output_dir
 from .picture import picture_label
@@ -418,6 +419,7 @@ def bench(
             eval_key["sampler"] = sampler
         if entry.refine:
             eval_key["refine"] = entry.refine
+            eval_key["search"] = {"version": SEARCH_VERSION, "min_distance": MIN_DISTANCE}
         if entry.draws is not None:
             eval_key["draws"] = entry.draws
         ev_path = out / "evals" / f"{name}.json"

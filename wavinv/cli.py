@@ -51,6 +51,17 @@ def _count(low: int):
 _NONNEG, _POSITIVE = _count(0), _count(1)
 
 
+def _fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def _seconds(text: str) -> float:
     """An argparse type: a positive, finite number of seconds."""
     try:
@@ -355,6 +366,14 @@ def _add_invert(sub) -> None:
         "(default 0: off; 2048 took about 6 s per target on 2 busy cores with synth100)",
     )
     p.add_argument(
+        "--min-distance",
+        type=_fraction,
+        default=None,
+        metavar="D",
+        help="after --refine, keep candidates at least D apart (mean absolute difference of the parameters on the 0-1 scale; "
+        "default 0.03: several answers from one good neighbourhood; 0.1 or more: answers from different neighbourhoods)",
+    )
+    p.add_argument(
         "--time-limit",
         type=_seconds,
         default=None,
@@ -400,7 +419,8 @@ def _cmd_invert(args) -> int:
     db_range = tuple(args.db_range or inv.frontend.get("db_range") or DEFAULT_DB_RANGE)
     target = load_target(args.target, gen["sample_rate"], gen["n_samples"], spec_shape=inv.spec_shape, db_range=db_range, pad=args.pad)
     result = inv.invert(
-        target, n=args.n, draws=args.draws, random_state=args.seed, shortlist=args.shortlist, refine=args.refine, time_limit=args.time_limit
+        target, n=args.n, draws=args.draws, random_state=args.seed, shortlist=args.shortlist, refine=args.refine, time_limit=args.time_limit,
+        refine_options=None if args.min_distance is None else {"min_distance": args.min_distance},
     )
     if not args.no_chance:
         inv.chance_level(result, random_state=args.seed)

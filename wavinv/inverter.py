@@ -27,7 +27,7 @@ from .methods import INPUTS
 from .metrics import lsd_db, mrstft
 from .outputs import atomic_path
 from .params import ParamSpace
-from .refine import distinct_best
+from .refine import MIN_DISTANCE, distinct_best
 from .picture import KIND as PICTURE_KIND, GeneratorPicture
 from .schema import frontend_problem, identity_problem, manifest_problem
 from .targets import Target
@@ -231,10 +231,14 @@ class Inverter:
         ``refine`` > 0 spends about that many more renders on black-box search
         through the generator (``wavinv.refine``): one evolution strategy per
         candidate, started from the best ``n`` draws and scored on the shortlist's
-        frames; the refined points are then ranked exactly with the draws, and
-        the best ``n`` distinct ones are returned. ``refine_options`` go to
-        ``wavinv.refine.refine`` (``sigma``, ``popsize``, ``strategy``, ``runs``:
-        how many of the best draws to refine, default ``n``).
+        frames. Of every point the search tried, the best ``exact`` (default
+        ``2 n``) that lie at least ``min_distance`` apart (mean absolute
+        difference on the unit scale, default ``MIN_DISTANCE``) are ranked
+        exactly with the draws, and the best ``n`` of those, again that far
+        apart, are returned. ``refine_options`` hold ``runs`` (how many of the
+        best draws to refine, default ``n``), ``exact``, ``min_distance``, and
+        what goes to ``wavinv.refine.refine`` (``sigma``, ``popsize``,
+        ``strategy``, ``halving``).
 
         ``time_limit`` (seconds for the whole inversion) refuses, with
         ``TimeLimitError``, a ``refine`` budget that the render rate measured on
@@ -356,13 +360,18 @@ class Inverter:
 
     def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, ranked_specs: np.ndarray, n: int, budget: int, random_state, options, deadline=None):
         """Refine the best of ``ranked`` (unit draws, best first, with their full pictures);
-        return the refined points' unit values, params, waves, pictures, exact lsd_db and renders spent."""
+        return the refined points' unit values, params, waves, pictures, exact lsd_db, renders spent
+        and the distance kept between candidates."""
         from .refine import refine  # the name `refine` is invert's budget argument there
 
         options = dict(options or {})
         runs = int(options.pop("runs", n))
-        if runs < 1:
-            raise InputError(f"refine runs must be >= 1, got {runs}")
+        exact = int(options.pop("exact", 2 * n))
+        min_distance = float(options.pop("min_distance", MIN_DISTANCE))
+        if runs < 1 or exact < 1:
+            raise InputError(f"refine runs and exact must be >= 1, got {runs} and {exact}")
+        if not 0.0 <= min_distance <= 1.0:
+            raise InputError(f"min_distance must be in [0, 1] (mean absolute difference on the unit scale), got {min_distance}")
         space = self.space
         # scored as the shortlist scores (every 8th frame); without such a subset, in full
         module, frames = self._scoring()
@@ -374,14 +383,11 @@ class Inverter:
         seed = None if random_state is None else int(np.random.default_rng(random_state).integers(2**62))
         # the seeds' scores come from the pictures already made: their shortlist frames are columns of them
         seed_scores = lsd_db(reference, np.stack([frames(spec) for spec in ranked_specs[:runs]]))
-        pool = options.pop("pool", "runs")
-        min_distance = float(options.pop("min_distance", 0.0))
-        exact = int(options.pop("exact", 2 * n))
         res = refine(score, ranked[:runs], budget, seed_scores=seed_scores, random_state=seed, deadline=deadline, **options)
-        if pool == "tried":
-            pick = distinct_best(res.tried_unit, res.tried_scores, exact, min_distance)
-            unit = res.tried_unit[pick]
-        else:
+        # every point tried, not only each run's best: the neighbourhood of a good point holds other good
+        # answers that differ on parameters the sound barely depends on; the best distinct ones are ranked exactly
+        unit = res.tried_unit[distinct_best(res.tried_unit, res.tried_scores, exact, min_distance)]
+        if not len(unit):  # a budget too small for one generation
             unit = res.params_unit
         params = space.from_unit(unit)
         waves = render_checked(gen, params)

@@ -24,9 +24,16 @@ import numpy as np
 
 from .errors import InputError, TimeLimitError
 
-__all__ = ["Refinement", "refine", "distinct_best", "STRATEGIES"]
+__all__ = ["Refinement", "refine", "distinct_best", "MIN_DISTANCE", "SEARCH_VERSION", "STRATEGIES"]
 
 STRATEGIES = ("sep-cma", "cma")
+# Bumped whenever a change to the search changes the candidates it returns: the bench keys its
+# search rows on it, so results of an older search are re-run, not reused.
+SEARCH_VERSION = 2
+# Candidates kept after a search differ by at least this much (mean absolute difference on the unit
+# scale): measured on synth100, points of one run's neighbourhood are about 0.03-0.06 apart, so 0.03
+# lets a good neighbourhood give several answers while near-copies of one point are left out.
+MIN_DISTANCE = 0.03
 # Score added per unit of squared distance outside the box: large against lsd_db's dB
 # differences between neighbours, small enough that a run can still walk along a bound.
 PENALTY = 100.0
@@ -140,8 +147,10 @@ def refine(
 
 
 def distinct_best(unit: np.ndarray, scores: np.ndarray, n: int, min_distance: float = 0.0) -> np.ndarray:
-    """Indices of up to ``n`` points, best score first, each at least ``min_distance``
-    (mean absolute difference on the unit scale) from every point kept before it."""
+    """Indices of ``n`` points (all when fewer), best score first, each at least
+    ``min_distance`` (mean absolute difference on the unit scale) from every
+    point kept before it; when fewer than ``n`` are that far apart, the best of
+    the rest make up the number."""
     order = np.argsort(scores, kind="stable")
     if min_distance <= 0.0:
         return order[:n]
@@ -150,5 +159,7 @@ def distinct_best(unit: np.ndarray, scores: np.ndarray, n: int, min_distance: fl
         if not kept or np.abs(unit[kept] - unit[i]).mean(axis=1).min() >= min_distance:
             kept.append(int(i))
             if len(kept) == n:
-                break
-    return np.asarray(kept, dtype=np.intp)
+                return np.asarray(kept, dtype=np.intp)
+    taken = set(kept)
+    rest = [int(i) for i in order if int(i) not in taken]
+    return np.asarray(kept + rest[: n - len(kept)], dtype=np.intp)
