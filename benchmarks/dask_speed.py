@@ -10,7 +10,7 @@ default chunk size, and the Dask stores are checked equal to the local one):
 - ``dask local:2 (cluster start included)``: ``generate(..., scheduler="local:2")``,
   which starts a 2-process ``LocalCluster`` for the call and closes it.
 - ``dask LocalCluster(2), running``: the cluster ``local:2`` starts
-  (``wavinv.distributed.local_cluster``), kept running between calls (what a
+  (``wavinv.cluster.local_cluster``), kept running between calls (what a
   long-lived cluster gives; its workers imported wavinv in a first warm-up call).
 - ``... Dask's default worker env``: a plain ``LocalCluster(2)``, whose nanny
   starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (as ``dask worker`` does).
@@ -90,7 +90,7 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     import wavinv.frontend  # noqa: F401  (torch imported once here, so no run pays it alone)
-    from wavinv.distributed import local_cluster
+    from wavinv.cluster import local_cluster
     from wavinv.generate import generate
 
     logging.getLogger("distributed").setLevel(logging.ERROR)  # clusters log their shutdown at INFO

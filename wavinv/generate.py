@@ -46,6 +46,7 @@ from .store import (
     compressors,
     default_chunk,
     index_memory_problem,
+    is_store,
     same_generator,
 )
 
@@ -79,11 +80,11 @@ def generate(
     ``chunk`` is samples per chunk (default: ~8 MiB of waveform). ``scheduler``
     renders the chunks as tasks on a Dask cluster instead of local processes
     (``"local:N"``, ``"tcp://host:8786"``, a ``distributed.Client``: see
-    ``wavinv.distributed``), with the same bytes. Returns the store opened for reading.
+    ``wavinv.cluster``), with the same bytes. Returns the store opened for reading.
     """
     if scheduler is None:
         return _generate(out, generator, n, seed, method, chunk, workers, progress, None)
-    from .distributed import session  # dask is imported only when a scheduler is given
+    from .cluster import session  # dask is imported only when a scheduler is given
 
     if workers != 1:
         raise InputError("workers and scheduler do not mix: the cluster's workers render the chunks")
@@ -376,12 +377,13 @@ def _load_cached(generator: str | Generator) -> Generator:
 
 
 def _run(path: Location, spec: str | None, gen: Generator, pending: list[int], chunk: int, n: int, workers: int, progress: bool, client: Any = None) -> None:
-    if client is not None:  # Dask tasks; a generator object is pickled to the workers
-        from .distributed import run_chunks
-
-        run_chunks(client, path, gen if spec is None else _worker_spec(spec), pending, chunk, n, progress)
-        return
     total = sum(min(n, (k + 1) * chunk) - k * chunk for k in pending)
+    if client is not None:  # Dask tasks; a generator object is pickled to the workers
+        from .cluster import run_chunks
+
+        job = gen if spec is None else _worker_spec(spec)
+        run_chunks(client, render_chunk, str(path), pending, job, sees=is_store, total=total, desc=f"generate {path.name} (dask)", progress=progress)
+        return
     with tqdm(total=total, unit="clip", desc=f"generate {path.name}", disable=not progress, dynamic_ncols=True) as bar:
         if workers == 1 or len(pending) == 1:
             # chunk k is written (compressed, hashed) in a thread while chunk k + 1 renders
