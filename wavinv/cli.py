@@ -20,6 +20,7 @@ from .errors import InputError, StoreError, WavinvError
 from .limits import human_bytes, total_memory
 from .methods import INPUTS
 from .outputs import atomic_paths, check_output_dir, check_outputs
+from .params import SAMPLINGS
 from .targets import DEFAULT_DB_RANGE
 
 __all__ = ["main", "build_parser"]
@@ -62,6 +63,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+class _MethodIsFit(argparse.Action):
+    """``generate --method``: the option's old name; --method now names only the estimator (``fit``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error("--method names the estimator of `wavinv fit`; the parameter sampling is --sampling uniform|sobol")
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .generate import generate
 
@@ -70,7 +78,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         args.generator,
         args.n,
         seed=args.seed,
-        method=args.method,
+        sampling=args.sampling,
         chunk=args.chunk,
         workers=args.workers,
         progress=not args.quiet,
@@ -112,7 +120,7 @@ def _format_store_info(info: dict) -> str:
             f"generator   {gen['name']} v{gen['version']}  spec {gen['spec']!r}",
             f"clips       {gen['n_samples']} samples @ {gen['sample_rate']} Hz ({info['clip_seconds']:.3f} s), {info['waveform_dtype']}",
             f"space       {space['n_params']} params ({scales}): {names}  [fingerprint {space['fingerprint']}]",
-            f"samples     N={info['n']}  seed {info['seed']}  method {info['method']}  "
+            f"samples     N={info['n']}  seed {info['seed']}  sampling {info['sampling']}  "
             + "  ".join(f"{k} {v}" for k, v in info["splits"].items()),
             f"chunks      {info['chunks_complete']} of {info['n_chunks']} complete ({info['chunk']} samples each)"
             + ("" if info["complete"] else "  INCOMPLETE: re-run generate"),
@@ -178,7 +186,8 @@ def _add_generate(sub) -> None:
     p.add_argument("--n", required=True, type=_POSITIVE, metavar="N", help="number of samples")
     p.add_argument("--out", required=True, metavar="STORE", help="store directory (e.g. data/synth100-10k) or fsspec URL (s3://bucket/store)")
     p.add_argument("--seed", type=_NONNEG, default=0, help="parameter sampling seed (default 0)")
-    p.add_argument("--method", default="uniform", choices=("uniform", "sobol"), help="parameter sampling (default uniform)")
+    p.add_argument("--sampling", default="uniform", choices=SAMPLINGS, help="how parameters are drawn (default uniform)")
+    p.add_argument("--method", action=_MethodIsFit, help=argparse.SUPPRESS)
     p.add_argument("--chunk", type=_POSITIVE, default=None, metavar="C", help="samples per chunk (default: ~8 MiB of audio)")
     p.add_argument("--workers", type=_POSITIVE, default=1, metavar="W", help="worker processes (default 1)")
     p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + "; same bytes as a local run")
