@@ -23,7 +23,7 @@ from .outputs import atomic_paths, check_output_dir, check_outputs
 from .params import SAMPLINGS
 from .targets import DEFAULT_DB_RANGE
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "candidates_report"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -417,7 +417,7 @@ def _cmd_invert(args) -> int:
         tmps[0].write_text(json.dumps(result.to_json(), indent=2))
         if args.plot:
             plot_inversion(result, tmps[1])
-    _print_candidates(result)
+    print(candidates_report(result))
     print(f"wrote {args.out}" + (f" and {args.plot}" if args.plot else ""))
     return 0
 
@@ -426,27 +426,29 @@ def _cmd_invert(args) -> int:
 QUIET_GAP_DB = 20.0
 
 
-def _print_candidates(result, show: int = 6, indent: str = "") -> None:
+def candidates_report(result, show: int = 6, indent: str = "") -> str:
+    """What ``invert`` and ``demo`` print of an inversion: the candidates, their distances, the chance level, warnings."""
     names = result.space.names
     refined = f", {result.n_renders} renders with refinement" if "refine" in result.timing else ""
-    print(f"{indent}{len(result.params)} candidates from {result.n_draws} draws ({result.n_unique} distinct{refined}) in {result.timing['total']:.2f} s")
+    lines = [f"{indent}{len(result.params)} candidates from {result.n_draws} draws ({result.n_unique} distinct{refined}) in {result.timing['total']:.2f} s"]
     for i in range(len(result.params)):
         dist = "  ".join(f"{k} {v[i]:7.3f}" for k, v in result.distances.items())
         shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(names[:show], result.params[i][:show]))
         more = ", ..." if len(names) > show else ""
-        print(f"{indent}  #{i + 1:<2d} {dist}   {shown}{more}")
+        lines.append(f"{indent}  #{i + 1:<2d} {dist}   {shown}{more}")
     c = result.chance
     if c:
-        print(
+        lines.append(
             f"{indent}chance level: the best of {c['draws']} random patches is {c['lsd_db']:.3f} dB lsd_db against #1's "
             f"{c['best_lsd_db']:.3f} dB, both on {c['frames']} (lower is closer)"
         )
     gap = result.level_gap_db()
     if gap > QUIET_GAP_DB:
-        print(
+        lines.append(
             f"{indent}warning: the best candidate is {gap:.0f} dB quieter than the target: no draw came close, and lsd_db "
             "prefers near silence to a sound elsewhere; try more --draws, --refine, or a model fitted on more clips"
         )
+    return "\n".join(lines)
 
 
 def _add_demo(sub) -> None:
@@ -559,7 +561,7 @@ def _cmd_demo(args) -> int:
         f"    showing sound {target_id} ({out / 'target.wav'}), where #1 beats chance most clearly; #1 minus chance in lsd_db: "
         + ", ".join(f"sound {i} {-margin[i]:+.2f} dB" for i in tried)
     )
-    _print_candidates(result, indent="    ")
+    print(candidates_report(result, indent="    "))
     truth = store.params()[target_id]
     print("    true parameters: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(result.space.names[:6], truth[:6])) + ", ...")
 

@@ -50,7 +50,7 @@ from .store import (
     same_generator,
 )
 
-__all__ = ["generate", "render_chunk"]
+__all__ = ["generate"]
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from .picture import KIND as PICTURE_KIND, GeneratorPicture
 from .schema import frontend_problem, identity_problem, manifest_problem
 from .targets import Target
 
-__all__ = ["Inverter", "Inversion", "fit_inverter", "inversion_memory", "load", "read_manifest", "INPUTS"]
+__all__ = ["Inverter", "Inversion", "fit_inverter", "load"]
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from .errors import InputError
 
-__all__ = ["INPUTS", "METHODS", "build_method", "method_builder", "method_names"]
+__all__ = ["INPUTS", "METHODS", "build_method", "method_names"]
 
 # what an estimator can be fitted on: spectrograms from the frontend, or raw waveforms
 INPUTS = ("spectrogram", "waveform")

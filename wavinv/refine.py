@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import InputError, TimeLimitError
 
-__all__ = ["Refinement", "refine", "distinct_best", "STRATEGIES"]
+__all__ = ["Refinement", "refine"]
 
 STRATEGIES = ("sep-cma", "cma")
 # Score added per unit of squared distance outside the box: large against lsd_db's dB

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import ParamSpaceError
 from .params import SAMPLINGS, ParamSpace
 
-__all__ = ["field_problem", "frontend_problem", "identity_problem", "manifest_problem", "store_meta_problem"]
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 
 def _is_int(v: Any) -> bool:

@@ -47,20 +47,7 @@ from .location import Location
 from .params import ParamSpace
 from .schema import store_meta_problem
 
-__all__ = [
-    "ARRAYS",
-    "FORMAT",
-    "SPLITS",
-    "Store",
-    "chunk_digest",
-    "compressors",
-    "content_fingerprint",
-    "default_chunk",
-    "is_store",
-    "open_store",
-    "same_generator",
-    "split_of",
-]
+__all__ = ["SPLITS", "Store", "is_store", "open_store"]
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from .generators import Generator, recorded_generator, render_checked
 from .limits import int_arg
 from .store import ARRAYS, WAVEFORM_DTYPE, Store, chunk_digest, open_store, same_generator
 
-__all__ = ["RERENDER_ATOL", "VerifyReport", "verify"]
+__all__ = ["VerifyReport", "verify"]
 
 
 @dataclass

@@ -75,7 +75,7 @@ class _PCALGBM(WavinvEstimator):
             "verbosity": -1,
         }
 
-    def _train(self, z: np.ndarray, targets: np.ndarray, objectives: list[dict], desc: str) -> list[lgb.Booster]:
+    def train_boosters(self, z: np.ndarray, targets: np.ndarray, objectives: list[dict], desc: str) -> list[lgb.Booster]:
         """One booster per (target column, objective), target-major order.
 
         Each model trains on one thread and ``n_jobs`` models train at once, one
@@ -114,7 +114,7 @@ class _PCALGBM(WavinvEstimator):
         rows = self.tree_rows(len(y))
         reducer = self.new_reducer()
         z = reducer.fit_transform(X)
-        boosters = self._train(z[rows], y[rows], objectives, self._desc)
+        boosters = self.train_boosters(z[rows], y[rows], objectives, self._desc)
         held = np.setdiff1d(np.arange(len(y)), rows)
         return self._fit_from_parts(tuple(X.shape[1:]), y.shape[1], reducer, boosters, z[held], y[held])
 
