@@ -518,10 +518,22 @@ def _demo_targets(store, ids, k: int = DEMO_TRIES) -> list[int]:
     return [int(ids[loud[j]]) for j in np.argsort(-sounding, kind="stable")[:k]]
 
 
+def _demo_examples(store, ids, out: Path) -> None:
+    """WAVs of some of the synth's sounds, and their spectrograms side by side."""
+    from .plots import spectrogram_grid
+    from .targets import save_wav
+
+    sr = store.sample_rate
+    for i, w in zip(ids, store.waveforms()[ids]):
+        save_wav(w, out / f"sound_{i}.wav", sr)
+    spectrogram_grid(list(store.spectrograms()[ids]), [f"sound {i}" for i in ids], out / "sounds.png", sample_rate=sr, duration=store.n_samples / sr)
+    print(f"    wrote {len(ids)} example sounds: {out}/sound_*.wav and their spectrograms {out / 'sounds.png'}")
+
+
 def _cmd_demo(args) -> int:
     from .generate import generate
     from .methods import method_builder
-    from .plots import plot_inversion, spectrogram_grid
+    from .plots import plot_inversion
     from .targets import Target, save_wav
 
     method_builder(args.method)  # an unknown method fails here, before anything is written
@@ -532,13 +544,8 @@ def _cmd_demo(args) -> int:
     store = generate(out / "store.zarr", "synth100", n=args.n, seed=0, workers=args.workers, progress=not args.quiet)
     test_ids = store.split_indices("test")
     examples = test_ids[:4]
-    waves = store.waveforms()[examples]
-    specs = store.spectrograms()[examples]
+    _demo_examples(store, examples, out)
     sr = store.sample_rate
-    for i, w in zip(examples, waves):
-        save_wav(w, out / f"sound_{i}.wav", sr)
-    spectrogram_grid(list(specs), [f"sound {i}" for i in examples], out / "sounds.png", sample_rate=sr, duration=store.n_samples / sr)
-    print(f"    wrote {len(examples)} example sounds: {out}/sound_*.wav and their spectrograms {out / 'sounds.png'}")
 
     inv = _demo_model(store, out / "model.joblib", args.method, not args.quiet)
     v = inv.validation
