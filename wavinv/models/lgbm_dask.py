@@ -34,7 +34,6 @@ from tqdm.auto import tqdm
 
 from ..cluster import session, shared_location, wait_for
 from ..errors import InputError, StoreError
-from ..methods import INPUTS
 from ..store import SPLITS, Store, is_store, split_of
 from .lgbm import PCALGBMQuantile, PCALGBMRegressor
 
@@ -57,7 +56,7 @@ def fit_on_dask(estimator: PCALGBMRegressor | PCALGBMQuantile, store: Store, inp
     """
     if type(estimator) not in (PCALGBMRegressor, PCALGBMQuantile):
         raise InputError(f"fitting on a Dask cluster supports methods pca-lgbm and pca-lgbm-quantile, not {type(estimator).__name__}")
-    if input not in INPUTS:
+    if input not in ("spectrogram", "waveform"):
         raise InputError(f"input must be spectrogram or waveform, got {input!r}")
     store.require_complete()
     lgb_params = estimator.check_settings()  # validates the hyper-parameters before any cluster work
