@@ -10,7 +10,7 @@ default chunk size, and the Dask stores are checked equal to the local one):
 - ``dask local:2 (cluster start included)``: ``generate(..., scheduler="local:2")``,
   which starts a 2-process ``LocalCluster`` for the call and closes it.
 - ``dask LocalCluster(2), running``: the cluster ``local:2`` starts
-  (``wavinv.distributed.local_cluster``), kept running between calls (what a
+  (``wavinv.cluster.local_cluster``), kept running between calls (what a
   long-lived cluster gives; its workers imported wavinv in a first warm-up call).
 - ``... Dask's default worker env``: a plain ``LocalCluster(2)``, whose nanny
   starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (as ``dask worker`` does).
@@ -90,7 +90,7 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     import wavinv.frontend  # noqa: F401  (torch imported once here, so no run pays it alone)
-    from wavinv.distributed import local_cluster
+    from wavinv.cluster import local_cluster
     from wavinv.generate import generate
 
     logging.getLogger("distributed").setLevel(logging.ERROR)  # clusters log their shutdown at INFO
@@ -129,15 +129,7 @@ def main() -> None:
             runs[f"dask {args.scheduler}"] = (run("remote", scheduler=remote), remote)
         for i, c in enumerate(filter(None, [client, plain_client, remote])):  # workers import wavinv
             generate(workdir / f"warm-up-{i}", args.generator, 2 * 128, progress=False, scheduler=c)
-        best = {name: (float("inf"), float("inf")) for name in runs}
-        digests = {}
-        for _ in range(args.repeats):  # interleaved, so a change in machine load hits every row alike
-            for name, (fn, on) in runs.items():
-                c0, t0 = cpu_now(on), time.perf_counter()
-                out = fn()
-                wall, cpu = time.perf_counter() - t0, cpu_now(on) - c0
-                best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
-                digests[name] = arrays_digest(out)
+        best, digests = measure(runs, args.repeats)
     finally:
         for c in filter(None, [remote, client, plain_client]):
             c.close()
@@ -146,6 +138,25 @@ def main() -> None:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    report(args, audio_s, best, digests)
+
+
+def measure(runs: dict, repeats: int) -> tuple[dict, dict]:
+    """``({name: (best wall s, best CPU s)}, {name: digest of its store})``; runs interleaved,
+    so a change in machine load hits every row alike."""
+    best = {name: (float("inf"), float("inf")) for name in runs}
+    digests = {}
+    for _ in range(repeats):
+        for name, (fn, on) in runs.items():
+            c0, t0 = cpu_now(on), time.perf_counter()
+            out = fn()
+            wall, cpu = time.perf_counter() - t0, cpu_now(on) - c0
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+            digests[name] = arrays_digest(out)
+    return best, digests
+
+
+def report(args, audio_s: float, best: dict, digests: dict) -> None:
     same = len(set(digests.values())) == 1
     print(f"\n## generation throughput ({args.generator}, n={args.n}, {audio_s:.0f} s of audio; best of {args.repeats}, interleaved)")
     print(f"{'run':40s} {'seconds':>8s} {'samples/s':>10s} {'x real time':>12s} {'vs workers=1':>13s} {'CPU s':>7s} {'CPU vs workers=1':>17s}")

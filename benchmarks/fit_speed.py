@@ -32,8 +32,8 @@ import numpy as np
 
 from wavinv.lazy import LazyArray
 from wavinv.methods import build_method
+from wavinv.models import PCALGBMQuantile, PCALGBMRegressor, features
 from wavinv.models.features import FeatureReducer
-from wavinv.models.lgbm import _PCALGBM
 
 
 def cpu_model() -> str:
@@ -91,29 +91,12 @@ def timed(key: str, fn):
     return wrapper
 
 
-def timed_generator(key: str, fn):
-    """Time spent producing each item of the generator ``fn`` returns."""
-
-    def wrapper(*args, **kwargs):
-        it = fn(*args, **kwargs)
-        while True:
-            t0, c0 = time.perf_counter(), time.process_time()
-            try:
-                item = next(it)
-            except StopIteration:
-                return
-            finally:
-                _add(key, time.perf_counter() - t0, time.process_time() - c0)
-            yield item
-
-    return wrapper
-
-
-# Stage timers: reading + pooling X happens inside FeatureReducer._batches, the
-# rest of FeatureReducer.fit_transform is the PCA, _train is LightGBM.
-FeatureReducer._batches = timed_generator("read+pool", FeatureReducer._batches)
+# Stage timers: reading + pooling X is features.pool_all, the rest of
+# FeatureReducer.fit_transform is the PCA, train_boosters is LightGBM.
+features.pool_all = timed("read+pool", features.pool_all)
 FeatureReducer.fit_transform = timed("features", FeatureReducer.fit_transform)
-_PCALGBM._train = timed("lightgbm", _PCALGBM._train)
+for _cls in (PCALGBMRegressor, PCALGBMQuantile):
+    _cls.train_boosters = timed("lightgbm", _cls.train_boosters)
 
 
 def fit_once(name: str, X, y, n_jobs) -> tuple[object, dict]:

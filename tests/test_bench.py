@@ -73,7 +73,7 @@ def test_table_has_every_column_the_prior_row_and_finite_numbers(run):
 
 
 def test_a_flow_trained_net_gets_a_latent_noise_row_from_the_same_fit(store, tmp_path):
-    from wavinv.models.conv1d import TINY
+    from wavinv.baselines.conv1d import TINY
 
     res = bench(store, tmp_path / "o", methods="conv1d", inputs="waveform", profile="test", overrides={"conv1d": TINY}, progress=False)
     assert [(r["method"], r["input"]) for r in res.rows] == [("prior", "any"), ("conv1d", "waveform"), ("conv1d+latent-noise", "waveform"), ("floor", "any")]

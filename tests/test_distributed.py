@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("distributed")
 pytest.importorskip("lightgbm.dask")
 
-import wavinv.distributed as wd  # noqa: E402
+import wavinv.cluster as wc  # noqa: E402
 from wavinv import InputError, RenderError, open_store  # noqa: E402
 from wavinv.cli import main  # noqa: E402
 from wavinv.generate import generate  # noqa: E402
@@ -80,17 +80,17 @@ def ref(tmp_path_factory) -> Path:
     [("local:3", ("local", 3)), (" local:1 ", ("local", 1)), ("tcp://10.0.0.5:8786", ("address", "tcp://10.0.0.5:8786")), ("node7:8786", ("address", "node7:8786"))],
 )
 def test_scheduler_specs(text, expected):
-    assert wd.parse_scheduler(text) == expected
+    assert wc.parse_scheduler(text) == expected
 
 
 def test_local_means_one_worker_per_core():
-    assert wd.parse_scheduler("local") == ("local", len(os.sched_getaffinity(0)))
+    assert wc.parse_scheduler("local") == ("local", len(os.sched_getaffinity(0)))
 
 
 @pytest.mark.parametrize("text", ["local:0", "local:x", "", "http://host:8786", "node7", "missing.json"])
 def test_bad_scheduler_specs(text):
     with pytest.raises(InputError, match="scheduler"):
-        wd.parse_scheduler(text)
+        wc.parse_scheduler(text)
 
 
 def test_missing_dask_is_one_clear_error(tmp_path, monkeypatch):
@@ -101,7 +101,7 @@ def test_missing_dask_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_unreachable_scheduler(tmp_path, monkeypatch):
-    monkeypatch.setattr(wd, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(wc, "CONNECT_TIMEOUT_S", 1)
     with pytest.raises(InputError, match="cannot reach the Dask scheduler tcp://127.0.0.1:9"):
         generate(tmp_path / "s", spec("toy"), 10, scheduler="tcp://127.0.0.1:9", progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -150,13 +150,13 @@ def test_url_stores_through_dask(ref, address, tmp_path):
 
 def test_local_n_starts_its_own_cluster(ref, tmp_path, monkeypatch):
     before, seen = dict(os.environ), {}
-    run_chunks = wd.run_chunks
+    run_chunks = wc.run_chunks
 
     def spy(client, *args, **kwargs):
         seen.update(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_"))
         return run_chunks(client, *args, **kwargs)
 
-    monkeypatch.setattr(wd, "run_chunks", spy)
+    monkeypatch.setattr(wc, "run_chunks", spy)
     out = generate(tmp_path / "s", spec("toy"), N, seed=SEED, chunk=CHUNK, scheduler="local:1", progress=False).path
     assert array_tree(out) == array_tree(ref)
     assert len(seen) == 1 and set(seen.values()) == {None}  # one worker, without Dask's malloc trim setting

@@ -345,7 +345,8 @@ CASES = [
     ("bench-out-is-a-file", None, BENCH + ["--out", "{ws}/model.joblib"], "exists and is not a directory"),
     ("bench-out-folder-readonly", both(make_dir("ro"), readonly("ro")), BENCH + ["--out", "{ws}/ro/b"], "ro"),
     # names and kinds that do not exist, refused before any work
-    ("generate-method-bogus", None, ["generate", "--generator", TOY, "--n", "8", "--method", "bogus", "--out", "{ws}/s", "-q"], "invalid choice: 'bogus'"),
+    ("generate-sampling-bogus", None, ["generate", "--generator", TOY, "--n", "8", "--sampling", "bogus", "--out", "{ws}/s", "-q"], "invalid choice: 'bogus'"),
+    ("generate-method-is-the-estimator", None, ["generate", "--generator", TOY, "--n", "8", "--method", "sobol", "--out", "{ws}/s", "-q"], "the parameter sampling is --sampling"),
     ("fit-method-bogus", None, ["fit", "--store", "{ws}/store", "--method", "bogus", "--out", "{ws}/m.joblib"], "unknown method 'bogus'"),
     ("fit-input-bogus", None, FIT[:6] + ["bogus", "--out", "{ws}/m.joblib"], "invalid choice: 'bogus'"),
     ("fit-store-is-a-file", None, ["fit", "--store", "{ws}/model.joblib", "--method", "prior", "--out", "{ws}/m.joblib"], "is not a wavinv store"),
@@ -531,7 +532,7 @@ def test_generate_repairs_a_damaged_store_to_the_same_bytes(ws, capsys, caplog, 
     code = main(["verify", "-q", str(ws / "store")])
     out = capsys.readouterr().out
     repair = next(line for line in out.splitlines() if line.startswith("repair: "))
-    assert code == 1 and f"wavinv generate --generator {TOY} --n 40 --seed 1 --method uniform --out {ws / 'store'}" in repair
+    assert code == 1 and f"wavinv generate --generator {TOY} --n 40 --seed 1 --sampling uniform --out {ws / 'store'}" in repair
     assert main(GEN_ARGS(ws)) == 0
     assert snapshot(ws / "store") == pristine and not temps(ws)
     assert ("re-rendering 1 damaged chunk" in caplog.text) == damaged

@@ -49,13 +49,13 @@ def test_edges_and_scales(space):
     assert levels.tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
-@pytest.mark.parametrize("method", ["uniform", "sobol"])
-def test_sample_i_depends_only_on_seed_and_i(space, method):
-    whole = space.sample(0, 256, seed=7, method=method)
+@pytest.mark.parametrize("sampling", ["uniform", "sobol"])
+def test_sample_i_depends_only_on_seed_and_i(space, sampling):
+    whole = space.sample(0, 256, seed=7, sampling=sampling)
     for start, stop in [(0, 1), (37, 101), (128, 256), (255, 256)]:
-        np.testing.assert_array_equal(space.sample(start, stop, seed=7, method=method), whole[start:stop])
-    assert not np.array_equal(space.sample(0, 256, seed=8, method=method), whole)
-    assert space.sample(5, 5, seed=7, method=method).shape == (0, len(space))
+        np.testing.assert_array_equal(space.sample(start, stop, seed=7, sampling=sampling), whole[start:stop])
+    assert not np.array_equal(space.sample(0, 256, seed=8, sampling=sampling), whole)
+    assert space.sample(5, 5, seed=7, sampling=sampling).shape == (0, len(space))
 
 
 def test_samples_are_in_the_space_and_cover_it(space):
@@ -109,7 +109,7 @@ def test_bad_spaces_and_batches_are_refused(space):
         space.validate(np.array([[50.0, 0.5, 2, 1, 0.0]]))
     with pytest.raises(ParamSpaceError, match="not finite"):
         space.validate(np.array([[500.0, np.nan, 2, 1, 0.0]]))
-    with pytest.raises(ParamSpaceError, match="sampling method"):
-        space.sample(0, 3, method="halton")
+    with pytest.raises(ParamSpaceError, match="sampling must be"):
+        space.sample(0, 3, sampling="halton")
     with pytest.raises(ParamSpaceError, match="not valid"):
         ParamSpace.from_json("{nope")

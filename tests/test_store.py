@@ -47,7 +47,7 @@ def ref(tmp_path_factory) -> Path:
 
 def test_layout_attributes_and_contents(ref):
     s = open_store(ref)
-    assert (s.n, s.seed, s.method, s.chunk, s.n_chunks) == (70, 3, "uniform", 16, 5)
+    assert (s.n, s.seed, s.sampling, s.chunk, s.n_chunks) == (70, 3, "uniform", 16, 5)
     g = s.group
     assert g["id"].dtype == np.int64 and g["id"].shape == (70,)
     assert g["params"].shape == g["params_unit"].shape == (70, 3)
@@ -127,7 +127,7 @@ REFUSED = [
     (dict(generator=spec("other_space")), StoreError, "space"),
     (dict(generator=spec("newer")), StoreError, "v1"),
     (dict(seed=4), StoreError, "seed 3"),
-    (dict(method="sobol"), StoreError, "method"),
+    (dict(sampling="sobol"), StoreError, "sampling"),
     (dict(chunk=8), StoreError, "chunks of 16"),
     (dict(n=69), StoreError, "only grows"),
     (dict(n=0), InputError, "n must be"),
@@ -141,7 +141,7 @@ REFUSED = [
 @pytest.mark.parametrize("change, error, message", REFUSED, ids=[str(c) for c, _, _ in REFUSED])
 def test_refused_runs_leave_the_store_exactly_as_it_was(ref, change, error, message):
     before = tree(ref)
-    args = dict(generator=TOY, n=70, seed=3, method="uniform", chunk=None, workers=1) | change
+    args = dict(generator=TOY, n=70, seed=3, sampling="uniform", chunk=None, workers=1) | change
     with pytest.raises(error, match=message):
         generate(ref, args.pop("generator"), args.pop("n"), progress=False, **args)
     assert tree(ref) == before

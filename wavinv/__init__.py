@@ -14,6 +14,7 @@ from .errors import (  # noqa: E402
     ParamSpaceError,
     RenderError,
     StoreError,
+    TimeLimitError,
     WavinvError,
 )
 from .generators import FunctionGenerator, Generator, load_generator  # noqa: E402
@@ -33,7 +34,6 @@ _LAZY = {
     "save_spectrogram_png": "targets",
     "Spectrogram": "frontend",
     "spectrogram": "frontend",
-    "GeneratorPicture": "picture",
 }
 
 
@@ -65,6 +65,7 @@ __all__ = [
     "ParamSpaceError",
     "RenderError",
     "StoreError",
+    "TimeLimitError",
     "WavinvError",
     "load_generator",
     "open_store",

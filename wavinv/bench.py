@@ -53,18 +53,7 @@ from .picture import picture_label
 from .profiles import PROFILES  # plain data, also read by the CLI's help
 from .targets import Target
 
-__all__ = [
-    "CSV_COLUMNS",
-    "PROFILES",
-    "METRICS",
-    "BenchResult",
-    "bench",
-    "boot_indices",
-    "bootstrap_ci",
-    "get_profile",
-    "machine_info",
-    "parse_list",
-]
+__all__ = ["BenchResult", "bench", "bootstrap_ci"]
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,10 @@ from .errors import InputError, StoreError, WavinvError
 from .limits import human_bytes, total_memory
 from .methods import INPUTS
 from .outputs import atomic_paths, check_output_dir, check_outputs
+from .params import SAMPLINGS
 from .targets import DEFAULT_DB_RANGE
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "candidates_report"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,6 +74,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+class _MethodIsFit(argparse.Action):
+    """``generate --method``: the option's old name; --method now names only the estimator (``fit``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error("--method names the estimator of `wavinv fit`; the parameter sampling is --sampling uniform|sobol")
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .generate import generate
 
@@ -81,7 +89,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         args.generator,
         args.n,
         seed=args.seed,
-        method=args.method,
+        sampling=args.sampling,
         chunk=args.chunk,
         workers=args.workers,
         progress=not args.quiet,
@@ -123,7 +131,7 @@ def _format_store_info(info: dict) -> str:
             f"generator   {gen['name']} v{gen['version']}  spec {gen['spec']!r}",
             f"clips       {gen['n_samples']} samples @ {gen['sample_rate']} Hz ({info['clip_seconds']:.3f} s), {info['waveform_dtype']}",
             f"space       {space['n_params']} params ({scales}): {names}  [fingerprint {space['fingerprint']}]",
-            f"samples     N={info['n']}  seed {info['seed']}  method {info['method']}  "
+            f"samples     N={info['n']}  seed {info['seed']}  sampling {info['sampling']}  "
             + "  ".join(f"{k} {v}" for k, v in info["splits"].items()),
             f"chunks      {info['chunks_complete']} of {info['n_chunks']} complete ({info['chunk']} samples each)"
             + ("" if info["complete"] else "  INCOMPLETE: re-run generate"),
@@ -189,7 +197,8 @@ def _add_generate(sub) -> None:
     p.add_argument("--n", required=True, type=_POSITIVE, metavar="N", help="number of samples")
     p.add_argument("--out", required=True, metavar="STORE", help="store directory (e.g. data/synth100-10k) or fsspec URL (s3://bucket/store)")
     p.add_argument("--seed", type=_NONNEG, default=0, help="parameter sampling seed (default 0)")
-    p.add_argument("--method", default="uniform", choices=("uniform", "sobol"), help="parameter sampling (default uniform)")
+    p.add_argument("--sampling", default="uniform", choices=SAMPLINGS, help="how parameters are drawn (default uniform)")
+    p.add_argument("--method", action=_MethodIsFit, help=argparse.SUPPRESS)
     p.add_argument("--chunk", type=_POSITIVE, default=None, metavar="C", help="samples per chunk (default: ~8 MiB of audio)")
     p.add_argument("--workers", type=_POSITIVE, default=1, metavar="W", help="worker processes (default 1)")
     p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + "; same bytes as a local run")
@@ -428,7 +437,7 @@ def _cmd_invert(args) -> int:
         tmps[0].write_text(json.dumps(result.to_json(), indent=2))
         if args.plot:
             plot_inversion(result, tmps[1])
-    _print_candidates(result)
+    print(candidates_report(result))
     print(f"wrote {args.out}" + (f" and {args.plot}" if args.plot else ""))
     return 0
 
@@ -437,27 +446,29 @@ def _cmd_invert(args) -> int:
 QUIET_GAP_DB = 20.0
 
 
-def _print_candidates(result, show: int = 6, indent: str = "") -> None:
+def candidates_report(result, show: int = 6, indent: str = "") -> str:
+    """What ``invert`` and ``demo`` print of an inversion: the candidates, their distances, the chance level, warnings."""
     names = result.space.names
     refined = f", {result.n_renders} renders with refinement" if "refine" in result.timing else ""
-    print(f"{indent}{len(result.params)} candidates from {result.n_draws} draws ({result.n_unique} distinct{refined}) in {result.timing['total']:.2f} s")
+    lines = [f"{indent}{len(result.params)} candidates from {result.n_draws} draws ({result.n_unique} distinct{refined}) in {result.timing['total']:.2f} s"]
     for i in range(len(result.params)):
         dist = "  ".join(f"{k} {v[i]:7.3f}" for k, v in result.distances.items())
         shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(names[:show], result.params[i][:show]))
         more = ", ..." if len(names) > show else ""
-        print(f"{indent}  #{i + 1:<2d} {dist}   {shown}{more}")
+        lines.append(f"{indent}  #{i + 1:<2d} {dist}   {shown}{more}")
     c = result.chance
     if c:
-        print(
+        lines.append(
             f"{indent}chance level: the best of {c['draws']} random patches is {c['lsd_db']:.3f} dB lsd_db against #1's "
             f"{c['best_lsd_db']:.3f} dB, both on {c['frames']} (lower is closer)"
         )
     gap = result.level_gap_db()
     if gap > QUIET_GAP_DB:
-        print(
+        lines.append(
             f"{indent}warning: the best candidate is {gap:.0f} dB quieter than the target: no draw came close, and lsd_db "
             "prefers near silence to a sound elsewhere; try more --draws, --refine, or a model fitted on more clips"
         )
+    return "\n".join(lines)
 
 
 def _add_demo(sub) -> None:
@@ -527,10 +538,22 @@ def _demo_targets(store, ids, k: int = DEMO_TRIES) -> list[int]:
     return [int(ids[loud[j]]) for j in np.argsort(-sounding, kind="stable")[:k]]
 
 
+def _demo_examples(store, ids, out: Path) -> None:
+    """WAVs of some of the synth's sounds, and their spectrograms side by side."""
+    from .plots import spectrogram_grid
+    from .targets import save_wav
+
+    sr = store.sample_rate
+    for i, w in zip(ids, store.waveforms()[ids]):
+        save_wav(w, out / f"sound_{i}.wav", sr)
+    spectrogram_grid(list(store.spectrograms()[ids]), [f"sound {i}" for i in ids], out / "sounds.png", sample_rate=sr, duration=store.n_samples / sr)
+    print(f"    wrote {len(ids)} example sounds: {out}/sound_*.wav and their spectrograms {out / 'sounds.png'}")
+
+
 def _cmd_demo(args) -> int:
     from .generate import generate
     from .methods import method_builder
-    from .plots import plot_inversion, spectrogram_grid
+    from .plots import plot_inversion
     from .targets import Target, save_wav
 
     method_builder(args.method)  # an unknown method fails here, before anything is written
@@ -541,13 +564,8 @@ def _cmd_demo(args) -> int:
     store = generate(out / "store.zarr", "synth100", n=args.n, seed=0, workers=args.workers, progress=not args.quiet)
     test_ids = store.split_indices("test")
     examples = test_ids[:4]
-    waves = store.waveforms()[examples]
-    specs = store.spectrograms()[examples]
+    _demo_examples(store, examples, out)
     sr = store.sample_rate
-    for i, w in zip(examples, waves):
-        save_wav(w, out / f"sound_{i}.wav", sr)
-    spectrogram_grid(list(specs), [f"sound {i}" for i in examples], out / "sounds.png", sample_rate=sr, duration=store.n_samples / sr)
-    print(f"    wrote {len(examples)} example sounds: {out}/sound_*.wav and their spectrograms {out / 'sounds.png'}")
 
     inv = _demo_model(store, out / "model.joblib", args.method, not args.quiet)
     v = inv.validation
@@ -570,7 +588,7 @@ def _cmd_demo(args) -> int:
         f"    showing sound {target_id} ({out / 'target.wav'}), where #1 beats chance most clearly; #1 minus chance in lsd_db: "
         + ", ".join(f"sound {i} {-margin[i]:+.2f} dB" for i in tried)
     )
-    _print_candidates(result, indent="    ")
+    print(candidates_report(result, indent="    "))
     truth = store.params()[target_id]
     print("    true parameters: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(result.space.names[:6], truth[:6])) + ", ...")
 

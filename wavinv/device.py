@@ -10,7 +10,7 @@ import torch
 from .errors import InputError
 from .limits import int_arg
 
-__all__ = ["default_device", "resolve_device", "torch_threads"]
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 
 def default_device() -> torch.device:

@@ -44,19 +44,7 @@ from .errors import InputError
 from .lazy import LazyArray, clip_batch, iter_batches
 from .limits import int_arg
 
-__all__ = [
-    "KINDS",
-    "BACKENDS",
-    "DEFAULT_SAMPLE_RATE",
-    "DEFAULT_N_SAMPLES",
-    "default_device",
-    "resolve_backend",
-    "FrontendConfig",
-    "frontend_config",
-    "Spectrogram",
-    "spectrogram",
-    "SpectrogramTransformer",
-]
+__all__ = ["FrontendConfig", "Spectrogram", "SpectrogramTransformer", "spectrogram", "DEFAULT_SAMPLE_RATE", "DEFAULT_N_SAMPLES"]
 
 logger = logging.getLogger(__name__)
 

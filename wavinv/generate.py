@@ -1,7 +1,7 @@
 """Writing a dataset store: render chunk by chunk, resumably, in parallel processes.
 
 ``generate`` checks everything it can before it writes anything (the generator
-loads, its identity, seed and method match an existing store, a probe render is
+loads, its identity, seed and sampling match an existing store, a probe render is
 finite and well shaped), so a refused run leaves an existing store as it was.
 Then each pending chunk goes to ``render_chunk``: sample the chunk's parameters
 (addressable by id), render, write every array's chunk, and only then write the
@@ -32,7 +32,7 @@ from .generators import Generator, generator_file, generator_identity, load_gene
 from .limits import int_arg, require_disk
 from .location import Location
 from .outputs import remove_stale, temp_name
-from .params import SAMPLING_METHODS
+from .params import SAMPLINGS
 from .store import (
     ARRAYS,
     COMPLETE,
@@ -46,10 +46,11 @@ from .store import (
     compressors,
     default_chunk,
     index_memory_problem,
+    is_store,
     same_generator,
 )
 
-__all__ = ["generate", "render_chunk"]
+__all__ = ["generate"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def generate(
     generator: str | Generator,
     n: int,
     seed: int = 0,
-    method: str = "uniform",
+    sampling: str = "uniform",
     chunk: int | None = None,
     workers: int = 1,
     progress: bool = True,
@@ -79,27 +80,27 @@ def generate(
     ``chunk`` is samples per chunk (default: ~8 MiB of waveform). ``scheduler``
     renders the chunks as tasks on a Dask cluster instead of local processes
     (``"local:N"``, ``"tcp://host:8786"``, a ``distributed.Client``: see
-    ``wavinv.distributed``), with the same bytes. Returns the store opened for reading.
+    ``wavinv.cluster``), with the same bytes. Returns the store opened for reading.
     """
     if scheduler is None:
-        return _generate(out, generator, n, seed, method, chunk, workers, progress, None)
-    from .distributed import session  # dask is imported only when a scheduler is given
+        return _generate(out, generator, n, seed, sampling, chunk, workers, progress, None)
+    from .cluster import session  # dask is imported only when a scheduler is given
 
     if workers != 1:
         raise InputError("workers and scheduler do not mix: the cluster's workers render the chunks")
     with session(scheduler) as client:
-        return _generate(out, generator, n, seed, method, chunk, workers, progress, client)
+        return _generate(out, generator, n, seed, sampling, chunk, workers, progress, client)
 
 
 def _generate(
-    out: str | os.PathLike, generator: str | Generator, n: int, seed: int, method: str, chunk: int | None, workers: int, progress: bool, client: Any
+    out: str | os.PathLike, generator: str | Generator, n: int, seed: int, sampling: str, chunk: int | None, workers: int, progress: bool, client: Any
 ) -> Store:
     n, seed, workers = int_arg("n", n, 1), int_arg("seed", seed, 0), int_arg("workers", workers, 1)
     chunk = None if chunk is None else int_arg("chunk", chunk, 1)
     if index_memory_problem(n):
         raise InputError(f"n={n}: {index_memory_problem(n)}")
-    if method not in SAMPLING_METHODS:
-        raise InputError(f"sampling method must be one of {', '.join(SAMPLING_METHODS)}, got {method!r}")
+    if sampling not in SAMPLINGS:
+        raise InputError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
     gen = load_generator(generator)
     spec, caveat = portable_spec(generator) if isinstance(generator, str) else (None, None)
     if caveat:
@@ -115,11 +116,11 @@ def _generate(
         remove_stale(where.local.parent, where.local.name, "creating", remove=shutil.rmtree)  # left by a killed run
     try:
         if not where.is_empty():
-            _resume(where, spec, gen, identity, n, seed, method, chunk, workers, progress, client)
+            _resume(where, spec, gen, identity, n, seed, sampling, chunk, workers, progress, client)
         else:
             chunk = chunk or default_chunk(gen.n_samples)
-            _require_space(where, _probe(gen, chunk, n, seed, method, 0), n)
-            _create(where, gen, identity, seed, method, chunk, n)
+            _require_space(where, _probe(gen, chunk, n, seed, sampling, 0), n)
+            _create(where, gen, identity, seed, sampling, chunk, n)
             with _locked(where), _partials_removed(where):
                 _run(where, spec, gen, list(range(-(-n // chunk))), chunk, n, workers, progress, client)
     except OSError as e:  # a read-only store, a full disk, a folder that vanished
@@ -130,18 +131,18 @@ def _generate(
     return store
 
 
-def _resume(where: Location, spec, gen: Generator, identity, n: int, seed: int, method: str, chunk, workers: int, progress: bool, client) -> None:
+def _resume(where: Location, spec, gen: Generator, identity, n: int, seed: int, sampling: str, chunk, workers: int, progress: bool, client) -> None:
     """Finish, grow or repair an existing store: re-render every chunk that is missing, new, or does not match its record."""
     with _locked(where):
         store = Store(where, mode="r+")  # raises StoreError for anything that is not a wavinv store, or damaged metadata
-        _check_compatible(store, identity, seed, method, chunk, n)
+        _check_compatible(store, identity, seed, sampling, chunk, n)
         _check_writable(where)
         damaged = store.damaged_chunks()
         pending = sorted(set(_pending(store, n)) | set(damaged))
         if not pending:
             log.info("%s is already complete (%d samples)", where, n)
             return
-        rows = _probe(gen, store.chunk, n, seed, method, pending[0])
+        rows = _probe(gen, store.chunk, n, seed, sampling, pending[0])
         _require_space(where, rows, sum(min(n, (k + 1) * store.chunk) - k * store.chunk for k in pending))
         if damaged:
             log.warning("%s: re-rendering %d damaged chunk%s (%s)", where, len(damaged), "s" * (len(damaged) > 1), ", ".join(map(str, damaged[:8])))
@@ -210,7 +211,7 @@ def render_chunk(store_path: str, generator: str | Generator, chunk_index: int) 
 def _render_chunk(store: Store, gen: Generator, k: int) -> tuple[np.ndarray, ...]:
     """``(ids, params, params_unit, waveform)`` of chunk ``k``: sampled by id, rendered, checked."""
     start, stop = store.chunk_range(k)
-    params = store.space.sample(start, stop, store.seed, store.method)
+    params = store.space.sample(start, stop, store.seed, store.sampling)
     wave = render_checked(gen, params, offset=start).astype(WAVEFORM_DTYPE, copy=False)
     return np.arange(start, stop, dtype=np.int64), params, store.space.to_unit(params), wave
 
@@ -229,7 +230,7 @@ def _write_chunk(store: Store, k: int, data: tuple[np.ndarray, ...]) -> int:
 
 
 # -- steps of generate ---------------------------------------------------------------
-def _check_compatible(store: Store, identity: dict[str, Any], seed: int, method: str, chunk: int | None, n: int) -> None:
+def _check_compatible(store: Store, identity: dict[str, Any], seed: int, sampling: str, chunk: int | None, n: int) -> None:
     """Refuse, before any write, a run that would not reproduce the store's definition."""
     old = store.generator
     if not same_generator(old, identity):
@@ -241,8 +242,8 @@ def _check_compatible(store: Store, identity: dict[str, Any], seed: int, method:
         )
     if seed != store.seed:
         raise StoreError(f"{store.location} was made with seed {store.seed}, not {seed}: use --seed {store.seed} to resume, or another --out")
-    if method != store.method:
-        raise StoreError(f"{store.location} was sampled with method {store.method!r}, not {method!r}: use the same method, or another --out")
+    if sampling != store.sampling:
+        raise StoreError(f"{store.location} was sampled with --sampling {store.sampling!r}, not {sampling!r}: use the same sampling, or another --out")
     if chunk is not None and chunk != store.chunk:
         raise StoreError(f"{store.location} has chunks of {store.chunk} samples, not {chunk}: leave out --chunk to resume")
     if n < store.n:
@@ -258,11 +259,11 @@ def _pending(store: Store, n: int) -> list[int]:
     return [k for k in range(n_chunks) if k >= len(done) or not done[k]]
 
 
-def _probe(gen: Generator, chunk: int, n: int, seed: int, method: str, k: int) -> np.ndarray:
+def _probe(gen: Generator, chunk: int, n: int, seed: int, sampling: str, k: int) -> np.ndarray:
     """Render the first rows of chunk ``k`` before writing anything: a broken generator fails here. Returns them."""
     start = k * chunk
     stop = min(n, start + _PROBE_ROWS)
-    return render_checked(gen, gen.space.sample(start, stop, seed, method), offset=start)
+    return render_checked(gen, gen.space.sample(start, stop, seed, sampling), offset=start)
 
 
 def _default_frontend(gen: Generator) -> dict[str, Any] | None:
@@ -279,7 +280,7 @@ def _default_frontend(gen: Generator) -> dict[str, Any] | None:
         return None
 
 
-def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int, method: str, chunk: int, n: int) -> None:
+def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int, sampling: str, chunk: int, n: int) -> None:
     """Create the empty store: all or nothing.
 
     A local store is built in a temporary directory and renamed into place. A URL
@@ -291,7 +292,7 @@ def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int
         "format_version": FORMAT_VERSION,
         "generator": identity,
         "seed": seed,
-        "method": method,
+        "method": sampling,
         "n": n,
         "chunk": chunk,
         "sample_rate": int(gen.sample_rate),
@@ -376,12 +377,13 @@ def _load_cached(generator: str | Generator) -> Generator:
 
 
 def _run(path: Location, spec: str | None, gen: Generator, pending: list[int], chunk: int, n: int, workers: int, progress: bool, client: Any = None) -> None:
-    if client is not None:  # Dask tasks; a generator object is pickled to the workers
-        from .distributed import run_chunks
-
-        run_chunks(client, path, gen if spec is None else _worker_spec(spec), pending, chunk, n, progress)
-        return
     total = sum(min(n, (k + 1) * chunk) - k * chunk for k in pending)
+    if client is not None:  # Dask tasks; a generator object is pickled to the workers
+        from .cluster import run_chunks
+
+        job = gen if spec is None else _worker_spec(spec)
+        run_chunks(client, render_chunk, str(path), pending, job, sees=is_store, total=total, desc=f"generate {path.name} (dask)", progress=progress)
+        return
     with tqdm(total=total, unit="clip", desc=f"generate {path.name}", disable=not progress, dynamic_ncols=True) as bar:
         if workers == 1 or len(pending) == 1:
             # chunk k is written (compressed, hashed) in a thread while chunk k + 1 renders

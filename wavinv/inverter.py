@@ -32,7 +32,7 @@ from .picture import KIND as PICTURE_KIND, GeneratorPicture
 from .schema import frontend_problem, identity_problem, manifest_problem
 from .targets import Target
 
-__all__ = ["Inverter", "Inversion", "fit_inverter", "inversion_memory", "load", "read_manifest", "INPUTS"]
+__all__ = ["Inverter", "Inversion", "fit_inverter", "load"]
 
 log = logging.getLogger(__name__)
 
@@ -486,7 +486,7 @@ def fit_inverter(
 ) -> Inverter:
     """Fit ``method`` on the store's train split and summarise it on (part of) the val split.
 
-    ``scheduler`` fits on a Dask cluster (``pca-lgbm`` and ``pca-lgbm-quantile``; see ``wavinv.distributed``);
+    ``scheduler`` fits on a Dask cluster (``pca-lgbm`` and ``pca-lgbm-quantile``; see ``wavinv.models.lgbm_dask``);
     the model is a plain local one all the same. ``progress=False`` silences the
     estimator's progress bars (when it has any). ``generator`` (an object or a
     spec) is needed for spectrograms when the store's picture is its generator's
@@ -507,7 +507,7 @@ def fit_inverter(
     if scheduler is None:
         estimator.fit(X, y)
     else:
-        from .distributed import fit_on_dask  # dask is imported only when a scheduler is given
+        from .models.lgbm_dask import fit_on_dask  # dask is imported only when a scheduler is given
 
         fit_on_dask(estimator, store, input, scheduler)
     fit_s = time.perf_counter() - t0

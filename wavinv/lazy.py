@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["LazyArray", "iter_batches", "as_array", "clip_batch", "n_rows"]
+__all__ = ["LazyArray"]
 
 
 class LazyArray:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["int_arg", "positive_int", "cpu_count", "total_memory", "available_memory", "free_disk", "require_memory", "require_disk", "human_bytes"]
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 
 def int_arg(name: str, value: Any, low: int = 0, high: int | None = None) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import StoreError
 
-__all__ = ["Location"]
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 
 class Location:

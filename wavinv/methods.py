@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from .errors import InputError
 
-__all__ = ["INPUTS", "METHODS", "build_method", "method_builder", "method_names"]
+__all__ = ["INPUTS", "METHODS", "build_method", "method_names"]
 
 # what an estimator can be fitted on: spectrograms from the frontend, or raw waveforms
 INPUTS = ("spectrogram", "waveform")
@@ -25,8 +25,8 @@ METHODS: dict[str, str] = {
     "knn": "wavinv.baselines.knn:build",
     "pca-lgbm": "wavinv.baselines.pca_lgbm:build",
     "pca-lgbm-quantile": "wavinv.baselines.pca_lgbm_quantile:build",
-    "conv1d": "wavinv.models.conv1d:build",
-    "spec-cnn": "wavinv.models.spec_cnn:build",
+    "conv1d": "wavinv.baselines.conv1d:build",
+    "spec-cnn": "wavinv.baselines.spec_cnn:build",
     "sbi-npe": "wavinv.baselines.sbi_npe:build",  # a peer: needs wavinv[peers]
 }
 

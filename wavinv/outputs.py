@@ -23,7 +23,7 @@ from typing import Iterator, Mapping
 
 from .errors import OutputError
 
-__all__ = ["atomic_path", "atomic_paths", "check_outputs", "check_output_dir", "remove_stale", "temp_name", "write_failed"]
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 def write_failed(path: "str | os.PathLike", e: OSError) -> OutputError:
     """The one-line error for an ``OSError`` while writing ``path``."""

@@ -22,10 +22,10 @@ import numpy as np
 
 from .errors import ParamSpaceError
 
-__all__ = ["Param", "ParamSpace", "SAMPLING_METHODS"]
+__all__ = ["Param", "ParamSpace", "SAMPLINGS"]
 
 SCALES = ("linear", "log", "int", "choice")
-SAMPLING_METHODS = ("uniform", "sobol")
+SAMPLINGS = ("uniform", "sobol")
 
 
 @dataclass(frozen=True)
@@ -208,8 +208,8 @@ class ParamSpace:
         return np.array([float(d[n]) for n in self.names])
 
     # -- sampling ---------------------------------------------------------------
-    def sample_unit(self, start: int, stop: int, seed: int = 0, method: str = "uniform") -> np.ndarray:
-        """Unit-scale samples with indices ``start .. stop-1`` of the sequence ``(seed, method)``.
+    def sample_unit(self, start: int, stop: int, seed: int = 0, sampling: str = "uniform") -> np.ndarray:
+        """Unit-scale samples with indices ``start .. stop-1`` of the sequence ``(seed, sampling)``.
 
         Sample ``i`` depends only on ``(seed, i)``: ``sample_unit(0, 100)[40:60]``
         equals ``sample_unit(40, 60)`` bit for bit.
@@ -220,7 +220,7 @@ class ParamSpace:
         if seed < 0:
             raise ParamSpaceError(f"seed must be >= 0, got {seed}")
         n, d = stop - start, len(self)
-        if method == "uniform":
+        if sampling == "uniform":
             out = np.empty((n, d))
             for row, i in enumerate(range(start, stop)):
                 # Philox is counter based: sample i owns the counter block i * 2**64,
@@ -228,7 +228,7 @@ class ParamSpace:
                 bitgen = np.random.Philox(key=seed, counter=[0, i, 0, 0])
                 out[row] = np.random.Generator(bitgen).random(d)
             return out
-        if method == "sobol":
+        if sampling == "sobol":
             from scipy.stats import qmc
 
             engine = qmc.Sobol(d=d, scramble=True, seed=seed)
@@ -238,11 +238,11 @@ class ParamSpace:
                 # balance warnings for non-power-of-two n do not apply to slices
                 warnings.simplefilter("ignore", UserWarning)
                 return engine.random(n) if n else np.empty((0, d))
-        raise ParamSpaceError(f"sampling method must be one of {SAMPLING_METHODS}, got {method!r}")
+        raise ParamSpaceError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
 
-    def sample(self, start: int, stop: int, seed: int = 0, method: str = "uniform") -> np.ndarray:
+    def sample(self, start: int, stop: int, seed: int = 0, sampling: str = "uniform") -> np.ndarray:
         """Samples ``start .. stop-1`` in natural units (see ``sample_unit``)."""
-        return self.from_unit(self.sample_unit(start, stop, seed, method))
+        return self.from_unit(self.sample_unit(start, stop, seed, sampling))
 
     def validate(self, x: np.ndarray) -> np.ndarray:
         """Raise ``ParamSpaceError`` naming the first value outside the space."""

@@ -27,7 +27,7 @@ from .errors import GeneratorError, InputError, RenderError
 from .lazy import LazyArray, clip_batch, iter_batches
 from .targets import DEFAULT_DB_RANGE
 
-__all__ = ["KIND", "GeneratorPicture", "generator_picture", "grid_axes", "has_picture", "picture_for", "picture_label", "probe_clip"]
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 KIND = "generator"
 PROBE_VERSION = 1

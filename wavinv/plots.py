@@ -7,9 +7,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .targets import DEFAULT_DB_RANGE, atomic_path
+from .outputs import atomic_path
+from .targets import DEFAULT_DB_RANGE
 
-__all__ = ["spectrogram_grid", "plot_inversion", "bench_bars", "bench_scatter"]
+__all__ = ["plot_inversion", "spectrogram_grid"]
 
 
 def _pyplot():

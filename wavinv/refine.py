@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import InputError, TimeLimitError
 
-__all__ = ["Refinement", "refine", "distinct_best", "MIN_DISTANCE", "SEARCH_VERSION", "STRATEGIES"]
+__all__ = ["Refinement", "refine", "distinct_best", "MIN_DISTANCE"]
 
 STRATEGIES = ("sep-cma", "cma")
 # Bumped whenever a change to the search changes the candidates it returns: the bench keys its

@@ -14,9 +14,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import ParamSpaceError
-from .params import SAMPLING_METHODS, ParamSpace
+from .params import SAMPLINGS, ParamSpace
 
-__all__ = ["field_problem", "frontend_problem", "identity_problem", "manifest_problem", "store_meta_problem"]
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 
 def _is_int(v: Any) -> bool:
@@ -103,8 +103,8 @@ def store_meta_problem(meta: Any, format_version: int) -> str | None:
     )
     if p:
         return p
-    if meta["method"] not in SAMPLING_METHODS:
-        return f"'method' must be one of {', '.join(SAMPLING_METHODS)}, got {meta['method']!r}"
+    if meta["method"] not in SAMPLINGS:  # the sampling scheme, stored under its first name
+        return f"'method' (the sampling) must be one of {', '.join(SAMPLINGS)}, got {meta['method']!r}"
     if meta["waveform_dtype"] != "float32":
         return f"'waveform_dtype' must be float32, got {meta['waveform_dtype']!r}"
     p = identity_problem(meta.get("generator"))

@@ -14,7 +14,7 @@ read. ``complete[k]`` is written only after chunk ``k`` of every array has been
 written, and holds a 64-bit digest (SHA-256) of that chunk's decoded data: it is
 the record of progress (chunk files alone prove nothing) and lets ``verify``
 check that the record matches the data. The group attribute ``wavinv`` holds
-the generator's identity, seed, sampling method, sizes, the default frontend
+the generator's identity, seed, sampling (key ``method``), sizes, the default frontend
 configuration, the wavinv version and the creation time.
 
 Reading never loads the whole store: ``waveforms()``/``spectrograms()`` are
@@ -47,20 +47,7 @@ from .location import Location
 from .params import ParamSpace
 from .schema import store_meta_problem
 
-__all__ = [
-    "ARRAYS",
-    "FORMAT",
-    "SPLITS",
-    "Store",
-    "chunk_digest",
-    "compressors",
-    "content_fingerprint",
-    "default_chunk",
-    "is_store",
-    "open_store",
-    "same_generator",
-    "split_of",
-]
+__all__ = ["SPLITS", "Store", "is_store", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +233,7 @@ class Store:
     def repair_command(self) -> str:
         """The ``wavinv generate`` command that finishes or repairs this store (re-rendering what is missing or damaged)."""
         spec = self.generator.get("spec") or "SPEC"
-        return shlex.join(["wavinv", "generate", "--generator", spec, "--n", str(self.n), "--seed", str(self.seed), "--method", self.method, "--out", str(self.location)])
+        return shlex.join(["wavinv", "generate", "--generator", spec, "--n", str(self.n), "--seed", str(self.seed), "--sampling", self.sampling, "--out", str(self.location)])
 
     def chunk_key(self, name: str, k: int) -> str:
         """The key of chunk ``k`` of array ``name`` below the store (``"waveform/c/3/0"``)."""
@@ -298,7 +285,8 @@ class Store:
         return int(self.meta["seed"])
 
     @property
-    def method(self) -> str:
+    def sampling(self) -> str:
+        """How the parameters were drawn, ``uniform`` or ``sobol`` (stored under the key ``method``)."""
         return str(self.meta["method"])
 
     @property
@@ -329,8 +317,8 @@ class Store:
 
     @property
     def fingerprint(self) -> str:
-        """What the store's content is defined by: generator identity, seed, method and n."""
-        return content_fingerprint(self.generator, self.seed, self.method, self.n)
+        """What the store's content is defined by: generator identity, seed, sampling and n."""
+        return content_fingerprint(self.generator, self.seed, self.sampling, self.n)
 
     @property
     def n_chunks(self) -> int:
@@ -393,7 +381,7 @@ class Store:
             "space": {"n_params": len(space), "scales": scales, "names": space.names, "fingerprint": space.fingerprint},
             "n": self.n,
             "seed": self.seed,
-            "method": self.method,
+            "sampling": self.sampling,
             "chunk": self.chunk,
             "chunks_complete": int(done.sum()),
             "n_chunks": self.n_chunks,
@@ -636,9 +624,9 @@ def same_generator(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "spec"} == {k: v for k, v in b.items() if k != "spec"}
 
 
-def content_fingerprint(identity: dict[str, Any], seed: int, method: str, n: int) -> str:
+def content_fingerprint(identity: dict[str, Any], seed: int, sampling: str, n: int) -> str:
     """16 hex digits identifying a store's content (the generator spec string does not count)."""
     ident = {k: v for k, v in identity.items() if k != "spec"}
-    text = json.dumps({"generator": ident, "seed": int(seed), "method": method, "n": int(n), "format": FORMAT_VERSION}, sort_keys=True, separators=(",", ":"))
+    text = json.dumps({"generator": ident, "seed": int(seed), "method": sampling, "n": int(n), "format": FORMAT_VERSION}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -21,7 +21,7 @@ from .errors import InputError
 from .limits import require_memory
 from .outputs import atomic_path
 
-__all__ = ["Target", "DEFAULT_DB_RANGE", "load_target", "save_spectrogram_png", "save_wav", "atomic_path"]
+__all__ = ["Target", "DEFAULT_DB_RANGE", "load_target", "save_spectrogram_png", "save_wav"]
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from .generators import Generator, recorded_generator, render_checked
 from .limits import int_arg
 from .store import ARRAYS, WAVEFORM_DTYPE, Store, chunk_digest, open_store, same_generator
 
-__all__ = ["RERENDER_ATOL", "VerifyReport", "verify"]
+__all__ = ["VerifyReport", "verify"]
 
 
 @dataclass
@@ -144,7 +144,7 @@ def _rerender(store: Store, rep: VerifyReport, k: int, gen: Generator, seed: int
         return
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(rows, size=min(k, len(rows)), replace=False))
-    params = np.concatenate([store.space.sample(i, i + 1, store.seed, store.method) for i in pick])
+    params = np.concatenate([store.space.sample(i, i + 1, store.seed, store.sampling) for i in pick])
     stored_params = store.read_rows("params", pick)
     wave = render_checked(gen, params, offset=0).astype(WAVEFORM_DTYPE)
     stored = store.read_rows("waveform", pick)

@@ -3,16 +3,4 @@
 from .base import FunctionGenerator, Generator, check_generator, generator_identity, render_checked, takes_seed
 from .loader import BUILTIN_GENERATORS, generator_file, load_generator, portable_spec, recorded_generator
 
-__all__ = [
-    "BUILTIN_GENERATORS",
-    "FunctionGenerator",
-    "Generator",
-    "check_generator",
-    "generator_file",
-    "generator_identity",
-    "load_generator",
-    "portable_spec",
-    "recorded_generator",
-    "render_checked",
-    "takes_seed",
-]
+__all__ = ["BUILTIN_GENERATORS", "FunctionGenerator", "Generator", "check_generator", "load_generator"]

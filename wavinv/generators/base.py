@@ -11,7 +11,7 @@ from ..errors import GeneratorError, InputError, RenderError
 from ..limits import positive_int
 from ..params import ParamSpace
 
-__all__ = ["Generator", "FunctionGenerator", "check_generator", "render_checked", "generator_identity", "takes_seed"]
+__all__ = ["Generator", "FunctionGenerator", "check_generator"]
 
 
 @runtime_checkable

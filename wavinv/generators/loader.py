@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import GeneratorError
 from .base import Generator, check_generator, generator_identity
 
-__all__ = ["BUILTIN_GENERATORS", "generator_file", "load_generator", "portable_spec", "recorded_generator"]
+__all__ = ["BUILTIN_GENERATORS", "load_generator"]
 
 # name -> "module:attr"; imported only when asked for
 BUILTIN_GENERATORS: dict[str, str] = {

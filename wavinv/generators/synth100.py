@@ -80,7 +80,7 @@ from ..errors import ParamSpaceError
 from ..limits import cpu_count
 from ..params import Param, ParamSpace
 
-__all__ = ["Synth100", "PARAMS", "compute_controls", "synthesize"]
+__all__ = ["Synth100", "PARAMS"]
 
 SR = 16000
 HOP = 32  # control period in samples

@@ -5,9 +5,8 @@
 """
 
 from .base import WavinvEstimator
-from .features import FeatureReducer
 from .knn import KNNSampler
 from .lgbm import PCALGBMQuantile, PCALGBMRegressor
 from .prior import PriorSampler
 
-__all__ = ["FeatureReducer", "KNNSampler", "PCALGBMQuantile", "PCALGBMRegressor", "PriorSampler", "WavinvEstimator"]
+__all__ = ["KNNSampler", "PCALGBMQuantile", "PCALGBMRegressor", "PriorSampler", "WavinvEstimator"]

@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..lazy import LazyArray
 from ..limits import cpu_count, positive_int
 
-__all__ = ["WavinvEstimator", "Check", "one_of", "optional", "as_generator", "check_n_samples", "n_threads", "configure"]
+__all__ = ["WavinvEstimator"]
 
 
 # a hyper-parameter's check: called with its name and value, raises ``InputError`` when the value is bad

@@ -17,21 +17,9 @@ from typing import Any
 
 from torch import nn
 
-from .base import configure
 from .neural import NeuralInverter, check_channels
 
-__all__ = ["Conv1dInverter", "conv1d_encoder", "build", "TINY"]
-
-# a network that fits toy data in a fraction of a second (the estimator contract test uses it)
-TINY: dict = dict(
-    channels=(4, 8), first_kernel=8, first_stride=4, hidden=16, latent_dim=4, flow_hidden=16, flow_transforms=1,
-    max_epochs=2, batch_size=16, block_size=16, n_threads=1, progress=False,
-)  # fmt: skip
-
-
-def build(**overrides) -> "Conv1dInverter":
-    """The ``conv1d`` method: ``Conv1dInverter`` with ``overrides`` (e.g. ``head="latent-noise"``)."""
-    return configure(Conv1dInverter, {}, overrides)
+__all__ = ["Conv1dInverter"]
 
 
 def conv1d_encoder(in_channels: int, channels: tuple[int, ...], kernel_size: int, stride: int, first_kernel: int, first_stride: int) -> nn.Module:

@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..lazy import iter_batches
 from ..limits import positive_int
 
-__all__ = ["FeatureReducer", "pool_all", "pool_rows", "pooled_grid"]
+__all__ = ["FeatureReducer"]
 
 log = logging.getLogger(__name__)
 

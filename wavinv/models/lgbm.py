@@ -10,12 +10,13 @@ binning is shared by every model (100 parameters x several quantiles).
 Fits are reproducible, whatever ``n_jobs`` (every LightGBM model trains on one
 thread with ``deterministic=True``; ``n_jobs`` models train at once).
 
-``fit`` is four public steps, so that ``wavinv.distributed`` can run the middle
-ones on a cluster and still return the same kind of model: ``check_settings``
-(the LightGBM parameters), the ``FeatureReducer`` (``reducer_``), ``tree_rows``
-and ``objectives`` (which rows and which objectives the boosters train on, one
-booster per parameter and objective, parameter-major), and ``finish_fit`` on the
-rows kept from the trees.
+``fit`` is made of steps that ``wavinv.models.lgbm_dask`` also runs, the middle
+ones on a cluster, to return the same kind of model: ``check_settings`` (the
+LightGBM parameters), ``new_reducer`` (the features), ``tree_rows`` and
+``objectives`` (which rows and which objectives the boosters train on, one
+booster per parameter and objective, parameter-major), and ``_fit_from_parts``,
+which sets the fitted state from the reducer, the boosters and the rows kept
+from the trees. Only these classes set their fitted attributes.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class _PCALGBM(WavinvEstimator):
             "verbosity": -1,
         }
 
-    def _train(self, z: np.ndarray, targets: np.ndarray, objectives: list[dict], desc: str) -> list[lgb.Booster]:
+    def train_boosters(self, z: np.ndarray, targets: np.ndarray, objectives: list[dict], desc: str) -> list[lgb.Booster]:
         """One booster per (target column, objective), target-major order.
 
         Each model trains on one thread and ``n_jobs`` models train at once, one
@@ -111,11 +112,22 @@ class _PCALGBM(WavinvEstimator):
         self.check_settings()
         objectives = self.objectives()
         rows = self.tree_rows(len(y))
-        self.reducer_ = self.new_reducer()
-        z = self.reducer_.fit_transform(X)
-        self.boosters_ = self._train(z[rows], y[rows], objectives, self._desc)
+        reducer = self.new_reducer()
+        z = reducer.fit_transform(X)
+        boosters = self.train_boosters(z[rows], y[rows], objectives, self._desc)
         held = np.setdiff1d(np.arange(len(y)), rows)
-        self.finish_fit(z[held], y[held])
+        return self._fit_from_parts(tuple(X.shape[1:]), y.shape[1], reducer, boosters, z[held], y[held])
+
+    def _fit_from_parts(
+        self, input_shape: tuple[int, ...], n_params: int, reducer: FeatureReducer, boosters: list, z_held: np.ndarray, y_held: np.ndarray
+    ):
+        """The fitted state from a fitted ``reducer``, the ``boosters`` (``objectives`` order,
+        parameter-major) and the held-out rows' features ``z_held`` and parameters ``y_held``."""
+        self.input_shape_ = tuple(input_shape)
+        self.n_params_ = int(n_params)
+        self.reducer_ = reducer
+        self.boosters_ = boosters
+        self._finish_fit(z_held, y_held)
         return self
 
     def objectives(self) -> list[dict]:
@@ -126,7 +138,7 @@ class _PCALGBM(WavinvEstimator):
         """Sorted indices of the training rows the boosters learn from (the rest is held out)."""
         return np.arange(n)
 
-    def finish_fit(self, z_held: np.ndarray, y_held: np.ndarray) -> None:
+    def _finish_fit(self, z_held: np.ndarray, y_held: np.ndarray) -> None:
         """Last step of ``fit`` once ``boosters_`` are set: learn from the held-out rows' features."""
 
     def _predict_z(self, z: np.ndarray) -> np.ndarray:
@@ -332,7 +344,7 @@ class PCALGBMQuantile(_PCALGBM):
             raise InputError(f"calibration_fraction={self.calibration_fraction} leaves too few rows of {n} for calibration or training")
         return np.sort(as_generator(self.random_state).permutation(n)[n_cal:])
 
-    def finish_fit(self, z_held: np.ndarray, y_held: np.ndarray) -> None:
+    def _finish_fit(self, z_held: np.ndarray, y_held: np.ndarray) -> None:
         """The recalibration map and the copula, from the PIT values of the held-out rows."""
         p = self.n_params_
         n_cal = len(y_held)

@@ -21,21 +21,9 @@ from torch import nn
 from ..errors import InputError
 from ..frontend import Spectrogram, frontend_config
 from ..limits import positive_int
-from .base import configure
 from .neural import NeuralInverter, check_channels
 
-__all__ = ["SpecCNNInverter", "spec_cnn_encoder", "build", "TINY"]
-
-# a network that fits toy data in a fraction of a second (the estimator contract test uses it)
-TINY: dict = dict(
-    channels=(4,), pool=1, frontend={"n_freq": 8, "n_frames": 8}, hidden=16, latent_dim=4, flow_hidden=16,
-    flow_transforms=1, max_epochs=2, batch_size=16, block_size=16, n_threads=1, progress=False,
-)  # fmt: skip
-
-
-def build(**overrides) -> "SpecCNNInverter":
-    """The ``spec-cnn`` method: ``SpecCNNInverter`` with ``overrides`` (e.g. ``head="latent-noise"``)."""
-    return configure(SpecCNNInverter, {}, overrides)
+__all__ = ["SpecCNNInverter"]
 
 
 class _SpecEncoder(nn.Module):

@@ -11,4 +11,4 @@ from .estimator import NeuralInverter, check_channels
 from .loader import BlockLoader
 from .net import HEADS, InverterNet
 
-__all__ = ["NeuralInverter", "InverterNet", "BlockLoader", "HEADS", "check_channels"]
+__all__ = ["NeuralInverter"]

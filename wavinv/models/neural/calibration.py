@@ -11,7 +11,7 @@ from ...metrics import coverage
 from .loader import BlockLoader
 from .net import InverterNet
 
-__all__ = ["calibrate"]
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from .loader import BlockLoader, blocks_of, split_blocks
 from .net import HEAD_KEYS, HEADS, InverterNet
 from .training import Knobs, cpu_state, train
 
-__all__ = ["NeuralInverter", "check_channels"]
+__all__ = ["NeuralInverter"]
 
 
 def check_channels(name: str, value: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-__all__ = ["BlockLoader", "blocks_of", "split_blocks"]
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 
 class BlockLoader:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["HEADS", "HEAD_KEYS", "InverterNet"]
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 HEADS = ("flow", "latent-noise")
 # unit params -> flow space: logit / LOGIT_SCALE has ~unit variance for uniform

@@ -23,7 +23,7 @@ from ...errors import ModelError
 from .loader import BlockLoader
 from .net import InverterNet
 
-__all__ = ["Knobs", "train", "cpu_state"]
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 log = logging.getLogger(__name__)
 
