@@ -286,18 +286,15 @@ def cache_features(
     not recorded against the current data, or whose rows no longer match their
     record, are computed. Raises ``StoreError`` for an incomplete store.
     """
-    pool = DEFAULT_POOL if pool is None else tuple(pool)
-    if len(pool) != 2 or not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 1 for p in pool):
-        raise InputError(f"pool must be two positive integers (F, T), got {pool!r}")
     where = Location(path)
     store = Store(where)  # says what is wrong when this is not a store
     store.require_complete()
     if store.frontend_config is None:
         raise StoreError(f"{where} records no picture (clips too short for the default frontend): there are no spectrograms to pool")
-    gen = store.attach(generator) if generator is not None or not store.keeps_waveforms or store.frontend_config.get("kind") == "generator" else None
     from .models.features import pooled_grid
 
-    grid = pooled_grid((store.frontend_config["n_freq"], store.frontend_config["n_frames"]), tuple(int(p) for p in pool), 1)
+    grid = pooled_grid((store.frontend_config["n_freq"], store.frontend_config["n_frames"]), DEFAULT_POOL if pool is None else tuple(pool), 1)
+    gen = store.attach(generator) if generator is not None or not store.keeps_waveforms or store.frontend_config.get("kind") == "generator" else None
     _check_writable(where)
     if where.is_local:
         require_disk(where.local, store.n * int(np.prod(grid)) * FEATURES_DTYPE.itemsize, f"caching {store.n} feature rows in {where}")
@@ -322,9 +319,9 @@ def _fill_caches(where: Location, gen: Generator | None, progress: bool, only: s
     records = store.records()[0]
     for cache, module in plan:
         mine, unreadable = cache.records()
-        todo = [k for k in range(store.n_chunks) if not (mine[k, 1] and mine[k, 0] == records[k]) or k in unreadable]
+        todo = {k for k in range(store.n_chunks) if not (mine[k, 1] and mine[k, 0] == records[k])} | set(unreadable)
         # a recorded chunk is rewritten when its rows no longer hash to the record (a damaged file)
-        todo += [k for k in range(store.n_chunks) if k not in todo and _cache_chunk_damaged(cache, k, mine[k])]
+        todo |= {k for k in range(store.n_chunks) if k not in todo and _cache_chunk_damaged(cache, k, mine[k])}
         if not todo:
             continue
         rows = sum(min(store.n, (k + 1) * store.chunk) - k * store.chunk for k in todo)
