@@ -29,6 +29,7 @@ from .outputs import atomic_path
 from .params import ParamSpace
 from .picture import KIND as PICTURE_KIND, GeneratorPicture
 from .schema import frontend_problem, identity_problem, manifest_problem
+from .store import Pictures
 from .targets import Target
 
 __all__ = ["Inverter", "Inversion", "fit_inverter", "inversion_memory", "load", "read_manifest", "INPUTS"]
@@ -492,9 +493,9 @@ def fit_inverter(
     keep = np.arange(min(n_validation, len(yv)))
     inv.validation = {"fit_s": round(fit_s, 3), "n_val": int(len(keep))}
     if len(keep):
-        # read (or compute) the validation rows once: predict and sample both need them; without
-        # waveforms, a lazy view lets the pooling methods read them from the feature cache
-        Xv = np.asarray(Xv[keep]) if store.keeps_waveforms else Xv.take(keep)
+        # read (or compute) the validation rows once: predict and sample both need them; from a store
+        # with feature caches (or no waveforms), a lazy view lets the pooling methods read them from a cache
+        Xv = Xv.take(keep) if isinstance(Xv, Pictures) and (store.feature_caches() or not store.keeps_waveforms) else np.asarray(Xv[keep])
         with estimator_progress(estimator, False):  # a few rows: bars would only flicker
             pred = estimator.predict(Xv)
             samples = estimator.sample(Xv, 64, random_state=random_state)
