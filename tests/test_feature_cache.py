@@ -183,3 +183,15 @@ def test_cli_generate_cache_info_and_refusals(stores, tmp_path, capsys):
     assert files(tmp_path) == before
     # a fit that matches the cache needs no generator, even though the clips are gone
     assert main(["fit", "--store", str(out), "--method", "knn", "--set", "n_components=4", "--out", str(model)]) == 0
+
+
+def test_verify_rerender_says_when_there_is_no_cache_to_compare_with(stores, tmp_path):
+    import shutil
+
+    out = tmp_path / "s"
+    shutil.copytree(stores["nowave"], out)
+    (record,) = out.glob("features/*/complete/c/1/0")
+    record.unlink()  # chunk 1 of the only cache is no longer recorded
+    rep = verify(out, rerender=3, generator=TOY, seed=0, progress=False)
+    assert any("only their parameters were compared" in n for n in rep.notes)
+    assert any("1 of 5 chunks not computed" in p for p in rep.problems)  # without waveforms, an unfinished cache is a problem

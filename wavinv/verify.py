@@ -177,6 +177,8 @@ def _rerender(store: Store, rep: VerifyReport, k: int, gen: Generator, seed: int
         err, atol, what = np.abs(wave - store.read_rows("waveform", pick)).max(axis=1), RERENDER_ATOL, ""
     else:
         err, atol, what = _feature_errors(store, gen, pick, wave), RERENDER_FEATURES_ATOL_DB, " features (dB)"
+        if not any(c.current().all() for c in store.feature_caches().values()):
+            rep.notes.append("no complete feature cache to compare the re-rendered clips with: only their parameters were compared")
     rep.rerendered = [int(i) for i in pick]
     rep.max_abs_error = float(err.max())
     bad = pick[(err > atol) | (stored_params != params).any(axis=1)]
