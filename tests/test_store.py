@@ -13,7 +13,7 @@ import wavinv.generate as generate_mod
 from wavinv import InputError, RenderError, StoreError, open_store
 from wavinv.errors import GeneratorError
 from wavinv.generate import generate, render_chunk
-from wavinv.store import SPLITS, Store, chunk_digest, split_of
+from wavinv.store import SPLITS, Store, chunk_digest, split_of, writer_lock
 from wavinv.location import Location
 from wavinv.verify import verify
 
@@ -83,11 +83,11 @@ def test_resume_after_interruption_gives_identical_bytes(ref, tmp_path, monkeypa
     calls = []
     render = generate_mod._render_chunk
 
-    def interrupted(store, gen, k):
+    def interrupted(store, gen, k, plan):
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(k)
-        return render(store, gen, k)
+        return render(store, gen, k, plan)
 
     monkeypatch.setattr(generate_mod, "_render_chunk", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -103,7 +103,7 @@ def test_resume_after_interruption_gives_identical_bytes(ref, tmp_path, monkeypa
     (out / "waveform" / "c" / "3").mkdir(parents=True, exist_ok=True)
     (out / "waveform" / "c" / "3" / "0.deadbeef.partial").write_bytes(b"half a chunk")
     rendered = []
-    monkeypatch.setattr(generate_mod, "_render_chunk", lambda store, g, k: rendered.append(k) or render(store, g, k))
+    monkeypatch.setattr(generate_mod, "_render_chunk", lambda store, g, k, plan: rendered.append(k) or render(store, g, k, plan))
     generate(out, TOY, 70, seed=3, progress=False)
     assert rendered == [2, 3, 4]  # only the missing chunks
     assert array_tree(out) == array_tree(ref)
@@ -193,8 +193,8 @@ def test_nan_in_a_later_chunk_keeps_finished_chunks(tmp_path):
 
 
 def test_concurrent_writer_is_refused(ref):
-    with generate_mod._locked(Location(ref)):
-        with pytest.raises(StoreError, match="another wavinv generate"):
+    with writer_lock(Location(ref)):
+        with pytest.raises(StoreError, match="another wavinv command"):
             generate(ref, TOY, 70, seed=3, progress=False)
 
 
@@ -369,11 +369,11 @@ def test_an_fsspec_url_store_has_the_same_bytes_resumes_and_verifies(ref, tmp_pa
     calls = {"n": 0}
     real = generate_mod._write_chunk
 
-    def dies_on_third(store, k, data):
+    def dies_on_third(store, k, data, pooled):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(store, k, data)
+        return real(store, k, data, pooled)
 
     monkeypatch.setattr(generate_mod, "_write_chunk", dies_on_third)
     with pytest.raises(KeyboardInterrupt):

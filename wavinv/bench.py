@@ -374,6 +374,7 @@ def bench(
     rows = test_idx[positions]
     entries = _entries(s)  # builds every estimator: a bad hyper-parameter fails now, not an hour in
     gen = recorded_generator(store.generator, generator, str(store.location), same_generator, StoreError)
+    store.attach(gen)  # re-renders the targets of a store without waveforms
     fe = store.frontend_config
     spec_shape = (fe["n_freq"], fe["n_frames"]) if fe else (1, 1)
     need = inversion_memory(store.n_samples, len(store.space), spec_shape, max(s.draws, s.samples), 4 * s.k)

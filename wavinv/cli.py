@@ -94,9 +94,35 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.quiet,
         scheduler=args.scheduler,
+        cache_features=args.cache_features,
+        waveforms=not args.no_waveforms,
     )
     if not args.quiet:
-        print(f"{store.location}: {store.n} samples of {store.generator['name']} in {store.n_chunks} chunks, complete")
+        caches = ", ".join(c.label for c in store.feature_caches().values())
+        extra = (", no waveforms" if not store.keeps_waveforms else "") + (f", features {caches} cached" if caches else "")
+        print(f"{store.location}: {store.n} samples of {store.generator['name']} in {store.n_chunks} chunks, complete{extra}")
+    return 0
+
+
+def _pool_shape(text: str) -> tuple[int, int]:
+    """An argparse type: ``FxT`` (e.g. ``64x64``), two positive integers."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected FxT such as 64x64, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+_pool_shape.__name__ = "pool shape"
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from .generate import cache_features
+
+    cache = cache_features(args.store, args.pool, generator=args.generator, progress=not args.quiet)
+    if not args.quiet:
+        from .picture import picture_label
+
+        print(f"{args.store}: features of {picture_label(cache.picture)} pooled to {cache.label} cached for {cache.store.n} clips ({cache.key})")
     return 0
 
 
@@ -118,6 +144,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _caches_line(info: dict) -> str:
+    caches = info.get("feature_caches") or []
+    if not caches:
+        return "none"
+    return "; ".join(f"{'x'.join(map(str, c['grid']))} ({c['chunks_current']} of {info['n_chunks']} chunks current)" for c in caches)
+
+
 def _format_store_info(info: dict) -> str:
     gen, space = info["generator"], info["space"]
     names = ", ".join(space["names"][:6]) + (", ..." if space["n_params"] > 6 else "")
@@ -129,7 +162,8 @@ def _format_store_info(info: dict) -> str:
         [
             f"store       {info['path']} (wavinv {info['wavinv_version']}, created {info['created']})",
             f"generator   {gen['name']} v{gen['version']}  spec {gen['spec']!r}",
-            f"clips       {gen['n_samples']} samples @ {gen['sample_rate']} Hz ({info['clip_seconds']:.3f} s), {info['waveform_dtype']}",
+            f"clips       {gen['n_samples']} samples @ {gen['sample_rate']} Hz ({info['clip_seconds']:.3f} s), {info['waveform_dtype']}"
+            + ("" if info["waveforms"] else ", not kept (re-rendered by the generator when needed)"),
             f"space       {space['n_params']} params ({scales}): {names}  [fingerprint {space['fingerprint']}]",
             f"samples     N={info['n']}  seed {info['seed']}  sampling {info['sampling']}  "
             + "  ".join(f"{k} {v}" for k, v in info["splits"].items()),
@@ -137,6 +171,7 @@ def _format_store_info(info: dict) -> str:
             + ("" if info["complete"] else "  INCOMPLETE: re-run generate"),
             f"size        {info['bytes_on_disk'] / 1e6:.1f} MB on disk, {info['bytes_decoded'] / 1e6:.1f} MB decoded",
             f"picture     {frontend}",
+            f"features    {_caches_line(info)}",
             f"fingerprint {info['fingerprint']}",
         ]
     )
@@ -202,8 +237,40 @@ def _add_generate(sub) -> None:
     p.add_argument("--chunk", type=_POSITIVE, default=None, metavar="C", help="samples per chunk (default: ~8 MiB of audio)")
     p.add_argument("--workers", type=_POSITIVE, default=1, metavar="W", help="worker processes (default 1)")
     p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + "; same bytes as a local run")
+    p.add_argument(
+        "--cache-features",
+        action="store_true",
+        help="also store every clip's spectrogram pooled to 64x64, what knn, pca-lgbm* and sbi-npe read: fits then compute no spectrogram "
+        "(other grids: wavinv cache)",
+    )
+    p.add_argument(
+        "--no-waveforms",
+        action="store_true",
+        help="keep no clips, only parameters and cached features (implies --cache-features); whatever needs clips re-renders them "
+        "with the generator. Resuming needs the same flag",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_generate)
+
+
+def _add_cache(sub) -> None:
+    p = sub.add_parser(
+        "cache",
+        help="add or finish a store's feature cache: its spectrograms pooled once, for every later fit (re-running resumes, repairs)",
+        description="Compute every clip's spectrogram, average-pooled to --pool, into the store (features/), so the methods "
+        "that pool (knn, pca-lgbm, pca-lgbm-quantile, sbi-npe) read it instead of computing spectrograms at every fit. "
+        "Interrupted, it resumes; chunks whose data changed or whose rows are damaged are computed again.",
+    )
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("--pool", type=_pool_shape, default=None, metavar="FxT", help="pooled grid, the methods' pool_shape (default 64x64)")
+    p.add_argument(
+        "--generator",
+        default=None,
+        metavar="SPEC",
+        help="the store's generator, to re-render clips of a store without waveforms (or for its own picture); needed unless built in",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_cmd_cache)
 
 
 def _add_verify(sub) -> None:
@@ -748,6 +815,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_generate(sub)
     _add_verify(sub)
+    _add_cache(sub)
     _add_info(sub)
     _add_fit(sub)
     _add_invert(sub)

@@ -7,6 +7,13 @@ Then each pending chunk goes to ``render_chunk``: sample the chunk's parameters
 (addressable by id), render, write every array's chunk, and only then write the
 chunk's completion record. Bytes depend only on (generator, seed, n): never on
 the number of workers, the order chunks finish in, or interruptions.
+
+Feature caches (``store.FeatureCache``): every chunk rendered also writes its
+pooled features into each cache the store holds, computed from the clips just
+rendered, and ``cache_features`` adds or finishes a cache from the stored clips
+(or re-rendered ones, in a store without waveforms). Either way a cache chunk is
+``pool_rows(spectrogram(clips))`` of that chunk's float32 clips: the same bytes
+whichever way, with however many workers, after however many interruptions.
 """
 
 from __future__ import annotations
@@ -34,23 +41,27 @@ from .location import Location
 from .outputs import remove_stale, temp_name
 from .params import SAMPLINGS
 from .store import (
-    ARRAYS,
     COMPLETE,
+    FEATURES_DTYPE,
     FORMAT,
     FORMAT_VERSION,
+    FORMAT_VERSION_NO_WAVEFORMS,
     SPLITS,
     WAVEFORM_DTYPE,
+    FeatureCache,
     Store,
     chunk_digest,
     compressed_nbytes,
     compressors,
     default_chunk,
+    features_digest,
     index_memory_problem,
     is_store,
     same_generator,
+    writer_lock,
 )
 
-__all__ = ["generate"]
+__all__ = ["DEFAULT_POOL", "cache_features", "generate"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +69,8 @@ log = logging.getLogger(__name__)
 _PROBE_ROWS = 2
 # generators loaded in this process, by spec (worker processes render many chunks)
 _LOADED: dict[str, Generator] = {}
+# the grid ``generate(cache_features=True)`` pools to: the one every classical recipe reads (baselines/)
+DEFAULT_POOL = (64, 64)
 
 
 def generate(
@@ -70,6 +83,8 @@ def generate(
     workers: int = 1,
     progress: bool = True,
     scheduler: Any = None,
+    cache_features: bool = False,
+    waveforms: bool = True,
 ) -> Store:
     """Render ``n`` samples of ``generator`` into the store ``out``; resume or grow it if it exists.
 
@@ -80,20 +95,38 @@ def generate(
     ``chunk`` is samples per chunk (default: ~8 MiB of waveform). ``scheduler``
     renders the chunks as tasks on a Dask cluster instead of local processes
     (``"local:N"``, ``"tcp://host:8786"``, a ``distributed.Client``: see
-    ``wavinv.cluster``), with the same bytes. Returns the store opened for reading.
+    ``wavinv.cluster``), with the same bytes. ``cache_features`` adds the
+    store's picture pooled to ``DEFAULT_POOL`` as a feature cache (``cache_features()``
+    for other grids). ``waveforms=False`` keeps no clips (format version 2; the
+    generator re-renders them when asked) and implies ``cache_features``; resuming
+    a store needs the same ``waveforms``. Returns the store opened for reading.
     """
+    plan = (out, generator, n, seed, sampling, chunk, workers, progress)
+    if not isinstance(waveforms, bool) or not isinstance(cache_features, bool):
+        raise InputError(f"waveforms and cache_features must be True or False, got {waveforms!r}, {cache_features!r}")
+    features = cache_features or not waveforms
     if scheduler is None:
-        return _generate(out, generator, n, seed, sampling, chunk, workers, progress, None)
+        return _generate(*plan, None, features, waveforms)
     from .cluster import session  # dask is imported only when a scheduler is given
 
     if workers != 1:
         raise InputError("workers and scheduler do not mix: the cluster's workers render the chunks")
     with session(scheduler) as client:
-        return _generate(out, generator, n, seed, sampling, chunk, workers, progress, client)
+        return _generate(*plan, client, features, waveforms)
 
 
 def _generate(
-    out: str | os.PathLike, generator: str | Generator, n: int, seed: int, sampling: str, chunk: int | None, workers: int, progress: bool, client: Any
+    out: str | os.PathLike,
+    generator: str | Generator,
+    n: int,
+    seed: int,
+    sampling: str,
+    chunk: int | None,
+    workers: int,
+    progress: bool,
+    client: Any,
+    features: bool,
+    waveforms: bool,
 ) -> Store:
     n, seed, workers = int_arg("n", n, 1), int_arg("seed", seed, 0), int_arg("workers", workers, 1)
     chunk = None if chunk is None else int_arg("chunk", chunk, 1)
@@ -116,13 +149,18 @@ def _generate(
         remove_stale(where.local.parent, where.local.name, "creating", remove=shutil.rmtree)  # left by a killed run
     try:
         if not where.is_empty():
-            _resume(where, spec, gen, identity, n, seed, sampling, chunk, workers, progress, client)
+            _resume(where, spec, gen, identity, n, seed, sampling, chunk, workers, progress, client, features, waveforms)
         else:
             chunk = chunk or default_chunk(gen.n_samples)
-            _require_space(where, _probe(gen, chunk, n, seed, sampling, 0), n)
-            _create(where, gen, identity, seed, sampling, chunk, n)
-            with _locked(where), _partials_removed(where):
+            probe = _probe(gen, chunk, n, seed, sampling, 0)
+            grid = _feature_grid(gen) if features else None  # a broken picture fails here, before anything is written
+            _require_space(where, probe if waveforms else probe[:, :0], n, grid)
+            _create(where, gen, identity, seed, sampling, chunk, n, waveforms)
+            with writer_lock(where), _partials_removed(where):
+                if grid is not None:
+                    _add_cache(Store(where, mode="r+"), gen, grid)
                 _run(where, spec, gen, list(range(-(-n // chunk))), chunk, n, workers, progress, client)
+                _fill_caches(where, gen, progress)
     except OSError as e:  # a read-only store, a full disk, a folder that vanished
         raise StoreError(f"{where}: cannot write the store: {e.strerror or e}") from None
     store = Store(where)
@@ -131,19 +169,29 @@ def _generate(
     return store
 
 
-def _resume(where: Location, spec, gen: Generator, identity, n: int, seed: int, sampling: str, chunk, workers: int, progress: bool, client) -> None:
-    """Finish, grow or repair an existing store: re-render every chunk that is missing, new, or does not match its record."""
-    with _locked(where):
+def _resume(
+    where: Location, spec, gen: Generator, identity, n: int, seed: int, sampling: str, chunk, workers: int, progress: bool, client, features: bool, waveforms: bool
+) -> None:
+    """Finish, grow or repair an existing store: re-render every chunk that is missing, new, or does not match its record.
+
+    Then add the feature cache asked for, and finish every cache the store holds.
+    """
+    with writer_lock(where):
         store = Store(where, mode="r+")  # raises StoreError for anything that is not a wavinv store, or damaged metadata
-        _check_compatible(store, identity, seed, sampling, chunk, n)
+        _check_compatible(store, identity, seed, sampling, chunk, n, waveforms)
         _check_writable(where)
         damaged = store.damaged_chunks()
         pending = sorted(set(_pending(store, n)) | set(damaged))
+        grid = _feature_grid(gen) if features else None
+        if grid is not None:
+            _add_cache(store, gen, grid)
         if not pending:
             log.info("%s is already complete (%d samples)", where, n)
+            with _partials_removed(where):
+                _fill_caches(where, gen, progress)
             return
         rows = _probe(gen, store.chunk, n, seed, sampling, pending[0])
-        _require_space(where, rows, sum(min(n, (k + 1) * store.chunk) - k * store.chunk for k in pending))
+        _require_space(where, rows if waveforms else rows[:, :0], sum(min(n, (k + 1) * store.chunk) - k * store.chunk for k in pending), grid)
         if damaged:
             log.warning("%s: re-rendering %d damaged chunk%s (%s)", where, len(damaged), "s" * (len(damaged) > 1), ", ".join(map(str, damaged[:8])))
             for k in damaged:  # forget the record first: an interrupted repair is repaired again
@@ -152,6 +200,7 @@ def _resume(where: Location, spec, gen: Generator, identity, n: int, seed: int, 
         with _partials_removed(where):
             _grow(store, n)
             _run(where, spec, gen, pending, store.chunk, n, workers, progress, client)
+            _fill_caches(where, gen, progress)
 
 
 def _remove_partials(where: Location) -> None:
@@ -184,12 +233,111 @@ def _check_writable(where: Location) -> None:
             raise StoreError(f"{where}: cannot write the store: {top} is not writable")
 
 
-def _require_space(where: Location, probe: np.ndarray, rows: int) -> None:
-    """Refuse a run whose chunks will not fit on the disk, estimated from the probe's compressed size."""
+def _require_space(where: Location, probe: np.ndarray, rows: int, grid: tuple[int, ...] | None = None) -> None:
+    """Refuse a run whose chunks will not fit on the disk, estimated from the probe's compressed size (and uncompressed features)."""
     if not where.is_local or not rows:
         return
-    per_row = compressed_nbytes(probe) / len(probe)
+    per_row = compressed_nbytes(probe) / len(probe) + (0 if grid is None else int(np.prod(grid)) * FEATURES_DTYPE.itemsize)
     require_disk(where.local, rows * per_row, f"rendering {rows} samples into {where}")
+
+
+# -- feature caches ----------------------------------------------------------------------
+def _feature_grid(gen: Generator, pool: tuple[int, int] = DEFAULT_POOL) -> tuple[int, ...]:
+    """What a new store of ``gen`` caches: its picture pooled to ``pool`` (capped by the picture's size)."""
+    from .models.features import pooled_grid
+
+    cfg = _default_frontend(gen)
+    if cfg is None:
+        raise InputError(f"{gen.name}'s clips are too short for the default frontend: no spectrograms, so no features to cache")
+    return pooled_grid((cfg["n_freq"], cfg["n_frames"]), pool, 1)
+
+
+def _add_cache(store: Store, gen: Generator | None, grid: tuple[int, ...]) -> FeatureCache:
+    """The store's cache of its own picture pooled to ``grid``, created empty when missing."""
+    return store.add_feature_cache(store.picture(gen).config(), grid)
+
+
+def _feature_plan(store: Store, gen: Generator | None) -> list[tuple[FeatureCache, Any]]:
+    """``(cache, picture module)`` of every cache the store holds."""
+    from .picture import picture_for
+
+    caches = list(store.feature_caches().values())
+    pictured = gen if gen is not None and any(c.picture.get("kind") == "generator" for c in caches) else None
+    return [(c, picture_for(c.picture, pictured, str(store.location), StoreError)) for c in caches]
+
+
+def _features(plan: list[tuple[FeatureCache, Any]], wave: np.ndarray) -> list[np.ndarray]:
+    """Every planned cache's pooled rows of the float32 clips ``wave``."""
+    if not plan:
+        return []
+    from .frontend import spectrogram
+    from .models.features import pool_rows
+
+    return [pool_rows(spectrogram(wave, module), cache.grid) for cache, module in plan]
+
+
+def cache_features(
+    path: "str | os.PathLike | Location", pool: tuple[int, int] | None = None, generator: str | Generator | None = None, progress: bool = True
+) -> FeatureCache:
+    """Add (or finish, or repair) the cache of the store's picture pooled to ``pool`` (default ``DEFAULT_POOL``); returns it.
+
+    Reads the stored clips; a store without waveforms re-renders them with
+    ``generator`` (needed unless the store's generator is built in), as does a
+    store whose picture is its generator's own function. Resumable: only chunks
+    not recorded against the current data, or whose rows no longer match their
+    record, are computed. Raises ``StoreError`` for an incomplete store.
+    """
+    where = Location(path)
+    store = Store(where)  # says what is wrong when this is not a store
+    store.require_complete()
+    if store.frontend_config is None:
+        raise StoreError(f"{where} records no picture (clips too short for the default frontend): there are no spectrograms to pool")
+    from .models.features import pooled_grid
+
+    grid = pooled_grid((store.frontend_config["n_freq"], store.frontend_config["n_frames"]), DEFAULT_POOL if pool is None else tuple(pool), 1)
+    gen = store.attach(generator) if generator is not None or not store.keeps_waveforms or store.frontend_config.get("kind") == "generator" else None
+    _check_writable(where)
+    if where.is_local:
+        require_disk(where.local, store.n * int(np.prod(grid)) * FEATURES_DTYPE.itemsize, f"caching {store.n} feature rows in {where}")
+    try:
+        with writer_lock(where), _partials_removed(where):
+            cache = _add_cache(Store(where, mode="r+"), gen, grid)
+            _fill_caches(where, gen, progress, only=cache.key)
+    except OSError as e:
+        raise StoreError(f"{where}: cannot write the feature cache: {e.strerror or e}") from None
+    return Store(where).feature_caches()[cache.key]
+
+
+def _fill_caches(where: Location, gen: Generator | None, progress: bool, only: str | None = None) -> None:
+    """Compute every cache chunk (of cache ``only``, or of all) not recorded against the current data, or damaged.
+
+    The caller holds the store's lock. A store without waveforms re-renders the clips with ``gen``.
+    """
+    store = Store(where, mode="r+")
+    if gen is not None:
+        store.attach(gen)
+    plan = [(c, m) for c, m in _feature_plan(store, gen) if only is None or c.key == only]
+    records = store.records()[0]
+    for cache, module in plan:
+        mine, unreadable = cache.records()
+        todo = {k for k in range(store.n_chunks) if not (mine[k, 1] and mine[k, 0] == records[k])} | set(unreadable)
+        # a recorded chunk is rewritten when its rows no longer hash to the record (a damaged file)
+        todo |= {k for k in range(store.n_chunks) if k not in todo and _cache_chunk_damaged(cache, k, mine[k])}
+        if not todo:
+            continue
+        rows = sum(min(store.n, (k + 1) * store.chunk) - k * store.chunk for k in todo)
+        desc = f"features {cache.label} {where.name}"
+        with tqdm(total=rows, unit="clip", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+            for k in sorted(todo):
+                rows_k = np.arange(*store.chunk_range(k))
+                (pooled,) = _features([(cache, module)], store.clips(rows_k))
+                cache.write_chunk(k, pooled, int(records[k]))
+                bar.update(len(rows_k))
+
+
+def _cache_chunk_damaged(cache: FeatureCache, k: int, record: np.ndarray) -> bool:
+    pooled, _ = cache.read_chunk(k)
+    return pooled is None or features_digest(int(record[0]), pooled) != int(record[1])
 
 
 def render_chunk(store_path: str, generator: str | Generator, chunk_index: int) -> int:
@@ -205,32 +353,36 @@ def render_chunk(store_path: str, generator: str | Generator, chunk_index: int) 
     k = int(chunk_index)
     if not 0 <= k < store.n_chunks:
         raise InputError(f"chunk index {k} out of range: {store_path} has {store.n_chunks} chunks")
-    return _write_chunk(store, k, _render_chunk(store, gen, k))
+    return _write_chunk(store, k, *_render_chunk(store, gen, k, _feature_plan(store, gen)))
 
 
-def _render_chunk(store: Store, gen: Generator, k: int) -> tuple[np.ndarray, ...]:
-    """``(ids, params, params_unit, waveform)`` of chunk ``k``: sampled by id, rendered, checked."""
+def _render_chunk(store: Store, gen: Generator, k: int, plan: list) -> tuple[tuple[np.ndarray, ...], list[np.ndarray]]:
+    """``((ids, params, params_unit[, waveform]), pooled rows per planned cache)`` of chunk ``k``: sampled by id, rendered, checked."""
     start, stop = store.chunk_range(k)
     params = store.space.sample(start, stop, store.seed, store.sampling)
     wave = render_checked(gen, params, offset=start).astype(WAVEFORM_DTYPE, copy=False)
-    return np.arange(start, stop, dtype=np.int64), params, store.space.to_unit(params), wave
+    data = (np.arange(start, stop, dtype=np.int64), params, store.space.to_unit(params), wave)
+    return data[: len(store.data_arrays)], _features(plan, wave)
 
 
-def _write_chunk(store: Store, k: int, data: tuple[np.ndarray, ...]) -> int:
-    """Write chunk ``k`` of every array, then its completion record. Returns its number of samples."""
+def _write_chunk(store: Store, k: int, data: tuple[np.ndarray, ...], pooled: list[np.ndarray]) -> int:
+    """Write chunk ``k`` of every array, then its completion record, then its rows of every cache. Returns its number of samples."""
     start, stop = store.chunk_range(k)
     try:
-        for name, values in zip(ARRAYS, data):
+        for name, values in zip(store.data_arrays, data):
             # every data chunk gets a file, even an all-zero one (so verify can tell "missing")
             store.arrays[name].with_config({"write_empty_chunks": True})[start:stop] = values
-        store.arrays[COMPLETE][k] = np.uint64(chunk_digest(*data))
+        record = chunk_digest(*data)
+        store.arrays[COMPLETE][k] = np.uint64(record)
+        for cache, rows in zip(store.feature_caches().values(), pooled):
+            cache.write_chunk(k, rows, record)
     except OSError as e:
         raise StoreError(f"{store.location}: writing chunk {k} failed: {e}") from e
     return stop - start
 
 
 # -- steps of generate ---------------------------------------------------------------
-def _check_compatible(store: Store, identity: dict[str, Any], seed: int, sampling: str, chunk: int | None, n: int) -> None:
+def _check_compatible(store: Store, identity: dict[str, Any], seed: int, sampling: str, chunk: int | None, n: int, waveforms: bool) -> None:
     """Refuse, before any write, a run that would not reproduce the store's definition."""
     old = store.generator
     if not same_generator(old, identity):
@@ -248,6 +400,9 @@ def _check_compatible(store: Store, identity: dict[str, Any], seed: int, samplin
         raise StoreError(f"{store.location} has chunks of {store.chunk} samples, not {chunk}: leave out --chunk to resume")
     if n < store.n:
         raise StoreError(f"{store.location} already holds {store.n} samples; a store only grows: use --n {store.n} or more, or another --out")
+    if waveforms != store.keeps_waveforms:
+        kept = "keeps waveforms: leave out --no-waveforms" if store.keeps_waveforms else "keeps no waveforms: add --no-waveforms"
+        raise StoreError(f"{store.location} {kept} to resume, or write to another --out")
 
 
 def _pending(store: Store, n: int) -> list[int]:
@@ -280,7 +435,7 @@ def _default_frontend(gen: Generator) -> dict[str, Any] | None:
         return None
 
 
-def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int, sampling: str, chunk: int, n: int) -> None:
+def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int, sampling: str, chunk: int, n: int, waveforms: bool) -> None:
     """Create the empty store: all or nothing.
 
     A local store is built in a temporary directory and renamed into place. A URL
@@ -289,7 +444,7 @@ def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int
     """
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if waveforms else FORMAT_VERSION_NO_WAVEFORMS,
         "generator": identity,
         "seed": seed,
         "method": sampling,
@@ -314,6 +469,8 @@ def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int
             ("params_unit", (n, p), "float64", np.nan),
             ("waveform", (n, gen.n_samples), WAVEFORM_DTYPE.name, np.nan),
         ):
+            if name == "waveform" and not waveforms:
+                continue
             group.create_array(name, shape=shape, chunks=(chunk, *shape[1:]), dtype=dtype, fill_value=fill, compressors=compressors())
         group.create_array(COMPLETE, shape=(-(-n // chunk),), chunks=(1,), dtype="uint64", fill_value=0, compressors=compressors())
         group.attrs["wavinv"] = meta
@@ -354,12 +511,14 @@ def _grow(store: Store, n: int) -> None:
     if n != old:
         store.meta["n"] = n
         store.group.attrs["wavinv"] = store.meta
-    for name in ARRAYS:
-        arr = store.arrays[name]
+    for arr in [store.arrays[name] for name in store.data_arrays] + [c.pooled for c in store.feature_caches().values()]:
         if arr.shape[0] != n:
             arr.resize((n, *arr.shape[1:]))
     if store.arrays[COMPLETE].shape[0] != store.n_chunks:
         store.arrays[COMPLETE].resize((store.n_chunks,))
+    for cache in store.feature_caches().values():
+        if cache.complete.shape[0] != store.n_chunks:
+            cache.complete.resize((store.n_chunks, 2))
 
 
 def _worker_spec(spec: str) -> str:
@@ -388,13 +547,14 @@ def _run(path: Location, spec: str | None, gen: Generator, pending: list[int], c
         if workers == 1 or len(pending) == 1:
             # chunk k is written (compressed, hashed) in a thread while chunk k + 1 renders
             store = Store(path, mode="r+")
+            plan = _feature_plan(store, gen)
             with ThreadPoolExecutor(1, thread_name_prefix="wavinv-write") as writer:
                 writing = None
                 for k in pending:
-                    data = _render_chunk(store, gen, k)
+                    data = _render_chunk(store, gen, k, plan)
                     if writing is not None:
                         bar.update(writing.result())
-                    writing = writer.submit(_write_chunk, store, k, data)
+                    writing = writer.submit(_write_chunk, store, k, *data)
                 bar.update(writing.result())
             return
         # spawn: worker processes start clean (torch and fork do not mix) and load the spec themselves
@@ -433,31 +593,3 @@ def _init_worker(counter, workers: int) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     share = cpus[i::workers] if workers < len(cpus) else [cpus[i % len(cpus)]]
     os.sched_setaffinity(0, share)
-
-
-@contextlib.contextmanager
-def _locked(where: Location) -> Iterator[None]:
-    """Hold an exclusive lock on a local store's directory: one writer at a time.
-
-    URL stores have no lock (object stores offer none): one writer at a time is the user's job.
-    """
-    try:
-        import fcntl
-    except ImportError:  # no advisory locks on this platform
-        fcntl = None
-    if fcntl is None or not where.is_local:
-        yield
-        return
-    path = where.local
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as e:
-        raise StoreError(f"cannot open {path}: {e.strerror or e}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError(f"{path} is being written by another wavinv generate: wait for it to finish") from None
-        yield
-    finally:
-        os.close(fd)

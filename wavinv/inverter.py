@@ -30,6 +30,7 @@ from .params import ParamSpace
 from .refine import MIN_DISTANCE, distinct_best
 from .picture import KIND as PICTURE_KIND, GeneratorPicture
 from .schema import frontend_problem, identity_problem, manifest_problem
+from .store import Pictures
 from .targets import Target
 
 __all__ = ["Inverter", "Inversion", "fit_inverter", "load"]
@@ -490,7 +491,9 @@ def fit_inverter(
     the model is a plain local one all the same. ``progress=False`` silences the
     estimator's progress bars (when it has any). ``generator`` (an object or a
     spec) is needed for spectrograms when the store's picture is its generator's
-    own ``spectrogram`` function (``Store.picture``) and that generator is not built in.
+    own ``spectrogram`` function (``Store.picture``) and that generator is not built in,
+    and to re-render clips of a store that keeps none (``Store.attach``); the
+    methods that pool spectrograms read a store's feature cache when it has one.
     """
     from .methods import build_method
     from .metrics import coverage, param_mae
@@ -499,6 +502,10 @@ def fit_inverter(
     estimator = build_method(method, **(overrides or {}))
     if not progress and "progress" in estimator.get_params():
         estimator.set_params(progress=False)
+    if generator is not None:
+        store.attach(generator)
+    if scheduler is not None and not store.keeps_waveforms:
+        raise InputError(f"{store.location} keeps no waveforms: fit without a scheduler (the pooling methods read its feature cache)")
     picture = store.picture(generator) if input == "spectrogram" else None
     X, y = store_inputs(store, "train", input, picture), store.params_unit("train")
     if len(y) < 2:
@@ -523,8 +530,9 @@ def fit_inverter(
     keep = np.arange(min(n_validation, len(yv)))
     inv.validation = {"fit_s": round(fit_s, 3), "n_val": int(len(keep))}
     if len(keep):
-        # read (or compute) the validation rows once: predict and sample both need them
-        Xv = np.asarray(Xv[keep])
+        # read (or compute) the validation rows once: predict and sample both need them; from a store
+        # with feature caches (or no waveforms), a lazy view lets the pooling methods read them from a cache
+        Xv = Xv.take(keep) if isinstance(Xv, Pictures) and (store.feature_caches() or not store.keeps_waveforms) else np.asarray(Xv[keep])
         with estimator_progress(estimator, False):  # a few rows: bars would only flicker
             pred = estimator.predict(Xv)
             samples = estimator.sample(Xv, 64, random_state=random_state)

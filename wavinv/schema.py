@@ -83,12 +83,12 @@ def frontend_problem(cfg: Any) -> str | None:
     return f"frontend {p}" if p else None
 
 
-def store_meta_problem(meta: Any, format_version: int) -> str | None:
-    """The ``wavinv`` attributes of a store's ``zarr.json``."""
+def store_meta_problem(meta: Any, format_versions: tuple[int, ...]) -> str | None:
+    """The ``wavinv`` attributes of a store's ``zarr.json`` (one of ``format_versions``)."""
     if not isinstance(meta, dict):
         return "the wavinv attributes must be a mapping"
-    if meta.get("format_version") != format_version:
-        return f"store format {meta.get('format_version')!r}, this wavinv reads {format_version}"
+    if meta.get("format_version") not in format_versions:
+        return f"store format {meta.get('format_version')!r}, this wavinv reads {' and '.join(map(str, format_versions))}"
     p = _first(
         field_problem(meta, "n", "int", 1),
         field_problem(meta, "chunk", "int", 1),

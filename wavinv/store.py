@@ -5,8 +5,10 @@ Layout of a store directory (a Zarr v3 group)::
     id           int64    (N,)       sample ids 0..N-1
     params       float64  (N, P)     natural units, columns in space order
     params_unit  float64  (N, P)     the same, unit scale (``space.to_unit(params)``)
-    waveform     float32  (N, T)     the generator's clips
+    waveform     float32  (N, T)     the generator's clips (absent from a store made with ``waveforms=False``)
     complete     uint64   (n_chunks,) per chunk: 0 = not written, else a digest of its data
+    features/GxH-FP/pooled   float32 (N, G*H)      optional feature caches (below)
+    features/GxH-FP/complete uint64  (n_chunks, 2) per chunk: [its data record, digest of its pooled rows]
 
 Every data array is chunked along samples (``chunk`` rows per chunk) and stored
 with Blosc lz4 + byte shuffle and a CRC32C checksum, so a damaged chunk fails on
@@ -21,11 +23,24 @@ Reading never loads the whole store: ``waveforms()``/``spectrograms()`` are
 ``LazyArray`` views that read whole chunks, and ``batches()`` walks a split a few
 chunks at a time. Splits are a hash of the id (80/10/10), so every reader gets
 the same split, and an id keeps its split when the store grows. Spectrograms are
-computed on the fly by the frontend; the store holds no spectrogram cache.
+computed on the fly by the frontend.
+
+**Feature caches.** What the classical estimators read of a spectrogram is its
+average-pooled grid (``models.features``). A store may hold those rows, one
+cache per (picture, grid): the subgroup ``features/GxH-FP`` (``FP`` the picture
+config's fingerprint, recorded in full in the subgroup's attributes). A cache
+chunk's record pairs the data chunk's own record (so a re-rendered or grown
+chunk leaves it stale) with a digest of its pooled rows; readers use a cache only
+when every chunk is recorded against the current data. ``generate`` writes the
+caches a store holds with every chunk; ``generate.cache_features`` adds or
+finishes one. A store made with ``waveforms=False`` (format version 2) keeps no
+``waveform`` array: its clips are re-rendered by the generator when asked for,
+and its pooled features are read from its caches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -47,13 +62,17 @@ from .location import Location
 from .params import ParamSpace
 from .schema import store_meta_problem
 
-__all__ = ["SPLITS", "Store", "is_store", "open_store"]
+__all__ = ["SPLITS", "FeatureCache", "Store", "is_store", "open_store"]
 
 log = logging.getLogger(__name__)
 
 FORMAT = "wavinv-store"
 FORMAT_VERSION = 1
+# a store without waveforms: an older wavinv refuses it by its version instead of calling it damaged
+FORMAT_VERSION_NO_WAVEFORMS = 2
 WAVEFORM_DTYPE = np.dtype("float32")
+FEATURES = "features"
+FEATURES_DTYPE = np.dtype("float32")
 # the data arrays, in the order a chunk is written; ``complete`` is written last
 ARRAYS = ("id", "params", "params_unit", "waveform")
 COMPLETE = "complete"
@@ -117,15 +136,140 @@ def split_of(ids: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, u, side="right")
 
 
-def chunk_digest(ids: np.ndarray, params: np.ndarray, params_unit: np.ndarray, waveform: np.ndarray) -> int:
+def chunk_digest(ids: np.ndarray, params: np.ndarray, params_unit: np.ndarray, waveform: np.ndarray | None = None) -> int:
     """The completion record of one chunk: the first 64 bits of the SHA-256 of its data (never 0).
 
-    SHA-256 (hardware-accelerated on current CPUs) runs at about twice BLAKE2b's speed here.
+    ``waveform`` is None in a store that keeps none. SHA-256 (hardware-accelerated
+    on current CPUs) runs at about twice BLAKE2b's speed here.
     """
     h = hashlib.sha256()
     for a, dtype in ((ids, "<i8"), (params, "<f8"), (params_unit, "<f8"), (waveform, WAVEFORM_DTYPE.newbyteorder("<"))):
-        h.update(np.ascontiguousarray(a, dtype=dtype))  # no copy when already contiguous little-endian
+        if a is not None:
+            h.update(np.ascontiguousarray(a, dtype=dtype))  # no copy when already contiguous little-endian
     return int.from_bytes(h.digest()[:8], "little") or 1
+
+
+def read_records(arr, n_chunks: int) -> tuple[np.ndarray, list[int]]:
+    """The first ``n_chunks`` rows of a record array (zero where absent), and the chunks whose record is unreadable."""
+    out = np.zeros((n_chunks, *arr.shape[1:]), dtype=np.uint64)
+    m = min(n_chunks, arr.shape[0])
+    damaged: list[int] = []
+    try:
+        out[:m] = arr[:m]
+    except Exception:  # a damaged record file (checksum): read one by one to isolate it
+        for k in range(m):
+            try:
+                out[k] = arr[k]
+            except Exception:
+                damaged.append(k)
+    return out, damaged
+
+
+def features_digest(record: int, pooled: np.ndarray) -> int:
+    """A feature cache chunk's digest: SHA-256 of the data chunk's record and the pooled rows (never 0)."""
+    h = hashlib.sha256(int(record).to_bytes(8, "little"))
+    h.update(np.ascontiguousarray(pooled, dtype=FEATURES_DTYPE.newbyteorder("<")))
+    return int.from_bytes(h.digest()[:8], "little") or 1
+
+
+def feature_key(picture: dict[str, Any], grid: tuple[int, ...]) -> str:
+    """The name of a feature cache: the pooled grid and a fingerprint of the picture config (``"64x64-3f2a..."``)."""
+    text = json.dumps(picture, sort_keys=True, separators=(",", ":"))
+    return "x".join(str(int(g)) for g in grid) + "-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class FeatureCache:
+    """One feature cache of a store: pooled picture rows ``(N, prod(grid))`` and their chunk records.
+
+    ``picture`` is the frontend config that drew the spectrograms, ``grid`` what
+    they were average-pooled to. Reads go through the owning ``Store``.
+    """
+
+    def __init__(self, store: "Store", key: str, group):
+        meta = group.attrs.get("wavinv_features")
+        problem = _features_meta_problem(meta)
+        if problem:
+            raise StoreError(f"{store.location}: damaged feature cache {FEATURES}/{key}: {problem} (remove the folder {FEATURES}/{key} and run `wavinv cache` again)")
+        self.store, self.key = store, key
+        self.picture: dict[str, Any] = dict(meta["picture"])
+        self.grid: tuple[int, ...] = tuple(int(g) for g in meta["grid"])
+        self.pooled = group["pooled"]
+        self.complete = group["complete"]
+        width = int(np.prod(self.grid))
+        if self.pooled.shape[1:] != (width,) or self.pooled.chunks != (store.chunk, width) or self.complete.chunks != (1, 2):
+            raise StoreError(f"{store.location}: damaged feature cache {FEATURES}/{key}: arrays do not match its grid {self.grid} and the store's chunks")
+        self._cache = _ChunkCache(_CACHE_CHUNKS)
+
+    @property
+    def label(self) -> str:
+        return "x".join(map(str, self.grid))
+
+    def records(self) -> tuple[np.ndarray, list[int]]:
+        """``(n_chunks, 2)`` records, zero where absent, and the chunks whose record is unreadable."""
+        return read_records(self.complete, self.store.n_chunks)
+
+    def current(self, data_records: np.ndarray | None = None) -> np.ndarray:
+        """Bool per chunk: its pooled rows are recorded, against the data chunk as it is now."""
+        data = self.store.records()[0] if data_records is None else data_records
+        mine = self.records()[0]
+        return (mine[:, 1] != 0) & (mine[:, 0] == data) & (data != 0)
+
+    def read_chunk(self, k: int) -> tuple[np.ndarray | None, str | None]:
+        """``(pooled rows of chunk k, None)``, or ``(None, why not)``."""
+        key = self.store.chunk_key(self.pooled, k)
+        if not self.store.location.exists(key):
+            return None, f"feature chunk file {key} is missing"
+        try:
+            return self.pooled[slice(*self.store.chunk_range(k))], None
+        except Exception as exc:  # checksum or codec failure
+            return None, f"feature chunk file {key} is damaged ({type(exc).__name__}: {exc})"
+
+    def write_chunk(self, k: int, pooled: np.ndarray, data_record: int) -> None:
+        """Write chunk ``k``'s pooled rows, then its record (``data_record``: the data chunk's own)."""
+        s, e = self.store.chunk_range(k)
+        self.pooled.with_config({"write_empty_chunks": True})[s:e] = pooled
+        self.complete[k] = np.array([data_record, features_digest(data_record, pooled)], dtype=np.uint64)
+
+    def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.store.read_rows(self.pooled, rows, self._cache)
+
+
+def _features_meta_problem(meta: Any) -> str | None:
+    if not isinstance(meta, dict) or not isinstance(meta.get("picture"), dict) or not isinstance(meta.get("grid"), list):
+        return "its attributes are not a wavinv feature cache's"
+    if not meta["grid"] or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in meta["grid"]):
+        return f"grid {meta['grid']!r} is not positive integers"
+    if meta.get("dtype") != FEATURES_DTYPE.name:
+        return f"dtype {meta.get('dtype')!r}, this wavinv reads {FEATURES_DTYPE.name}"
+    return None
+
+
+@contextlib.contextmanager
+def writer_lock(where: Location) -> Iterator[None]:
+    """Hold an exclusive lock on a local store's directory: one writer at a time.
+
+    URL stores have no lock (object stores offer none): one writer at a time is the user's job.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform
+        fcntl = None
+    if fcntl is None or not where.is_local:
+        yield
+        return
+    path = where.local
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise StoreError(f"cannot open {path}: {e.strerror or e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{path} is being written by another wavinv command (generate or cache): wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -204,23 +348,27 @@ class Store:
         try:
             self.group = zarr.open_group(store=self.location.zarr_store(), mode=mode, zarr_format=3)
             self.meta: dict[str, Any] = dict(self.group.attrs["wavinv"])
-            self.arrays = {name: self.group[name] for name in (*ARRAYS, COMPLETE)}
+            keeps = self.meta.get("format_version") != FORMAT_VERSION_NO_WAVEFORMS
+            self.arrays = {name: self.group[name] for name in (*ARRAYS, COMPLETE) if keeps or name != "waveform"}
         except (KeyError, ValueError, TypeError, OSError) as e:
             raise StoreError(f"{self.location}: damaged store metadata: {type(e).__name__}: {e} ({_NO_REPAIR})") from None
-        problem = store_meta_problem(self.meta, FORMAT_VERSION)
+        problem = store_meta_problem(self.meta, (FORMAT_VERSION, FORMAT_VERSION_NO_WAVEFORMS))
         if problem:
             raise StoreError(f"{self.location}: damaged store metadata in zarr.json: {problem} ({_NO_REPAIR})")
         problem = index_memory_problem(self.n)
         if problem:
             raise StoreError(f"{self.location} claims {self.n} samples: {problem}")
         self._check_arrays()
-        self._caches = {name: _ChunkCache(_CACHE_CHUNKS) for name in ARRAYS}
+        self._caches = {name: _ChunkCache(_CACHE_CHUNKS) for name in self.data_arrays}
         self._checked_complete = False
+        self._features: dict[str, FeatureCache] | None = None
+        self._renderer = None  # the generator that re-renders clips of a store without waveforms
 
     def _check_arrays(self) -> None:
         """Every array is chunked as the metadata says and has the row shape it must have."""
         rows = {"id": (), "params": (len(self.space),), "params_unit": (len(self.space),), "waveform": (self.n_samples,)}
-        for name, row in rows.items():
+        for name in self.data_arrays:
+            row = rows[name]
             arr = self.arrays[name]
             if tuple(arr.shape[1:]) != row or arr.chunks[0] != self.chunk or tuple(arr.chunks[1:]) != row:
                 raise StoreError(
@@ -233,18 +381,24 @@ class Store:
     def repair_command(self) -> str:
         """The ``wavinv generate`` command that finishes or repairs this store (re-rendering what is missing or damaged)."""
         spec = self.generator.get("spec") or "SPEC"
-        return shlex.join(["wavinv", "generate", "--generator", spec, "--n", str(self.n), "--seed", str(self.seed), "--sampling", self.sampling, "--out", str(self.location)])
+        no_waves = [] if self.keeps_waveforms else ["--no-waveforms"]
+        return shlex.join(["wavinv", "generate", "--generator", spec, "--n", str(self.n), "--seed", str(self.seed), "--sampling", self.sampling, *no_waves, "--out", str(self.location)])
 
-    def chunk_key(self, name: str, k: int) -> str:
-        """The key of chunk ``k`` of array ``name`` below the store (``"waveform/c/3/0"``)."""
-        arr = self.arrays[name]
-        return f"{name}/{arr.metadata.encode_chunk_key((k,) + (0,) * (arr.ndim - 1))}"
+    def cache_command(self, grid: tuple[int, ...]) -> str:
+        """The ``wavinv cache`` command that adds, finishes or repairs the feature cache of ``grid``."""
+        spec = [] if self.keeps_waveforms else ["--generator", self.generator.get("spec") or "SPEC"]
+        return shlex.join(["wavinv", "cache", str(self.location), "--pool", "x".join(map(str, grid)), *spec])
+
+    def chunk_key(self, name, k: int) -> str:
+        """The key of chunk ``k`` of array ``name`` (or a zarr array of the store) below the store (``"waveform/c/3/0"``)."""
+        arr = self.arrays[name] if isinstance(name, str) else name
+        return f"{arr.path}/{arr.metadata.encode_chunk_key((k,) + (0,) * (arr.ndim - 1))}"
 
     def read_chunk(self, k: int) -> tuple[tuple[np.ndarray, ...] | None, str | None]:
         """``(data of every array, None)`` for chunk ``k``, or ``(None, why not)``: a missing or damaged chunk file."""
         s, e = self.chunk_range(k)
         data = []
-        for name in ARRAYS:
+        for name in self.data_arrays:
             key = self.chunk_key(name, k)
             if not self.location.exists(key):
                 return None, f"{name} chunk file {key} is missing"
@@ -279,6 +433,76 @@ class Store:
     @property
     def n(self) -> int:
         return int(self.meta["n"])
+
+    @property
+    def keeps_waveforms(self) -> bool:
+        """False for a store made with ``waveforms=False``: its clips are re-rendered when asked for."""
+        return "waveform" in self.arrays
+
+    @property
+    def data_arrays(self) -> tuple[str, ...]:
+        """The data arrays this store holds, in the order a chunk is written (``chunk_digest``'s order)."""
+        return tuple(a for a in ARRAYS if a in self.arrays)
+
+    # -- feature caches ------------------------------------------------------------
+    def feature_caches(self) -> dict[str, FeatureCache]:
+        """Every feature cache the store holds, by key (complete or not)."""
+        if self._features is None:
+            found: dict[str, FeatureCache] = {}
+            if FEATURES in self.group:
+                try:
+                    members = list(self.group[FEATURES].groups())
+                except (KeyError, ValueError, TypeError, OSError) as e:
+                    raise StoreError(f"{self.location}: damaged feature caches: {type(e).__name__}: {e}") from None
+                for key, group in sorted(members):
+                    try:
+                        found[key] = FeatureCache(self, key, group)
+                    except (KeyError, ValueError, TypeError, OSError) as e:
+                        raise StoreError(f"{self.location}: damaged feature cache {FEATURES}/{key}: {type(e).__name__}: {e}") from None
+            self._features = found
+        return self._features
+
+    def feature_cache(self, picture: dict[str, Any], grid: tuple[int, ...]) -> FeatureCache | None:
+        """The cache of ``picture`` pooled to ``grid`` when the store holds it complete and current, else None."""
+        cache = self.feature_caches().get(feature_key(picture, grid))
+        if cache is None or cache.picture != picture or cache.grid != tuple(grid):
+            return None
+        return cache if bool(cache.current().all()) else None
+
+    def add_feature_cache(self, picture: dict[str, Any], grid: tuple[int, ...]) -> FeatureCache:
+        """Create the (empty) cache of ``picture`` pooled to ``grid``, or return it when it exists. Needs a writable store."""
+        key = feature_key(picture, grid)
+        if key in self.feature_caches():
+            return self.feature_caches()[key]
+        width = int(np.prod(grid))
+        group = self.group.require_group(FEATURES).create_group(key)
+        group.create_array("pooled", shape=(self.n, width), chunks=(self.chunk, width), dtype=FEATURES_DTYPE.name, fill_value=np.nan, compressors=compressors())
+        group.create_array("complete", shape=(self.n_chunks, 2), chunks=(1, 2), dtype="uint64", fill_value=0, compressors=compressors())
+        group.attrs["wavinv_features"] = {"picture": picture, "grid": [int(g) for g in grid], "dtype": FEATURES_DTYPE.name}
+        self._features = None
+        return self.feature_caches()[key]
+
+    # -- re-rendering ----------------------------------------------------------------
+    def attach(self, generator=None):
+        """Load (and check) the generator that re-renders this store's clips; returns it.
+
+        Needed only by a store without waveforms. ``generator``: an object or a
+        spec; None loads the recorded generator only when it is a built-in one.
+        """
+        if generator is None and self._renderer is not None:
+            return self._renderer
+        from .generators import recorded_generator
+
+        owner = f"{self.location} (it keeps no waveforms: they are re-rendered)" if not self.keeps_waveforms else str(self.location)
+        self._renderer = recorded_generator(self.generator, generator, owner, same_generator, StoreError)
+        return self._renderer
+
+    def _rendered(self, rows: np.ndarray) -> np.ndarray:
+        """Clips of ``rows`` (sorted) re-rendered from their stored parameters, as ``generate`` rendered them."""
+        from .generators import render_checked
+
+        gen = self.attach()
+        return render_checked(gen, self.read_rows("params", rows), offset=int(rows[0]) if len(rows) else 0).astype(WAVEFORM_DTYPE, copy=False)
 
     @property
     def seed(self) -> int:
@@ -333,30 +557,18 @@ class Store:
 
     def records(self) -> tuple[np.ndarray, list[int]]:
         """The completion record of every chunk (0 where absent) and the chunks whose record is unreadable."""
-        arr = self.arrays[COMPLETE]
-        out = np.zeros(self.n_chunks, dtype=np.uint64)
-        m = min(self.n_chunks, arr.shape[0])
-        damaged: list[int] = []
-        try:
-            out[:m] = arr[:m]
-        except Exception:  # a damaged record file (checksum): read one by one to isolate it
-            for k in range(m):
-                try:
-                    out[k] = arr[k]
-                except Exception:
-                    damaged.append(k)
-        return out, damaged
+        return read_records(self.arrays[COMPLETE], self.n_chunks)
 
     @property
     def is_complete(self) -> bool:
-        return bool(self.completed().all()) and all(self.arrays[a].shape[0] == self.n for a in ARRAYS)
+        return bool(self.completed().all()) and all(self.arrays[a].shape[0] == self.n for a in self.data_arrays)
 
     def require_complete(self) -> None:
         """Raise ``StoreError`` unless every chunk is recorded complete (readers call this first)."""
         if self._checked_complete:
             return
         done = self.completed()
-        if not done.all() or any(self.arrays[a].shape[0] != self.n for a in ARRAYS):
+        if not done.all() or any(self.arrays[a].shape[0] != self.n for a in self.data_arrays):
             raise StoreError(
                 f"{self.location} is incomplete ({int(done.sum())} of {self.n_chunks} chunks written): "
                 f"finish it with `{self.repair_command()}`"
@@ -389,7 +601,12 @@ class Store:
             "clip_seconds": self.n_samples / self.sample_rate,
             "waveform_dtype": self.meta["waveform_dtype"],
             "bytes_on_disk": self.nbytes_on_disk(),
-            "bytes_decoded": self.n * (self.n_samples * WAVEFORM_DTYPE.itemsize + 2 * 8 * len(space) + 8),
+            "bytes_decoded": self.n * (self.n_samples * WAVEFORM_DTYPE.itemsize * self.keeps_waveforms + 2 * 8 * len(space) + 8),
+            "waveforms": self.keeps_waveforms,
+            "feature_caches": [
+                {"key": c.key, "grid": list(c.grid), "picture": c.picture, "chunks_current": int(c.current().sum())}
+                for c in self.feature_caches().values()
+            ],
             "frontend": self.frontend_config,
             "fingerprint": self.fingerprint,
             "wavinv_version": self.meta["wavinv_version"],
@@ -424,21 +641,26 @@ class Store:
         return self.read_rows("params_unit", self.split_indices(split))
 
     def waveforms(self, split: str | None = None) -> LazyArray:
-        """Lazy ``(n_split, T)`` float32 clips; reads whole chunks and selects rows."""
+        """Lazy ``(n_split, T)`` float32 clips; reads whole chunks and selects rows.
+
+        A store without waveforms re-renders the rows asked for with its generator (``attach``).
+        """
         self.require_complete()
         idx = self.split_indices(split)
-        return LazyArray(len(idx), (self.n_samples,), WAVEFORM_DTYPE, lambda rows: self.read_rows("waveform", idx[rows]))
+        return LazyArray(len(idx), (self.n_samples,), WAVEFORM_DTYPE, lambda rows: self.clips(idx[rows]))
 
-    def spectrograms(self, split: str | None = None, frontend=None, device=None, batch_size: int | None = None) -> LazyArray:
+    def clips(self, rows: np.ndarray) -> np.ndarray:
+        """Clips of ``rows`` (sorted global indices): read, or re-rendered by a store without waveforms."""
+        return self.read_rows("waveform", rows) if self.keeps_waveforms else self._rendered(rows)
+
+    def spectrograms(self, split: str | None = None, frontend=None, device=None, batch_size: int | None = None) -> "Pictures":
         """Lazy ``(n_split, F, T)`` dB spectrograms computed on the fly from the waveforms.
 
         ``frontend``: a config dict or ``Spectrogram`` module (or ``self.picture(generator)``); default the store's.
+        The result also offers the rows' pooled features from a feature cache (``Pictures.pooled``).
         """
-        from . import frontend as fe  # torch is imported only when spectrograms are asked for
-
-        module = self._frontend(frontend)
-        waves = self.waveforms(split)
-        return LazyArray(len(waves), module.output_shape, np.float32, lambda rows: fe.spectrogram(waves[rows], module, batch_size, device))
+        self.require_complete()
+        return Pictures(self, self.split_indices(split), self._frontend(frontend), device, batch_size)
 
     def batches(
         self,
@@ -517,6 +739,10 @@ class Store:
         dest = None if order is None else np.argsort(order)  # where each row lands
         out = [rows if order is None else rows[order]]
         for name in ("waveform", "params_unit"):
+            if name not in self.arrays:  # re-rendered, sorted, then put in the rows' order
+                ordered = np.sort(out[0])
+                out.append(self._rendered(ordered)[np.searchsorted(ordered, out[0])])
+                continue
             arr = self.arrays[name]
             if len(ks) > 1 and np.all(np.diff(ks) == 1):  # consecutive chunks: one read, decoded in parallel
                 parts = [self._get(arr, name, bounds[0][0], bounds[-1][1])]
@@ -569,13 +795,17 @@ class Store:
             return picture_for(frontend, None, str(self.location), StoreError)
         return frontend
 
-    def read_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
+    def read_rows(self, name, rows: np.ndarray, cache: _ChunkCache | None = None) -> np.ndarray:
         """Rows ``rows`` (sorted global indices) of array ``name``, decoding each touched chunk once.
 
-        Unlike the split readers it does not require a complete store (``verify`` uses it).
+        ``name`` may also be a zarr array of the store (a feature cache's, with its
+        own ``cache`` of decoded chunks). Unlike the split readers it does not
+        require a complete store (``verify`` uses it).
         """
-        arr = self.arrays[name]
-        cache = self._caches[name]
+        if isinstance(name, str) and name not in self.arrays:
+            raise StoreError(f"{self.location} keeps no {name} array")
+        arr = self.arrays[name] if isinstance(name, str) else name
+        cache = self._caches[name] if isinstance(name, str) else cache or _ChunkCache(_CACHE_CHUNKS)
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size and (rows[0] < 0 or rows[-1] >= self.n):
             raise IndexError(f"row out of range for {self.n} rows")
@@ -589,7 +819,7 @@ class Store:
         needed = [k for k, b in blocks.items() if b is None]
 
         def read(k: int) -> np.ndarray:
-            return self._get(arr, name, *self.chunk_range(k))
+            return self._get(arr, arr.path, *self.chunk_range(k))
 
         # one chunk per read, several at once: zarr decodes them in parallel and no chunk is copied to be cached
         for k, block in zip(needed, map(read, needed) if len(needed) < 2 else _reader_pool().map(read, needed)):
@@ -608,15 +838,66 @@ class Store:
     def _get(self, arr, name: str, lo: int, hi: int) -> np.ndarray:
         # a missing chunk file would read back as its fill value (NaN, -1): refuse it, naming the chunk
         for k in range(lo // self.chunk, -(-hi // self.chunk)):
-            key = self.chunk_key(name, k)
+            key = self.chunk_key(arr, k)
             if not self.location.exists(key):
-                raise StoreError(f"{self.location}: chunk file {key} (samples {self.chunk_range(k)[0]}..{self.chunk_range(k)[1] - 1}) is missing; repair with `{self.repair_command()}`")
+                raise StoreError(f"{self.location}: chunk file {key} (samples {self.chunk_range(k)[0]}..{self.chunk_range(k)[1] - 1}) is missing; repair with `{self._repair_for(arr)}`")
         try:
             return arr[lo:hi]
         except Exception as e:  # checksum or codec failure: the data on disk is damaged
             raise StoreError(
-                f"{self.location}: {name} rows {lo}..{hi - 1} cannot be read ({type(e).__name__}: {e}); repair with `{self.repair_command()}`"
+                f"{self.location}: {name} rows {lo}..{hi - 1} cannot be read ({type(e).__name__}: {e}); repair with `{self._repair_for(arr)}`"
             ) from e
+
+    def _repair_for(self, arr) -> str:
+        """The command that rewrites a damaged chunk of ``arr``: ``wavinv cache`` for a feature cache's, else ``generate``."""
+        if arr.path.startswith(FEATURES + "/"):
+            return self.cache_command(self.feature_caches()[arr.path.split("/")[1]].grid)
+        return self.repair_command()
+
+
+class Pictures(LazyArray):
+    """Lazy dB spectrograms of some rows of a store, which also offer those rows' pooled features.
+
+    Indexing computes spectrograms from the clips (read, or re-rendered by a store
+    without waveforms). ``pooled(grid)`` gives the rows pooled to ``grid`` from the
+    store's feature cache of this picture, so estimators that pool
+    (``models.features.iter_pooled``) never compute a spectrogram.
+    """
+
+    def __init__(self, store: Store, idx: np.ndarray, module, device=None, batch_size: int | None = None):
+        self.store, self.idx, self.module, self.device, self.batch_size = store, idx, module, device, batch_size
+        super().__init__(len(idx), module.output_shape, np.float32, self._pictures)
+
+    def _pictures(self, rows: np.ndarray) -> np.ndarray:
+        from . import frontend as fe  # torch is imported only when spectrograms are computed
+
+        return fe.spectrogram(self.store.clips(self.idx[rows]), self.module, self.batch_size, self.device)
+
+    def pooled(self, grid: tuple[int, ...]) -> LazyArray | None:
+        """The rows pooled to ``grid`` ``(n, prod(grid))`` from a complete, current cache; None when there is none.
+
+        A store without waveforms has no other way to them: then a missing cache is
+        a ``StoreError`` naming the command that builds it.
+        """
+        cfg = self.module.config()
+        cache = self.store.feature_cache(cfg, tuple(grid))
+        if cache is None:
+            if not self.store.keeps_waveforms:
+                have = ", ".join(f"{c.label} of {c.picture.get('kind')}" for c in self.store.feature_caches().values()) or "none"
+                raise StoreError(
+                    f"{self.store.location} keeps no waveforms and has no complete feature cache of this picture pooled to "
+                    f"{'x'.join(map(str, grid))} (caches: {have}): build it with `{self.store.cache_command(tuple(grid))}`"
+                )
+            return None
+        log.info("reading %s features from the cache %s", "x".join(map(str, grid)), cache.key)
+        return LazyArray(len(self.idx), (int(np.prod(grid)),), FEATURES_DTYPE, lambda rows: cache.read_rows(self.idx[rows]))
+
+    def take(self, indices: np.ndarray) -> "Pictures":
+        """A lazy view of some rows that keeps their cached features (sorted ``indices``; others give a plain view)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if np.any(np.diff(indices) < 0):
+            return super().take(indices)
+        return Pictures(self.store, self.idx[np.asarray(indices, dtype=np.int64)], self.module, self.device, self.batch_size)
 
 
 def same_generator(a: dict[str, Any], b: dict[str, Any]) -> bool:

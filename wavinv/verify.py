@@ -1,4 +1,4 @@
-"""``verify``: is a store whole? Every chunk read (checksums), ids, completion records, re-renders.
+"""``verify``: is a store whole? Every chunk read (checksums), ids, completion records, feature caches, re-renders.
 
 Used by ``wavinv verify``; it reports what is wrong rather than raising, and
 raises ``StoreError`` only when the path is not a store at all.
@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .errors import StoreError
 from .generators import Generator, recorded_generator, render_checked
 from .limits import int_arg
-from .store import ARRAYS, WAVEFORM_DTYPE, Store, chunk_digest, open_store, same_generator
+from .store import ARRAYS, WAVEFORM_DTYPE, FeatureCache, Store, chunk_digest, features_digest, open_store, same_generator
 
 __all__ = ["VerifyReport", "verify"]
 
@@ -41,6 +41,8 @@ class VerifyReport:
 # largest difference between a stored and a re-rendered clip still counted as the same (-100 dBFS):
 # batch composition may move the last bits of some renderers' arithmetic
 RERENDER_ATOL = 1e-5
+# the same for the pooled dB features of a store without waveforms (what re-rendered clips are compared with there)
+RERENDER_FEATURES_ATOL_DB = 0.01
 
 
 def _spans(values: list[int] | np.ndarray) -> str:
@@ -65,10 +67,11 @@ def verify(
     seed: int | None = None,
     progress: bool = True,
 ) -> VerifyReport:
-    """Read every chunk of every array (checksums), check ids and completion records.
+    """Read every chunk of every array (checksums), check ids and completion records, and every feature cache.
 
     ``rerender=K`` re-renders ``K`` random samples (``seed``) with ``generator``
-    and compares them with the stored ones; ``generator`` may be left out only
+    and compares them with the stored ones (in a store without waveforms, their
+    pooled features with every complete cache's); ``generator`` may be left out only
     when the store's recorded generator is a built-in one (a store never causes
     an import the user did not name). Raises ``StoreError`` only when ``path``
     is not a store at all, ``GeneratorError`` when the generator is not given or does not match.
@@ -81,7 +84,7 @@ def verify(
     rep = VerifyReport(str(store.location), store.n, store.n_chunks)
     n, p, t = store.n, len(store.space), store.n_samples
     for name, row in zip(ARRAYS, ((), (p,), (p,), (t,))):
-        if store.arrays[name].shape != (n, *row):
+        if name in store.arrays and store.arrays[name].shape != (n, *row):
             rep.problems.append(f"{name} has shape {store.arrays[name].shape}, expected {(n, *row)}: run `wavinv generate` again to finish growing it")
     if rep.problems:
         return rep
@@ -112,6 +115,8 @@ def verify(
         rep.problems.append(
             f"{len(incomplete)} of {store.n_chunks} chunks not complete (chunks {_spans(incomplete)}): run `wavinv generate` again to finish"
         )
+    for cache in store.feature_caches().values():
+        _check_cache(store, cache, records, rep)
     rows_read = np.repeat(readable, [e - s for s, e in map(store.chunk_range, range(store.n_chunks))])
     expected = np.arange(n)
     wrong = rows_read & (ids != expected)
@@ -137,6 +142,27 @@ def verify(
     return rep
 
 
+def _check_cache(store: Store, cache: FeatureCache, records: np.ndarray, rep: VerifyReport) -> None:
+    """Every recorded chunk of a feature cache reads and hashes to its record; chunks not current are counted.
+
+    A damaged chunk is a problem; an unfinished or stale cache only a note (fits
+    then compute their features), unless the store keeps no waveforms to compute them from.
+    """
+    mine, unreadable = cache.records()
+    what = f"feature cache {cache.label} ({cache.key})"
+    damaged = list(unreadable)
+    for k in np.flatnonzero(mine[:, 1] != 0):
+        pooled, why = cache.read_chunk(int(k))
+        if pooled is None or features_digest(int(mine[k, 0]), pooled) != int(mine[k, 1]):
+            damaged.append(int(k))
+    stale = [k for k in np.flatnonzero(~cache.current(records)) if k not in damaged]
+    if damaged:
+        rep.problems.append(f"{what}: chunks {_spans(damaged)} are damaged (unreadable, or not matching their record): repair with `{store.cache_command(cache.grid)}`")
+    if stale:
+        line = f"{what}: {len(stale)} of {store.n_chunks} chunks not computed for the current data (chunks {_spans(stale)}): finish it with `{store.cache_command(cache.grid)}`"
+        (rep.notes if store.keeps_waveforms else rep.problems).append(line + ("; until then fits compute their features" if store.keeps_waveforms else ""))
+
+
 def _rerender(store: Store, rep: VerifyReport, k: int, gen: Generator, seed: int | None, usable: np.ndarray) -> None:
     rows = np.flatnonzero(np.repeat(usable, [e - s for s, e in map(store.chunk_range, range(store.n_chunks))]))
     if not len(rows):
@@ -147,10 +173,28 @@ def _rerender(store: Store, rep: VerifyReport, k: int, gen: Generator, seed: int
     params = np.concatenate([store.space.sample(i, i + 1, store.seed, store.sampling) for i in pick])
     stored_params = store.read_rows("params", pick)
     wave = render_checked(gen, params, offset=0).astype(WAVEFORM_DTYPE)
-    stored = store.read_rows("waveform", pick)
-    err = np.abs(wave - stored).max(axis=1)
+    if store.keeps_waveforms:
+        err, atol, what = np.abs(wave - store.read_rows("waveform", pick)).max(axis=1), RERENDER_ATOL, ""
+    else:
+        err, atol, what = _feature_errors(store, gen, pick, wave), RERENDER_FEATURES_ATOL_DB, " features (dB)"
+        if not any(c.current().all() for c in store.feature_caches().values()):
+            rep.notes.append("no complete feature cache to compare the re-rendered clips with: only their parameters were compared")
     rep.rerendered = [int(i) for i in pick]
     rep.max_abs_error = float(err.max())
-    bad = pick[(err > RERENDER_ATOL) | (stored_params != params).any(axis=1)]
+    bad = pick[(err > atol) | (stored_params != params).any(axis=1)]
     if len(bad):
-        rep.problems.append(f"re-rendered samples differ from the stored ones: ids {_spans(bad)} (max abs error {err.max():.3g})")
+        rep.problems.append(f"re-rendered samples differ from the stored ones: ids {_spans(bad)} (max abs error{what} {err.max():.3g})")
+
+
+def _feature_errors(store: Store, gen: Generator, pick: np.ndarray, wave: np.ndarray) -> np.ndarray:
+    """Per picked row, the largest difference between its re-rendered clip's pooled features and every complete cache's."""
+    from .frontend import spectrogram
+    from .models.features import pool_rows
+    from .picture import picture_for
+
+    err = np.zeros(len(pick))
+    for cache in store.feature_caches().values():
+        if cache.current().all():
+            pooled = pool_rows(spectrogram(wave, picture_for(cache.picture, gen, str(store.location), StoreError)), cache.grid)
+            err = np.maximum(err, np.abs(pooled - cache.read_rows(pick)).max(axis=1))
+    return err

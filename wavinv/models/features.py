@@ -11,6 +11,11 @@ SVDs dominate, and no less accurate on the leading components).
 Memory: ``X`` is read once, batch by batch; the pooled rows are kept
 (``N x pooled size`` float32: 20,000 spectrograms pooled to 64 x 64 are 330 MB),
 never the full ``X``.
+
+An ``X`` that offers ``pooled(grid)`` (a store's spectrograms, ``store.Pictures``)
+may hand over rows already pooled to that grid, read from the store's feature
+cache: then no spectrogram is computed at all. The cache holds exactly what
+``pool_rows`` makes of the same spectrograms, so the fit is the same.
 """
 
 from __future__ import annotations
@@ -70,10 +75,16 @@ def pooled_grid(row_shape: tuple[int, ...], pool_shape: tuple[int, int], max_fea
 
 
 def iter_pooled(X, grid: tuple[int, ...], batch_size: int, progress: bool = False, desc: str = "pooling"):
-    """``(row indices, pooled rows (B, prod(grid)))`` of ``X`` (numpy or lazy), one batch at a time."""
+    """``(row indices, pooled rows (B, prod(grid)))`` of ``X`` (numpy or lazy), one batch at a time.
+
+    Rows come from ``X.pooled(grid)`` when ``X`` has it and it gives them (a feature cache).
+    """
+    cached = X.pooled(tuple(grid)) if callable(getattr(X, "pooled", None)) and len(grid) == 2 else None
+    if cached is not None:
+        X, desc = cached, f"{desc} (cached)"
     bar = tqdm(total=len(X), desc=desc, unit="row", disable=not progress, leave=False)
     for idx, rows in iter_batches(X, int(batch_size)):
-        pooled = pool_rows(rows, grid)
+        pooled = rows if cached is not None else pool_rows(rows, grid)
         if not np.isfinite(pooled).all():
             raise InputError("X contains NaN or infinite values")
         bar.update(len(idx))
