@@ -518,7 +518,7 @@ def _fit_or_load(
     return inv, model
 
 
-def _target_seeds(seed: int, row: int) -> tuple[int, int]:
+def target_seeds(seed: int, row: int) -> tuple[int, int]:
     """Two independent seeds per target (draws, samples), the same for every method."""
     a, b = np.random.SeedSequence([seed, row]).generate_state(2)
     return int(a), int(b)
@@ -534,7 +534,7 @@ def _evaluate(
     todo = [(int(p), int(r)) for p, r in zip(positions, rows) if str(int(r)) not in ev["targets"]]
     for pos, row in tqdm(todo, desc=name, unit="target", leave=False, disable=not progress):
         wave = waves[pos]
-        seed_draws, seed_samples = _target_seeds(s.seed, row)
+        seed_draws, seed_samples = target_seeds(s.seed, row)
         res = inv.invert(
             Target("waveform", wave, f"{store.location.name}#id{row}"),
             n=s.k,

@@ -1,0 +1,63 @@
+"""Refinement settings side by side on a bench's targets: mean exact best/median-of-16 lsd_db, spread, time.
+
+Inverts the targets of a published bench (its ``target_ids``, from the store's
+test split) with one model, once per refine-options JSON given, with the same
+per-target seeds as the bench, and prints one line per setting. For quick
+comparisons of search settings and model sizes; the bench is the measurement
+of record. Example (the 50k figures in the README)::
+
+    python benchmarks/refine_sweep.py --model knn-50k.joblib --store data/synth100-20k \\
+        --results benchmarks/results/refine-20k/results.json --targets 0:60 --refine 2048 '{}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from wavinv import load, open_store
+from wavinv.bench import target_seeds
+from wavinv.metrics import diversity
+from wavinv.targets import Target
+
+
+def sweep(model: str, store_path: str, ids: list[int], refine: int, options: dict) -> str:
+    inv = load(model)
+    store = open_store(store_path)
+    gen = inv.attach()
+    position = {int(i): p for p, i in enumerate(store.ids("test"))}
+    waves = store.waveforms("test")
+    best, median, spread, seconds = [], [], [], []
+    for row in ids:
+        t = time.perf_counter()
+        res = inv.invert(Target("waveform", waves[position[row]], str(row)), n=16, draws=256, generator=gen,
+                         random_state=target_seeds(0, row)[0], refine=refine, refine_options=dict(options))
+        seconds.append(time.perf_counter() - t)
+        lsd = res.distances["lsd_db"]
+        best.append(lsd[0])
+        median.append(np.median(lsd))
+        spread.append(diversity(res.params_unit))
+    return (f"{json.dumps(options):40s} R={refine} targets={len(ids)} best {np.mean(best):.2f} median {np.mean(median):.2f} "
+            f"spread {np.mean(spread):.3f} s/target {np.mean(seconds):.2f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--store", required=True, help="the store whose test split holds the targets")
+    p.add_argument("--results", required=True, help="a bench's results.json (its target_ids)")
+    p.add_argument("--targets", default="0:60", help="slice of the bench's targets, lo:hi")
+    p.add_argument("--refine", type=int, default=2048)
+    p.add_argument("options", nargs="+", help="refine options as JSON, e.g. '{}' or '{\"min_distance\": 0.1}'")
+    args = p.parse_args()
+    lo, hi = (int(x) for x in args.targets.split(":"))
+    ids = json.load(open(args.results))["meta"]["target_ids"][lo:hi]
+    for text in args.options:
+        print(sweep(args.model, args.store, ids, args.refine, json.loads(text)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
