@@ -52,26 +52,25 @@ def _count(low: int):
 _NONNEG, _POSITIVE = _count(0), _count(1)
 
 
-def _fraction(text: str) -> float:
-    """An argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
+def _number(low: float, high: float, unit: str, low_open: bool = False):
+    """An argparse type: a finite number from ``low`` (excluded with ``low_open``) to ``high``."""
+    bounds = f"{'above' if low_open else 'at least'} {low:g}" + (f" and at most {high:g}" if high < float("inf") else "")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number ({unit}), got {text!r}") from None
+        if not ((low < value) if low_open else (low <= value)) or not value <= high or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be {bounds} ({unit}), got {text}")
+        return value
+
+    parse.__name__ = unit
+    return parse
 
 
-def _seconds(text: str) -> float:
-    """An argparse type: a positive, finite number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
+_FRACTION = _number(0.0, 1.0, "a mean absolute difference on the 0-1 scale")
+_SECONDS = _number(0.0, float("inf"), "seconds", low_open=True)
 
 
 class _MethodIsFit(argparse.Action):
@@ -443,7 +442,7 @@ def _add_invert(sub) -> None:
     )
     p.add_argument(
         "--min-distance",
-        type=_fraction,
+        type=_FRACTION,
         default=None,
         metavar="D",
         help="after --refine, keep candidates at least D apart (mean absolute difference of the parameters on the 0-1 scale; "
@@ -451,7 +450,7 @@ def _add_invert(sub) -> None:
     )
     p.add_argument(
         "--time-limit",
-        type=_seconds,
+        type=_SECONDS,
         default=None,
         metavar="S",
         help="seconds the inversion may take: a --refine budget that the render rate measured on the draws cannot fit is refused, "

@@ -289,7 +289,7 @@ class Inverter:
         specs = self.spectrograms(waves)
         lsd = lsd_db(target_spec, specs)
         timing["score"] = time.perf_counter() - t3
-        n_renders = n_unique
+        n_renders, min_distance = n_unique, 0.0  # without a search, the best n whatever their distance
         if refine:
             t4 = time.perf_counter()
             deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
@@ -305,7 +305,7 @@ class Inverter:
             unique, params, waves, specs, lsd = unique[keep], params[keep], waves[keep], specs[keep], lsd[keep]
             n_renders += n_evals + len(r_unit)
             timing["refine"] = time.perf_counter() - t4
-        order = distinct_best(unique, lsd, n, min_distance) if refine else np.argsort(lsd, kind="stable")[:n]
+        order = distinct_best(unique, lsd, n, min_distance)
         distances = {"lsd_db": lsd[order]}
         if target.kind == "waveform":
             distances["mrstft"] = np.asarray(mrstft(target.data, waves[order]))
