@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"store: {store_path} exists ({store.n} clips)")
     else:
         # generate resumes a partial store and makes the same bytes either way
-        store = generate(store_path, spec["generator"], spec["n"], seed=spec["seed"], workers=args.workers, progress=not args.quiet)
+        store = generate(store_path, spec["generator"], spec["n"], seed=spec["seed"], workers=args.workers, progress=not args.quiet,
+                         waveforms=spec.get("waveforms", True))
         print(f"store: built {store_path} ({store.n} clips of {spec['generator']}) in {time.perf_counter() - t0:.1f} s")
     t1 = time.perf_counter()
     res = bench(

@@ -10,7 +10,7 @@ from wavinv import FunctionGenerator, InputError, Param, ParamSpace
 from wavinv.errors import GeneratorError, ParamSpaceError, TimeLimitError
 from wavinv.generators import load_generator, render_checked, takes_seed
 from wavinv.metrics import lsd_db
-from wavinv.refine import MIN_DISTANCE, distinct_best, refine
+from wavinv.refine import frame_rms, polish_point, MIN_DISTANCE, distinct_best, refine
 
 TOY = str(Path(__file__).parent / "toygen.py")
 
@@ -68,7 +68,8 @@ def test_refine_is_deterministic_and_zero_budget_returns_the_seeds():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"budget": -1}, {"budget": 2.5}, {"budget": True}, {"sigma": 0.0}, {"sigma": 2.0}, {"strategy": "ga"}, {"popsize": 1}],
+    [{"budget": -1}, {"budget": 2.5}, {"budget": True}, {"sigma": 0.0}, {"sigma": 2.0}, {"strategy": "ga"}, {"popsize": 1},
+     {"polish": 0.5}, {"polish": 1.0}, {"polish": -0.1}, {"polish": 0.25, "residual": lambda x: x[:, :, None], "continuous": [True]}],
 )
 def test_refine_bad_settings(kwargs):
     args = {"budget": 100, **kwargs}
@@ -78,6 +79,49 @@ def test_refine_bad_settings(kwargs):
         refine(sphere(np.zeros(3)), np.zeros(3), budget=10)  # seeds must be (S, P)
     with pytest.raises(InputError, match="seed_scores"):
         refine(sphere(np.zeros(3)), np.zeros((2, 3)), budget=10, seed_scores=np.zeros(3))
+
+
+def _pictures(target: np.ndarray, mix: np.ndarray):
+    """A smooth, coupled least-squares problem: residual pictures (B, 6, 4) of a nonlinear map of 5 parameters."""
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        y = np.tanh(2.0 * (x - 0.5)) @ mix  # (B, 24)
+        return (y - np.tanh(2.0 * (target - 0.5)) @ mix).reshape(len(x), 6, 4)
+
+    return residual
+
+
+def test_polish_descends_on_the_residual_picture_and_moves_only_continuous_parameters():
+    rng = np.random.default_rng(0)
+    target, mix = rng.uniform(0.2, 0.8, 5), rng.normal(size=(5, 24))
+    residual = _pictures(target, mix)
+    start = np.clip(target + rng.normal(0.0, 0.15, 5), 0.0, 1.0)
+    f0 = frame_rms(residual(start[None]))[0]
+    x, f = polish_point(residual, start, 200, active=np.ones(5, dtype=bool))
+    assert len(x) == len(f) <= 200
+    np.testing.assert_allclose(f, frame_rms(residual(x)))  # every score is the point's own
+    assert f.min() < 0.02 * f0  # Gauss-Newton on the whole picture, not a random walk
+    assert np.all((x >= 0.0) & (x <= 1.0))
+    x, f = polish_point(residual, start, 200, active=np.array([True, True, True, True, False]))
+    np.testing.assert_array_equal(x[:, 4], start[4])  # a parameter left out never moves
+    assert f.min() < f0
+
+
+def test_refine_with_polish_spends_its_budget_and_beats_the_evolution_strategy_alone():
+    rng = np.random.default_rng(1)
+    target, mix = rng.uniform(0.2, 0.8, 5), rng.normal(size=(5, 24))
+    residual = _pictures(target, mix)
+    score = lambda x: frame_rms(residual(x))  # noqa: E731
+    seeds = np.clip(target + rng.normal(0.0, 0.2, (3, 5)), 0.0, 1.0)
+    plain = refine(score, seeds, 300, random_state=0)
+    polished = refine(score, seeds, 300, random_state=0, residual=residual, polish=0.25)
+    again = refine(score, seeds, 300, random_state=0, residual=residual, polish=0.25)
+    np.testing.assert_array_equal(polished.tried_unit, again.tried_unit)  # deterministic
+    assert polished.n_evals <= 300 + 3 and len(polished.tried_scores) == polished.n_evals - 3  # the seeds were scored here
+    assert polished.scores[0] < plain.scores[0]
+    np.testing.assert_allclose(polished.scores[0], polished.tried_scores.min())
+    with pytest.raises(InputError, match="residual"):
+        refine(score, seeds, 300, polish=0.25)
 
 
 def test_inverter_refine_gains_keeps_k_distinct_candidates_and_counts_renders(tmp_path):

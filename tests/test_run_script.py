@@ -48,3 +48,24 @@ def test_builds_and_benches_a_file_generator_from_another_folder(tmp_path):
     # the same store named with another generator: refused in one line
     other = run(*args[:3], "gens/toygen.py:other", *args[4:], cwd=tmp_path)
     assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
+
+
+@pytest.mark.slow
+def test_a_profile_without_waveforms_builds_a_lean_store_and_benches_it(tmp_path, monkeypatch):
+    """The ``search`` profile's kind of store: parameters and cached features only; targets re-rendered."""
+    import importlib.util
+
+    from wavinv.profiles import PROFILES
+
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    run_py = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_py)
+    monkeypatch.setitem(PROFILES["test"], "store", {**PROFILES["test"]["store"], "waveforms": False})
+    monkeypatch.chdir(tmp_path)
+    store_path, out = tmp_path / "toy-48", tmp_path / "bench"
+    run_py.main(["--profile", "test", "--generator", TOY, "--n", "48", "--store", str(store_path), "--out", str(out),
+                 "--methods", "knn", "--inputs", "spectrogram", "--refine", "40", "-q"])
+    store = open_store(store_path)
+    assert store.n == 48 and not store.keeps_waveforms and store.feature_caches()
+    rows = {r["method"] for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert {"knn", "knn+refine", "cma-search", "random-search"} <= rows

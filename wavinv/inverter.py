@@ -27,7 +27,7 @@ from .methods import INPUTS
 from .metrics import lsd_db, mrstft
 from .outputs import atomic_path
 from .params import ParamSpace
-from .refine import MIN_DISTANCE, distinct_best
+from .refine import MIN_DISTANCE, POLISH, distinct_best, frame_rms
 from .picture import KIND as PICTURE_KIND, GeneratorPicture
 from .schema import frontend_problem, identity_problem, manifest_problem
 from .store import Pictures
@@ -232,14 +232,15 @@ class Inverter:
         ``refine`` > 0 spends about that many more renders on black-box search
         through the generator (``wavinv.refine``): one evolution strategy per
         candidate, started from the best ``n`` draws and scored on the shortlist's
-        frames. Of every point the search tried, the best ``exact`` (default
+        frames, then (``polish``, default ``POLISH`` of the budget) Levenberg-Marquardt
+        steps on the residual picture from the best point found. Of every point the search tried, the best ``exact`` (default
         ``2 n``) that lie at least ``min_distance`` apart (mean absolute
         difference on the unit scale, default ``MIN_DISTANCE``) are ranked
         exactly with the draws, and the best ``n`` of those, again that far
         apart, are returned. ``refine_options`` hold ``runs`` (how many of the
         best draws to refine, default ``n``), ``exact``, ``min_distance``, and
         what goes to ``wavinv.refine.refine`` (``sigma``, ``popsize``,
-        ``strategy``, ``halving``).
+        ``strategy``, ``halving``, ``polish``).
 
         ``time_limit`` (seconds for the whole inversion) refuses, with
         ``TimeLimitError``, a ``refine`` budget that the render rate measured on
@@ -378,13 +379,19 @@ class Inverter:
         module, frames = self._scoring()
         reference = frames(target_spec)
 
+        def residual(x: np.ndarray) -> np.ndarray:
+            return spectrogram(render_checked(gen, space.from_unit(x)), module) - reference
+
         def score(x: np.ndarray) -> np.ndarray:
-            return lsd_db(reference, spectrogram(render_checked(gen, space.from_unit(x)), module))
+            return frame_rms(residual(x))
 
         seed = None if random_state is None else int(np.random.default_rng(random_state).integers(2**62))
         # the seeds' scores come from the pictures already made: their shortlist frames are columns of them
         seed_scores = lsd_db(reference, np.stack([frames(spec) for spec in ranked_specs[:runs]]))
-        res = refine(score, ranked[:runs], budget, seed_scores=seed_scores, random_state=seed, deadline=deadline, **options)
+        options.setdefault("polish", POLISH)
+        continuous = np.array([p.scale in ("linear", "log") for p in space.params])
+        res = refine(score, ranked[:runs], budget, seed_scores=seed_scores, random_state=seed, deadline=deadline,
+                     residual=residual, continuous=continuous, **options)
         # every point tried, not only each run's best: the neighbourhood of a good point holds other good
         # answers that differ on parameters the sound barely depends on; the best distinct ones are ranked exactly
         unit = res.tried_unit[distinct_best(res.tried_unit, res.tried_scores, exact, min_distance)]

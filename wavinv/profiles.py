@@ -60,4 +60,22 @@ PROFILES: dict[str, dict[str, Any]] = {
             "spec-cnn": {"max_epochs": 20, "max_time": 240.0},
         },
     },
+    "search": {
+        # Issue 11's measurement of record: the quality of the answer with search through the
+        # generator, beside the peers. 200,000 clips without waveforms (cached 64x64 features,
+        # ~2.3 GB, ~10 min to build on 2 cores); the targets are re-rendered from their parameters.
+        "description": "the answer with search: 200,000 clips (no waveforms), knn and sbi-npe with 4,096 renders of search, the search-only peers and the floor",
+        "store": {"generator": "synth100", "n": 200000, "seed": 0, "path": "data/synth100-200k-nowave", "waveforms": False},
+        "methods": ["prior", "knn", "sbi-npe"],
+        "inputs": ["spectrogram"],
+        "targets": 200,
+        "k": 16,
+        "draws": 256,
+        "refine": 4096,
+        "samples": 256,
+        "gallery": 4,
+        "seed": 0,
+        # sbi-npe's epochs over 160,000 training clips: as many gradient steps as 40 over 16,000
+        "overrides": {"sbi-npe": {"max_epochs": 4}},
+    },
 }
