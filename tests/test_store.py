@@ -367,7 +367,7 @@ def test_an_fsspec_url_store_has_the_same_bytes_resumes_and_verifies(ref, tmp_pa
 
     url = f"memory://wavinv-tests/{tmp_path.name}/store"
     calls = {"n": 0}
-    real = generate_mod._write_chunk
+    real = Store.write_chunk
 
     def dies_on_third(store, k, data, pooled):
         calls["n"] += 1
@@ -375,10 +375,10 @@ def test_an_fsspec_url_store_has_the_same_bytes_resumes_and_verifies(ref, tmp_pa
             raise KeyboardInterrupt
         return real(store, k, data, pooled)
 
-    monkeypatch.setattr(generate_mod, "_write_chunk", dies_on_third)
+    monkeypatch.setattr(Store, "write_chunk", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         generate(url, TOY, 70, seed=3, chunk=16, progress=False)
-    monkeypatch.setattr(generate_mod, "_write_chunk", real)
+    monkeypatch.setattr(Store, "write_chunk", real)
     assert not open_store(url).is_complete
     store = generate(url, TOY, 70, seed=3, chunk=16, progress=False)
     assert str(store.location) == url and store.is_complete
@@ -397,7 +397,9 @@ def test_an_fsspec_url_store_has_the_same_bytes_resumes_and_verifies(ref, tmp_pa
 
 def test_an_interrupted_url_creation_is_never_taken_for_a_store(tmp_path, monkeypatch):
     url = f"memory://wavinv-tests/{tmp_path.name}/half"
-    real = generate_mod.compressors
+    import wavinv.store as store_mod
+
+    real = store_mod.compressors
     made = {"n": 0}
 
     def dies_on_the_third_array():
@@ -406,7 +408,7 @@ def test_an_interrupted_url_creation_is_never_taken_for_a_store(tmp_path, monkey
             raise KeyboardInterrupt
         return real()
 
-    monkeypatch.setattr(generate_mod, "compressors", dies_on_the_third_array)
+    monkeypatch.setattr(store_mod, "compressors", dies_on_the_third_array)
     with pytest.raises(KeyboardInterrupt):
         generate(url, TOY, 20, seed=0, chunk=8, progress=False)
     from wavinv.store import is_store

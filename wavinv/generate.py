@@ -31,7 +31,6 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import numpy as np
-import zarr
 from tqdm.auto import tqdm
 
 from .errors import InputError, StoreError, WavinvError
@@ -41,7 +40,7 @@ from .location import Location
 from .outputs import remove_stale, temp_name
 from .params import SAMPLINGS
 from .store import (
-    COMPLETE,
+    create_layout,
     FEATURES_DTYPE,
     FORMAT,
     FORMAT_VERSION,
@@ -50,9 +49,7 @@ from .store import (
     WAVEFORM_DTYPE,
     FeatureCache,
     Store,
-    chunk_digest,
     compressed_nbytes,
-    compressors,
     default_chunk,
     features_digest,
     index_memory_problem,
@@ -195,10 +192,10 @@ def _resume(
         if damaged:
             log.warning("%s: re-rendering %d damaged chunk%s (%s)", where, len(damaged), "s" * (len(damaged) > 1), ", ".join(map(str, damaged[:8])))
             for k in damaged:  # forget the record first: an interrupted repair is repaired again
-                store.arrays[COMPLETE][k] = np.uint64(0)
+                store.forget_chunk(k)
         _remove_partials(where)  # temporary files of writes killed mid-way
         with _partials_removed(where):
-            _grow(store, n)
+            store.grow(n)
             _run(where, spec, gen, pending, store.chunk, n, workers, progress, client)
             _fill_caches(where, gen, progress)
 
@@ -353,7 +350,7 @@ def render_chunk(store_path: str, generator: str | Generator, chunk_index: int) 
     k = int(chunk_index)
     if not 0 <= k < store.n_chunks:
         raise InputError(f"chunk index {k} out of range: {store_path} has {store.n_chunks} chunks")
-    return _write_chunk(store, k, *_render_chunk(store, gen, k, _feature_plan(store, gen)))
+    return store.write_chunk(k, *_render_chunk(store, gen, k, _feature_plan(store, gen)))
 
 
 def _render_chunk(store: Store, gen: Generator, k: int, plan: list) -> tuple[tuple[np.ndarray, ...], list[np.ndarray]]:
@@ -363,22 +360,6 @@ def _render_chunk(store: Store, gen: Generator, k: int, plan: list) -> tuple[tup
     wave = render_checked(gen, params, offset=start).astype(WAVEFORM_DTYPE, copy=False)
     data = (np.arange(start, stop, dtype=np.int64), params, store.space.to_unit(params), wave)
     return data[: len(store.data_arrays)], _features(plan, wave)
-
-
-def _write_chunk(store: Store, k: int, data: tuple[np.ndarray, ...], pooled: list[np.ndarray]) -> int:
-    """Write chunk ``k`` of every array, then its completion record, then its rows of every cache. Returns its number of samples."""
-    start, stop = store.chunk_range(k)
-    try:
-        for name, values in zip(store.data_arrays, data):
-            # every data chunk gets a file, even an all-zero one (so verify can tell "missing")
-            store.arrays[name].with_config({"write_empty_chunks": True})[start:stop] = values
-        record = chunk_digest(*data)
-        store.arrays[COMPLETE][k] = np.uint64(record)
-        for cache, rows in zip(store.feature_caches().values(), pooled):
-            cache.write_chunk(k, rows, record)
-    except OSError as e:
-        raise StoreError(f"{store.location}: writing chunk {k} failed: {e}") from e
-    return stop - start
 
 
 # -- steps of generate ---------------------------------------------------------------
@@ -459,25 +440,9 @@ def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int
         "wavinv_version": _version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    p = len(gen.space)
-
-    def build(store: str, mode: str) -> None:
-        group = zarr.open_group(store=store, mode=mode, zarr_format=3)
-        for name, shape, dtype, fill in (
-            ("id", (n,), "int64", -1),
-            ("params", (n, p), "float64", np.nan),
-            ("params_unit", (n, p), "float64", np.nan),
-            ("waveform", (n, gen.n_samples), WAVEFORM_DTYPE.name, np.nan),
-        ):
-            if name == "waveform" and not waveforms:
-                continue
-            group.create_array(name, shape=shape, chunks=(chunk, *shape[1:]), dtype=dtype, fill_value=fill, compressors=compressors())
-        group.create_array(COMPLETE, shape=(-(-n // chunk),), chunks=(1,), dtype="uint64", fill_value=0, compressors=compressors())
-        group.attrs["wavinv"] = meta
-
     if not where.is_local:
         try:
-            build(where.zarr_store(), "w")  # the location is empty (checked by the caller)
+            create_layout(where.zarr_store(), "w", meta, len(gen.space), waveforms)  # the location is empty (checked by the caller)
         except Exception as e:  # fsspec backends raise their own errors for permissions and network trouble
             raise StoreError(f"cannot create {where}: {type(e).__name__}: {e}") from None
         return
@@ -488,7 +453,7 @@ def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int
         raise StoreError(f"cannot create {path}: {e.strerror or e}") from None
     tmp = path.parent / temp_name(path.name, "creating")
     try:
-        build(str(tmp), "w-")
+        create_layout(str(tmp), "w-", meta, len(gen.space), waveforms)
         os.rename(tmp, path)  # replaces an empty directory; fails on anything else
     except OSError as e:
         raise StoreError(f"cannot create {path}: {e.strerror or e}") from None
@@ -500,25 +465,6 @@ def _version() -> str:
     from . import __version__
 
     return __version__
-
-
-def _grow(store: Store, n: int) -> None:
-    """Make the store hold ``n`` samples. Safe to repeat after an interruption at any step."""
-    old = store.n
-    if n > old and old % store.chunk:
-        # the last chunk gets more rows: forget its record first, so it is re-rendered whole
-        store.arrays[COMPLETE][old // store.chunk] = np.uint64(0)
-    if n != old:
-        store.meta["n"] = n
-        store.group.attrs["wavinv"] = store.meta
-    for arr in [store.arrays[name] for name in store.data_arrays] + [c.pooled for c in store.feature_caches().values()]:
-        if arr.shape[0] != n:
-            arr.resize((n, *arr.shape[1:]))
-    if store.arrays[COMPLETE].shape[0] != store.n_chunks:
-        store.arrays[COMPLETE].resize((store.n_chunks,))
-    for cache in store.feature_caches().values():
-        if cache.complete.shape[0] != store.n_chunks:
-            cache.complete.resize((store.n_chunks, 2))
 
 
 def _worker_spec(spec: str) -> str:
@@ -554,7 +500,7 @@ def _run(path: Location, spec: str | None, gen: Generator, pending: list[int], c
                     data = _render_chunk(store, gen, k, plan)
                     if writing is not None:
                         bar.update(writing.result())
-                    writing = writer.submit(_write_chunk, store, k, *data)
+                    writing = writer.submit(store.write_chunk, k, *data)
                 bar.update(writing.result())
             return
         # spawn: worker processes start clean (torch and fork do not mix) and load the spec themselves

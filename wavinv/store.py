@@ -333,8 +333,33 @@ def open_store(path: "str | os.PathLike | Location") -> "Store":
     return Store(path)
 
 
+def create_layout(zarr_store: Any, mode: str, meta: dict[str, Any], n_params: int, waveforms: bool = True) -> None:
+    """Write an empty store's arrays (every sample unwritten, every chunk record 0), then its ``meta``.
+
+    ``zarr_store`` is what ``zarr.open_group`` takes (a path or an fsspec store);
+    the ``wavinv`` attributes go last, so an interrupted creation is never taken
+    for a store. This and ``Store``'s write methods are the only code that knows
+    the Zarr layout.
+    """
+    n, chunk = int(meta["n"]), int(meta["chunk"])
+    group = zarr.open_group(store=zarr_store, mode=mode, zarr_format=3)
+    for name, shape, dtype, fill in (
+        ("id", (n,), "int64", -1),
+        ("params", (n, n_params), "float64", np.nan),
+        ("params_unit", (n, n_params), "float64", np.nan),
+        ("waveform", (n, int(meta["n_samples"])), WAVEFORM_DTYPE.name, np.nan),
+    ):
+        if name == "waveform" and not waveforms:
+            continue
+        group.create_array(name, shape=shape, chunks=(chunk, *shape[1:]), dtype=dtype, fill_value=fill, compressors=compressors())
+    group.create_array(COMPLETE, shape=(-(-n // chunk),), chunks=(1,), dtype="uint64", fill_value=0, compressors=compressors())
+    group.attrs["wavinv"] = meta
+
+
 class Store:
-    """A wavinv dataset store opened read-only (``generate`` writes through its own handle)."""
+    """A wavinv dataset store: opened for reading, and (``mode="r+"``, under ``writer_lock``)
+    for the writes ``generate`` and ``wavinv cache`` make: ``grow``, ``write_chunk``,
+    ``forget_chunk``, ``add_feature_cache``."""
 
     def __init__(self, path: "str | os.PathLike | Location", mode: str = "r"):
         self.location = Location(path)
@@ -547,6 +572,51 @@ class Store:
     @property
     def n_chunks(self) -> int:
         return -(-self.n // self.chunk)
+
+    def shape_problems(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+        """``{array: (shape, expected shape)}`` of the data arrays whose length is not ``n`` (a growth cut short)."""
+        n, p, t = self.n, len(self.space), self.n_samples
+        expected = dict(zip(ARRAYS, ((n,), (n, p), (n, p), (n, t))))
+        return {name: (tuple(self.arrays[name].shape), expected[name]) for name in self.data_arrays if tuple(self.arrays[name].shape) != expected[name]}
+
+    # -- writing (generate holds the writer lock) --------------------------------------------
+    def grow(self, n: int) -> None:
+        """Make the store hold ``n`` samples. Safe to repeat after an interruption at any step."""
+        old = self.n
+        if n > old and old % self.chunk:
+            # the last chunk gets more rows: forget its record first, so it is re-rendered whole
+            self.forget_chunk(old // self.chunk)
+        if n != old:
+            self.meta["n"] = n
+            self.group.attrs["wavinv"] = self.meta
+        for arr in [self.arrays[name] for name in self.data_arrays] + [c.pooled for c in self.feature_caches().values()]:
+            if arr.shape[0] != n:
+                arr.resize((n, *arr.shape[1:]))
+        if self.arrays[COMPLETE].shape[0] != self.n_chunks:
+            self.arrays[COMPLETE].resize((self.n_chunks,))
+        for cache in self.feature_caches().values():
+            if cache.complete.shape[0] != self.n_chunks:
+                cache.complete.resize((self.n_chunks, 2))
+
+    def forget_chunk(self, k: int) -> None:
+        """Mark chunk ``k`` as not written (its data is rendered again)."""
+        self.arrays[COMPLETE][k] = np.uint64(0)
+
+    def write_chunk(self, k: int, data: tuple[np.ndarray, ...], pooled: list[np.ndarray]) -> int:
+        """Write chunk ``k`` of every data array, then its completion record, then its rows of every
+        feature cache (``pooled``, in ``feature_caches()`` order). Returns its number of samples."""
+        start, stop = self.chunk_range(k)
+        try:
+            for name, values in zip(self.data_arrays, data):
+                # every data chunk gets a file, even an all-zero one (so verify can tell "missing")
+                self.arrays[name].with_config({"write_empty_chunks": True})[start:stop] = values
+            record = chunk_digest(*data)
+            self.arrays[COMPLETE][k] = np.uint64(record)
+            for cache, rows in zip(self.feature_caches().values(), pooled):
+                cache.write_chunk(k, rows, record)
+        except OSError as e:
+            raise StoreError(f"{self.location}: writing chunk {k} failed: {e}") from e
+        return stop - start
 
     def chunk_range(self, k: int) -> tuple[int, int]:
         return k * self.chunk, min(self.n, (k + 1) * self.chunk)

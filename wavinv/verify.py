@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .errors import StoreError
 from .generators import Generator, recorded_generator, render_checked
 from .limits import int_arg
-from .store import ARRAYS, WAVEFORM_DTYPE, FeatureCache, Store, chunk_digest, features_digest, open_store, same_generator
+from .store import WAVEFORM_DTYPE, FeatureCache, Store, chunk_digest, features_digest, open_store, same_generator
 
 __all__ = ["VerifyReport", "verify"]
 
@@ -82,10 +82,9 @@ def verify(
     # the generator is loaded before any reading: a store never names code to import (built-ins aside)
     gen = recorded_generator(store.generator, generator, str(store.location), same_generator, StoreError) if rerender else None
     rep = VerifyReport(str(store.location), store.n, store.n_chunks)
-    n, p, t = store.n, len(store.space), store.n_samples
-    for name, row in zip(ARRAYS, ((), (p,), (p,), (t,))):
-        if name in store.arrays and store.arrays[name].shape != (n, *row):
-            rep.problems.append(f"{name} has shape {store.arrays[name].shape}, expected {(n, *row)}: run `wavinv generate` again to finish growing it")
+    n = store.n
+    for name, (shape, expected) in store.shape_problems().items():
+        rep.problems.append(f"{name} has shape {shape}, expected {expected}: run `wavinv generate` again to finish growing it")
     if rep.problems:
         return rep
     records, damaged = store.records()
