@@ -153,6 +153,62 @@ def _schedule(n_runs: int, lam: int, budget: int, halving: bool) -> list[tuple[i
     return [(c, share // (c * lam)) for c in counts if share // (c * lam) > 0]
 
 
+def _check_settings(seeds, budget, sigma, popsize, strategy, polish, residual, continuous) -> tuple[int, np.ndarray, int]:
+    """Refuse bad settings (``InputError``); return the population size, the polish's mask and its budget."""
+    if seeds.ndim != 2 or len(seeds) == 0:
+        raise InputError(f"refine needs seeds of shape (S, P), got {seeds.shape}")
+    if strategy not in STRATEGIES:
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
+        raise InputError(f"the refinement budget must be an integer >= 0, got {budget!r}")
+    if not (0.0 < float(sigma) <= 1.0):
+        raise InputError(f"sigma must be in (0, 1], got {sigma!r}")
+    if not (0.0 <= float(polish) < 1.0):
+        raise InputError(f"polish must be a share of the budget in [0, 1), got {polish!r}")
+    if polish and residual is None:
+        raise InputError("polish needs the residual pictures (residual=), not only a score")
+    dim = seeds.shape[1]
+    moving = np.ones(dim, dtype=bool) if continuous is None else np.asarray(continuous, dtype=bool)
+    if moving.shape != (dim,):
+        raise InputError(f"continuous must be one flag per parameter ({dim}), got shape {moving.shape}")
+    polish_budget = int(round(float(polish) * int(budget))) if moving.any() else 0
+    if polish_budget < moving.sum() + len(DAMPINGS):  # not one round: all to the evolution strategy
+        polish_budget = 0
+    lam = int(popsize) if popsize is not None else 4 + int(3 * np.log(dim))
+    if lam < 2:
+        raise InputError(f"popsize must be >= 2, got {popsize!r}")
+    return lam, moving, polish_budget
+
+
+def _evolve(score, runs, schedule, lam, best_x, best_f, deadline, budget, n_before) -> tuple[list, list, int]:
+    """Run the strategies in lockstep through ``schedule``, updating each run's best in place
+    (``best_x``, ``best_f``); return every point tried, its score, and the generations run."""
+    n_runs, dim = best_x.shape
+    tried_x: list[np.ndarray] = []
+    tried_f: list[np.ndarray] = []
+    active = np.arange(n_runs)
+    n_gen, n_evals = 0, n_before
+    for count, gens in schedule:
+        active = np.sort(active[np.argsort(best_f[active], kind="stable")[:count]])
+        for _ in range(gens):
+            x = np.array([[runs[i].ask() for _ in range(lam)] for i in active])  # (A, lam, P)
+            inside = np.clip(x, 0.0, 1.0)
+            f = np.asarray(score(inside.reshape(-1, dim)), dtype=np.float64).reshape(len(active), lam)
+            n_evals += f.size
+            n_gen += 1
+            tried_x.append(inside.reshape(-1, dim))
+            tried_f.append(f.ravel())
+            if deadline is not None and time.perf_counter() > deadline:
+                raise TimeLimitError(f"the search passed its time limit after {n_evals} of about {budget} renders")
+            for a, i in enumerate(active):
+                j = int(np.argmin(f[a]))
+                if f[a, j] < best_f[i]:
+                    best_f[i], best_x[i] = f[a, j], inside[a, j]
+                outside = np.sum((x[a] - inside[a]) ** 2, axis=1)
+                runs[i].tell(list(zip(x[a], f[a] + PENALTY * outside)))
+    return tried_x, tried_f, n_gen
+
+
 def refine(
     score: Callable[[np.ndarray], np.ndarray],
     seeds: np.ndarray,
@@ -192,60 +248,20 @@ def refine(
     on the machine's speed, and the same seed must give the same candidates.
     """
     seeds = np.clip(np.asarray(seeds, dtype=np.float64), 0.0, 1.0)
-    if seeds.ndim != 2 or len(seeds) == 0:
-        raise InputError(f"refine needs seeds of shape (S, P), got {seeds.shape}")
-    if strategy not in STRATEGIES:
-        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
-        raise InputError(f"the refinement budget must be an integer >= 0, got {budget!r}")
-    if not (0.0 < float(sigma) <= 1.0):
-        raise InputError(f"sigma must be in (0, 1], got {sigma!r}")
-    if not (0.0 <= float(polish) < 1.0):
-        raise InputError(f"polish must be a share of the budget in [0, 1), got {polish!r}")
-    if polish and residual is None:
-        raise InputError("polish needs the residual pictures (residual=), not only a score")
+    lam, moving, polish_budget = _check_settings(seeds, budget, sigma, popsize, strategy, polish, residual, continuous)
     n_runs, dim = seeds.shape
-    moving = np.ones(dim, dtype=bool) if continuous is None else np.asarray(continuous, dtype=bool)
-    if moving.shape != (dim,):
-        raise InputError(f"continuous must be one flag per parameter ({dim}), got shape {moving.shape}")
-    polish_budget = int(round(float(polish) * int(budget))) if moving.any() else 0
-    if polish_budget < moving.sum() + len(DAMPINGS):  # not one round: all to the evolution strategy
-        polish_budget = 0
-    lam = int(popsize) if popsize is not None else 4 + int(3 * np.log(dim))
-    if lam < 2:
-        raise InputError(f"popsize must be >= 2, got {popsize!r}")
     start = np.asarray(score(seeds) if seed_scores is None else seed_scores, dtype=np.float64)
     if start.shape != (n_runs,):
         raise InputError(f"seed_scores must have one score per seed ({n_runs}), got shape {start.shape}")
     n_evals = 0 if seed_scores is not None else n_runs
     best_x, best_f = seeds.copy(), start.copy()
     schedule = _schedule(n_runs, lam, int(budget) - polish_budget, halving)
-    tried_x: list[np.ndarray] = []
-    tried_f: list[np.ndarray] = []
     if not schedule and not polish_budget:
         return Refinement(best_x, best_f, n_evals, 0, np.empty((0, dim)), np.empty(0))
     ss = np.random.SeedSequence(random_state)
     runs = [_strategy(strategy, seeds[i], float(sigma), lam, int(s.generate_state(1)[0] >> 1)) for i, s in enumerate(ss.spawn(n_runs))]
-    active = np.arange(n_runs)
-    n_gen = 0
-    for count, gens in schedule:
-        active = np.sort(active[np.argsort(best_f[active], kind="stable")[:count]])
-        for _ in range(gens):
-            x = np.array([[runs[i].ask() for _ in range(lam)] for i in active])  # (A, lam, P)
-            inside = np.clip(x, 0.0, 1.0)
-            f = np.asarray(score(inside.reshape(-1, dim)), dtype=np.float64).reshape(len(active), lam)
-            n_evals += f.size
-            n_gen += 1
-            tried_x.append(inside.reshape(-1, dim))
-            tried_f.append(f.ravel())
-            if deadline is not None and time.perf_counter() > deadline:
-                raise TimeLimitError(f"the search passed its time limit after {n_evals} of about {budget} renders")
-            for a, i in enumerate(active):
-                j = int(np.argmin(f[a]))
-                if f[a, j] < best_f[i]:
-                    best_f[i], best_x[i] = f[a, j], inside[a, j]
-                outside = np.sum((x[a] - inside[a]) ** 2, axis=1)
-                runs[i].tell(list(zip(x[a], f[a] + PENALTY * outside)))
+    tried_x, tried_f, n_gen = _evolve(score, runs, schedule, lam, best_x, best_f, deadline, budget, n_evals)
+    n_evals += sum(len(f) for f in tried_f)
     if polish_budget:
         top = int(np.argmin(best_f))
         px, pf = polish_point(residual, best_x[top], polish_budget, active=moving, deadline=deadline)
