@@ -1,8 +1,9 @@
 """The files a bench keeps between runs in ``out/models`` and ``out/evals``, and the fitted-model cache.
 
 A fitted model is saved with a JSON sidecar holding the key of its settings;
-a later run with the same key loads it instead of fitting again. Evaluations
-are keyed the same way (see ``run``), so an interrupted bench resumes.
+a later run with the same key loads it instead of fitting again. A row's
+per-target results are kept under a key naming its model and its inversion
+settings, so an interrupted bench resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..inverter import Inverter, fit_inverter, load
 from ..methods import build_method
 from ..outputs import atomic_path
+from ..refine import MIN_DISTANCE, SEARCH_VERSION
 from ..store import Store
+from .settings import Entry, Settings
 
 # one logger for the whole package: its lines read "wavinv.bench: ..." wherever they come from
 log = logging.getLogger(__package__)
@@ -50,6 +54,39 @@ def write_json(path: Path, obj: Any) -> None:
 def gallery_path(out: Path, name: str, row: int) -> Path:
     """Where a row's target and best candidate pictures for one gallery target are kept."""
     return out / "evals" / f"{name}.gallery-{row}.npz"
+
+
+def make_model_key(store: Store, s: Settings, method: str, input: str) -> dict[str, Any]:
+    """What a fitted model depends on: a change to any of it means fitting again."""
+    return {
+        "store": store.fingerprint,
+        "method": method,
+        "input": input,
+        "overrides": s.overrides_for(method, input),
+        "profile": s.profile,
+        "wavinv": __version__,
+    }
+
+
+def make_eval_key(model_key: dict[str, Any], s: Settings, entry: Entry) -> dict[str, Any]:
+    """What a row's per-target results depend on: its model and how it inverts (a change means evaluating again)."""
+    key = {"model": hash_key(model_key), "k": s.k, "draws": s.draws, "samples": s.samples, "seed": s.seed, "gallery": s.gallery}
+    if entry.sampler is not None:
+        key["sampler"] = entry.sampler
+    if entry.refine:
+        key["refine"] = entry.refine
+        key["search"] = {"version": SEARCH_VERSION, "min_distance": MIN_DISTANCE}
+    if entry.draws is not None:
+        key["draws"] = entry.draws
+    return key
+
+
+def load_evals(path: Path, key: dict[str, Any], entry: Entry, model_name: str) -> dict[str, Any]:
+    """The row's saved per-target results if they were made under ``key``, else a new empty record."""
+    ev = read_json(path)
+    if not ev or ev.get("key") != json.loads(json.dumps(key)):
+        ev = {"key": key, "method": entry.label, "input": entry.input, "model_name": model_name, "targets": {}}
+    return ev
 
 
 def model_info(out: Path, name: str, model_key: dict[str, Any]) -> dict[str, Any] | None:

@@ -80,7 +80,7 @@ def evaluate(
         write_json(ev_path, ev)
 
 
-def evaluate_floor(gen, store: Store, s: Settings, positions, rows, out: Path, progress: bool) -> dict[str, Any]:
+def evaluate_floor(gen, store: Store, positions, rows, out: Path, progress: bool) -> dict[str, Any]:
     """The same-sound floor per target: its true parameters rendered with ``FLOOR_SEED``, scored as a candidate.
 
     Saved in ``evals/floor.json`` and reused while the store and targets match.

@@ -1,17 +1,21 @@
-"""Where the numbers come from: the machine, the code's version and the command that reproduces a run."""
+"""Where the numbers come from: the machine, the code's version, the command that reproduces a run, and the run's record of all that (``meta``)."""
 
 from __future__ import annotations
 
 import platform
 import shlex
 import subprocess
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..limits import cpu_count
+from ..picture import picture_label
 from ..store import Store
-from .settings import Settings
+from .settings import Settings, pairs_of
+from .stats import LEVEL, N_BOOT
 
 
 def machine_info() -> dict[str, Any]:
@@ -80,3 +84,44 @@ def command_line(store: Store, out: Path, s: Settings, generator: str | None) ->
     if generator:
         args += ["--generator", generator]
     return shlex.join(args)
+
+
+def run_meta(store: Store, out: Path, s: Settings, n_test: int, rows, evals: dict, t_start: float, command: str) -> dict[str, Any]:
+    """The run's provenance as ``results.json`` records it under ``meta`` (in this key order).
+
+    ``wall_s`` is this run's time since ``t_start``; the fit and invert totals
+    are summed over every run that contributed (a resumed bench reuses earlier work).
+    """
+    return {
+        "title": f"wavinv benchmark: {store.generator['name']} v{store.generator['version']}",
+        "command": command,
+        "date": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "store": {
+            "path": str(store.location),
+            "fingerprint": store.fingerprint,
+            "generator": f"{store.generator['name']} v{store.generator['version']}",
+            "n": store.n,
+            "n_train": int(len(store.split_indices("train"))),
+            "n_test": int(n_test),
+            "seed": store.seed,
+            "picture": picture_label(store.frontend_config),
+        },
+        "settings": {
+            "profile": s.profile,
+            "methods": s.methods,
+            "inputs": s.inputs,
+            "targets": int(len(rows)),
+            "k": s.k,
+            "draws": s.draws,
+            "samples": s.samples,
+            "seed": s.seed,
+            "refine": s.refine,
+            "bootstrap": {"resamples": N_BOOT, "level": LEVEL},
+            "overrides": {f"{m}:{i}": s.overrides_for(m, i) for m, i in pairs_of(s) if s.overrides_for(m, i)},
+        },
+        "target_ids": [int(r) for r in rows],
+        "wall_s": round(time.perf_counter() - t_start, 1),
+        "fit_wall_s": round(sum(ev["model"].get("fit_wall_s", ev["model"]["fit_s"]) for ev in evals.values()), 1),
+        "invert_wall_s": round(sum(r["invert_s"] for ev in evals.values() for r in ev["records"]), 1),
+    }

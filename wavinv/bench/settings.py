@@ -1,6 +1,6 @@
 """What a bench run does: its profile and overrides resolved into settings, and the rows they make.
 
-``make_settings`` checks every setting before anything runs; ``entries`` lists
+``make_settings`` checks every setting before anything runs; ``make_entries`` lists
 the rows of the table (a method, its input and how it is inverted), which the
 run fits and evaluates in that order.
 """
@@ -40,6 +40,8 @@ def parse_list(text: str | Sequence[str] | None, what: str) -> list[str] | None:
 
 @dataclass
 class Settings:
+    """A run's settings, all resolved: the profile's values where ``bench`` was given none."""
+
     profile: str
     methods: list[str]
     inputs: list[str]
@@ -58,6 +60,7 @@ class Settings:
 
 
 def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine=None) -> Settings:
+    """``bench``'s arguments over the profile's defaults, checked: a bad one raises ``InputError`` before any work."""
     prof = get_profile(profile)
     known = method_names()
     if methods is None:
