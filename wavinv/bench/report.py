@@ -19,6 +19,7 @@ from .table import CSV_COLUMNS, METRICS
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
+    """``results.csv``: every column of every row, floats to 6 significant digits, empty where a row has no value."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     w.writeheader()
@@ -47,10 +48,24 @@ def _fmt(x: float, decimals: int) -> str:
 
 
 def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[str, str]) -> str:
+    """``results.md``: where the numbers come from, the table, what its columns mean, then the figures."""
+    se = meta["settings"]
+    lines = _provenance_table(meta) + _results_table(rows, se) + _glossary(se["k"])
+    if se["overrides"]:
+        lines += ["Hyper-parameters changed from the methods' defaults: "
+                  + "; ".join(f"{name} `{json.dumps(ov, sort_keys=True)}`" for name, ov in se["overrides"].items()) + ".", ""]
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{title}]({fname})" for fname, title in figures.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _provenance_table(meta: dict[str, Any]) -> list[str]:
+    """The title and a two-column table of the command, date, machine, code, store and settings."""
     m, st, se = meta["machine"], meta["store"], meta["settings"]
-    k = se["k"]
     ram = f", {m['ram_gib']} GiB RAM" if m["ram_gib"] else ""
-    lines = [
+    return [
         f"# {meta['title']}",
         "",
         "| | |",
@@ -61,9 +76,15 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
         f"| wavinv | {m['wavinv']}" + (f" (git {m['git']})" if m["git"] else "") + " |",
         f"| store | `{st['path']}`: {st['generator']}, {st['n']} clips (train {st['n_train']}, test {st['n_test']}), seed {st['seed']}, fingerprint `{st['fingerprint']}` |",
         f"| picture | {st.get('picture', 'wavinv stft')} (lsd_db ranks and scores on it) |",
-        f"| settings | profile {se['profile']}: {se['targets']} test targets, best K={k} of {se['draws']} draws, "
+        f"| settings | profile {se['profile']}: {se['targets']} test targets, best K={se['k']} of {se['draws']} draws, "
         f"{se['samples']} samples for diversity / coverage / mean, {se['bootstrap']['resamples']} bootstrap resamples, seed {se['seed']} |",
         "",
+    ]
+
+
+def _results_table(rows: list[dict[str, Any]], se: dict[str, Any]) -> list[str]:
+    """The results section: how to read it, then one line per row, each column's best value in bold."""
+    lines = [
         "## Results",
         "",
         f"Mean over the {se['targets']} targets, with its {int(LEVEL * 100)}% bootstrap interval in brackets. "
@@ -88,7 +109,12 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
         cells.append(f"{r['gap_closed']:.2f} [{r['gap_closed_lo']:.2f}, {r['gap_closed_hi']:.2f}]")
         cells += [f"{r['fit_s']:.1f}", f"{r['invert_s']:.2f}", f"{r['renders']:.0f}", f"{r['model_mb']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
+    return lines
+
+
+def _glossary(k: int) -> list[str]:
+    """What each column and each row that learns nothing means, under the table."""
+    return [
         "",
         "- **lsd_db**: log-spectral distance (dB) between the target's spectrogram and a re-rendered candidate's; "
         f"best-of-K is the closest of the K={k} kept candidates, median-of-K their median.",
@@ -110,52 +136,51 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
         "**model**: the saved joblib file.",
         "",
     ]
-    if se["overrides"]:
-        lines += ["Hyper-parameters changed from the methods' defaults: "
-                  + "; ".join(f"{name} `{json.dumps(ov, sort_keys=True)}`" for name, ov in se["overrides"].items()) + ".", ""]
-    if figures:
-        lines += ["## Figures", ""]
-        lines += [f"![{title}]({fname})" for fname, title in figures.items()]
-        lines.append("")
-    return "\n".join(lines)
 
 
 def write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: Settings, store: Store) -> dict[str, Path]:
     """Tables and figures, all written or none (the per-row models and evals are kept either way)."""
-    from ..picture import grid_axes
-    from ..plots import bench_bars, bench_scatter, spectrogram_grid
+    from ..plots import bench_bars, bench_scatter
 
     gallery = [int(row) for row in target_rows[: s.gallery]]
     figures = {"lsd_db.png": "lsd_db per method and input", "quality_vs_cost.png": "quality vs cost"}
     figures.update({f"gallery-{j + 1}.png": f"gallery: test id {row}" for j, row in enumerate(gallery)})
     names = [*figures, "results.md", "results.csv", "results.json"]
     title = f"{meta['store']['generator']}, {meta['settings']['targets']} test targets, best {s.k} of {s.draws} draws"
-    gen = store.generator
     with atomic_paths(*(out / name for name in names)) as tmps:
         tmp = dict(zip(names, tmps))
         bench_bars(rows, tmp["lsd_db.png"], title=title)
         bench_scatter(rows, tmp["quality_vs_cost.png"], title=title)
         for j, row in enumerate(gallery):
-            specs, titles = [], []
-            for (method, input), r in zip(pairs, rows):
-                if method == "floor":  # a reference without candidates of its own
-                    continue
-                with np.load(gallery_path(out, f"{method}-{input}", row)) as z:
-                    if not specs:
-                        specs.append(z["target"].astype(np.float32))
-                        titles.append(f"target (test id {row})")
-                    specs.append(z["best"].astype(np.float32))
-                lsd = evals[(method, input)]["records"][j]["lsd_db_best"]
-                titles.append(f"{method}" + ("" if method == "prior" else f" / {input}") + f": {lsd:.1f} dB")
-            spectrogram_grid(
-                specs,
-                titles,
-                tmp[f"gallery-{j + 1}.png"],
-                **grid_axes(store.frontend_config, gen["sample_rate"], gen["n_samples"]),
-                ncols=4,
-                suptitle=f"test id {row}: target and the best of {s.draws} draws of each method (lsd_db)",
-            )
+            _gallery_figure(tmp[f"gallery-{j + 1}.png"], out, row, j, pairs, evals, store, s.draws)
         tmp["results.csv"].write_text(csv_text(rows))
         tmp["results.json"].write_text(json_text({"meta": meta, "rows": rows}))
         tmp["results.md"].write_text(_markdown(rows, meta, figures))
     return {name: out / name for name in names}
+
+
+def _gallery_figure(path: Path, out: Path, row: int, j: int, pairs, evals, store: Store, draws: int) -> None:
+    """Test id ``row`` (the ``j``-th target) beside each row's best candidate and its lsd_db, from the saved pictures."""
+    from ..picture import grid_axes
+    from ..plots import spectrogram_grid
+
+    specs, titles = [], []
+    for method, input in pairs:
+        if method == "floor":  # a reference without candidates of its own
+            continue
+        with np.load(gallery_path(out, f"{method}-{input}", row)) as z:
+            if not specs:
+                specs.append(z["target"].astype(np.float32))
+                titles.append(f"target (test id {row})")
+            specs.append(z["best"].astype(np.float32))
+        lsd = evals[(method, input)]["records"][j]["lsd_db_best"]
+        titles.append(f"{method}" + ("" if method == "prior" else f" / {input}") + f": {lsd:.1f} dB")
+    gen = store.generator
+    spectrogram_grid(
+        specs,
+        titles,
+        path,
+        **grid_axes(store.frontend_config, gen["sample_rate"], gen["n_samples"]),
+        ncols=4,
+        suptitle=f"test id {row}: target and the best of {draws} draws of each method (lsd_db)",
+    )
