@@ -23,6 +23,8 @@ from ..refine import MIN_DISTANCE, SEARCH_VERSION
 from ..store import Store
 from .settings import Entry, Settings
 
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
+
 # one logger for the whole package: its lines read "wavinv.bench: ..." wherever they come from
 log = logging.getLogger(__package__)
 

@@ -22,6 +22,8 @@ from ..targets import Target
 from .cache import gallery_path, read_json, write_json
 from .settings import Entry, Settings
 
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
+
 # The floor renders each target's true parameters with this noise seed (any seed but the default).
 FLOOR_SEED = 1
 

@@ -17,6 +17,8 @@ from ..store import Store
 from .settings import Settings, pairs_of
 from .stats import LEVEL, N_BOOT
 
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
+
 
 def machine_info() -> dict[str, Any]:
     """CPU, cores, memory, torch device and the code version the numbers come from."""

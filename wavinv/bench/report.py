@@ -17,6 +17,8 @@ from .settings import Settings
 from .stats import LEVEL
 from .table import CSV_COLUMNS, METRICS
 
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
+
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
     """``results.csv``: every column of every row, floats to 6 significant digits, empty where a row has no value."""

@@ -26,6 +26,8 @@ from .report import write_outputs
 from .settings import Entry, Settings, make_entries, make_settings
 from .table import table_rows
 
+__all__ = ["BenchResult", "bench"]
+
 # one logger for the whole package: its lines read "wavinv.bench: ..." wherever they come from
 log = logging.getLogger(__package__)
 

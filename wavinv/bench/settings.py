@@ -17,6 +17,8 @@ from ..limits import int_arg
 from ..methods import INPUTS, build_method, method_names
 from ..profiles import PROFILES  # plain data, also read by the CLI's help
 
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
+
 # one logger for the whole package: its lines read "wavinv.bench: ..." wherever they come from
 log = logging.getLogger(__package__)
 

@@ -11,6 +11,8 @@ import numpy as np
 
 from ..errors import InputError
 
+__all__ = ["bootstrap_ci"]  # the rest is imported by name (wavinv.bench re-exports it)
+
 N_BOOT = 1000
 LEVEL = 0.95
 

@@ -14,6 +14,8 @@ import numpy as np
 from .settings import Settings
 from .stats import N_BOOT, boot_indices, bootstrap_ci, gap_closed
 
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
+
 # Per-target metrics, in table order: key -> (Markdown header, decimals, better).
 # better: "low", "high" or a target value (coverage@80 is best at 0.80).
 METRICS: dict[str, tuple[str, int, Any]] = {
