@@ -1,0 +1,38 @@
+"""The benchmark harness: which input and which method invert the generator best, at what cost.
+
+``bench`` fits every (method, input) pair on a store's train split, inverts
+held-out targets from its test split (never seen in fitting), re-renders every
+candidate with the generator and writes, into ``out``:
+
+- ``results.md``, ``results.csv``, ``results.json``: one row per (method, input),
+  each metric the mean over targets with a 95% bootstrap interval; the prior row
+  (random parameters) is the chance level and is always there;
+- ``lsd_db.png`` (bars), ``quality_vs_cost.png`` (scatter), ``gallery-N.png``
+  (a target beside every method's best candidate);
+- ``models/{method}-{input}.joblib`` + ``.json`` and ``evals/{method}-{input}.json``:
+  fitted models and per-target results, reused when the store and settings
+  match, so an interrupted bench resumes where it stopped.
+
+Bootstrap resamples are drawn once and shared by every row (the targets are the
+same for every row), so the interval of a difference between two rows is a
+paired one: ``results`` reports each row's lsd_db best-of-K minus the best row's.
+
+Modules, lowest first (a module imports only those above it): ``stats``
+(bootstrap), ``settings`` (profile, settings, rows), ``table`` (metrics and the
+rows' numbers), ``cache`` (files kept between runs, fitted models),
+``evaluate`` (per-target scores, the floor), ``report`` (tables and figures),
+``provenance`` (machine, version, command), ``run`` (the ``bench`` driver).
+"""
+
+from __future__ import annotations
+
+from ..profiles import PROFILES
+from .evaluate import FLOOR_SEED, target_seeds
+from .provenance import machine_info
+from .run import BenchResult, bench
+from .settings import get_profile, parse_list
+from .stats import LEVEL, N_BOOT, boot_indices, bootstrap_ci
+from .table import CSV_COLUMNS, METRICS
+
+# the public API; the other names above are imported by the benchmarks/ scripts and the tests
+__all__ = ["BenchResult", "bench", "bootstrap_ci"]

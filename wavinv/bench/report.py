@@ -1,0 +1,188 @@
+"""What a finished bench writes for people: ``results.md``, ``results.csv``, ``results.json`` and the figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..outputs import atomic_paths
+from ..store import Store
+from .cache import gallery_path, json_text
+from .settings import Settings
+from .stats import LEVEL
+from .table import CSV_COLUMNS, METRICS
+
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """``results.csv``: every column of every row, floats to 6 significant digits, empty where a row has no value."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: (f"{r[c]:.6g}" if isinstance(r[c], float) else "" if r[c] is None else r[c]) for c in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+def _best_index(rows: list[dict[str, Any]], key: str, better) -> int | None:
+    """The best method's row for ``key`` (the floor is a reference, not a method)."""
+    vals = np.array([np.nan if r["method"] == "floor" or r[key] is None else r[key] for r in rows], dtype=np.float64)
+    if np.isnan(vals).all():
+        return None
+    if better == "low":
+        return int(np.nanargmin(vals))
+    if better == "high":
+        return int(np.nanargmax(vals))
+    if isinstance(better, float):
+        return int(np.nanargmin(np.abs(vals - better)))
+    return None
+
+
+def _fmt(x: float, decimals: int) -> str:
+    """Fixed decimals, without the "-0.000" that rounding error near zero would print."""
+    return f"{round(x, decimals) + 0.0:.{decimals}f}"
+
+
+def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[str, str]) -> str:
+    """``results.md``: where the numbers come from, the table, what its columns mean, then the figures."""
+    se = meta["settings"]
+    lines = _provenance_table(meta) + _results_table(rows, se) + _glossary(se["k"])
+    if se["overrides"]:
+        lines += ["Hyper-parameters changed from the methods' defaults: "
+                  + "; ".join(f"{name} `{json.dumps(ov, sort_keys=True)}`" for name, ov in se["overrides"].items()) + ".", ""]
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{title}]({fname})" for fname, title in figures.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _provenance_table(meta: dict[str, Any]) -> list[str]:
+    """The title and a two-column table of the command, date, machine, code, store and settings."""
+    m, st, se = meta["machine"], meta["store"], meta["settings"]
+    ram = f", {m['ram_gib']} GiB RAM" if m["ram_gib"] else ""
+    return [
+        f"# {meta['title']}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| command | `{meta['command']}` |",
+        f"| date | {meta['date']}; fitting took {meta['fit_wall_s']:.0f} s and inverting {meta['invert_wall_s']:.0f} s in all |",
+        f"| machine | {m['cpu']}, {m['cores']} cores{ram}; {m['platform']}; Python {m['python']}, torch {m['torch']}, device {m['device']} |",
+        f"| wavinv | {m['wavinv']}" + (f" (git {m['git']})" if m["git"] else "") + " |",
+        f"| store | `{st['path']}`: {st['generator']}, {st['n']} clips (train {st['n_train']}, test {st['n_test']}), seed {st['seed']}, fingerprint `{st['fingerprint']}` |",
+        f"| picture | {st.get('picture', 'wavinv stft')} (lsd_db ranks and scores on it) |",
+        f"| settings | profile {se['profile']}: {se['targets']} test targets, best K={se['k']} of {se['draws']} draws, "
+        f"{se['samples']} samples for diversity / coverage / mean, {se['bootstrap']['resamples']} bootstrap resamples, seed {se['seed']} |",
+        "",
+    ]
+
+
+def _results_table(rows: list[dict[str, Any]], se: dict[str, Any]) -> list[str]:
+    """The results section: how to read it, then one line per row, each column's best value in bold."""
+    lines = [
+        "## Results",
+        "",
+        f"Mean over the {se['targets']} targets, with its {int(LEVEL * 100)}% bootstrap interval in brackets. "
+        "Lower is better except diversity (no better direction) and coverage@80 (best at 0.80). "
+        "The best value of each column is in bold; the prior row (random parameters) is the chance level.",
+        "",
+    ]
+    headers = ["method", "input"] + [METRICS[key][0] for key in METRICS]
+    headers += ["Δ lsd_db best vs best row", "gap closed", "fit (s)", "invert (s/target)", "renders/target", "model (MB)"]
+    lines.append("| " + " | ".join(headers) + " |")
+    lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(headers) - 2)) + "|")
+    best = {key: _best_index(rows, key, better) for key, (_, _, better) in METRICS.items()}
+    for i, r in enumerate(rows):
+        cells = [r["method"] + {"prior": " (chance)", "floor": " (same sound)"}.get(r["method"], ""), r["input"]]
+        for key, (_, dec, _) in METRICS.items():
+            if r[key] is None:
+                cells.append("-")
+                continue
+            v, lo, hi = (_fmt(r[c], dec) for c in (key, f"{key}_lo", f"{key}_hi"))
+            cells.append(f"{f'**{v}**' if best[key] == i else v} [{lo}, {hi}]")
+        cells.append(f"{r['d_lsd_db_best']:+.2f} [{r['d_lsd_db_best_lo']:+.2f}, {r['d_lsd_db_best_hi']:+.2f}]")
+        cells.append(f"{r['gap_closed']:.2f} [{r['gap_closed_lo']:.2f}, {r['gap_closed_hi']:.2f}]")
+        cells += [f"{r['fit_s']:.1f}", f"{r['invert_s']:.2f}", f"{r['renders']:.0f}", f"{r['model_mb']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _glossary(k: int) -> list[str]:
+    """What each column and each row that learns nothing means, under the table."""
+    return [
+        "",
+        "- **lsd_db**: log-spectral distance (dB) between the target's spectrogram and a re-rendered candidate's; "
+        f"best-of-K is the closest of the K={k} kept candidates, median-of-K their median.",
+        "- **mrstft**: multi-resolution STFT distance on the waveforms (independent of the frontend), best of the K.",
+        "- **param_mae**: mean absolute error of unit-scaled parameters, for the best candidate (by lsd_db) "
+        "and for the mean of the samples.",
+        "- **diversity**: mean pairwise L1 distance between samples (unit scale; two uniform draws give 0.333); "
+        "**spread of K**: the same distance between the K kept candidates (how different the answers are); "
+        "**coverage@80**: share of true parameters inside the samples' central 80% interval.",
+        "- **Δ lsd_db**: each row's best-of-K lsd_db minus the best row's, on the same targets (paired bootstrap); "
+        "an interval that contains 0 means the two rows are not distinguishable on these targets.",
+        "- **floor**: each target's true parameters re-rendered with another noise seed (generators that take one): "
+        "what the same sound scores. **gap closed**: (chance - row) / (chance - floor) on the means over the targets, "
+        "chance being the prior's best-of-K lsd_db (floor 0 without a seed), with its paired bootstrap interval; "
+        "0 is chance, 1 is as good as the same sound.",
+        "- **random-search** and **cma-search** learn nothing: the best of draws + refine random patches, and the "
+        "prior's draws refined by the same search as the `+refine` rows; both at the `+refine` rows' render budget.",
+        "- **fit**: estimator training time on the train split; **invert**: draw, re-render and rank one target; "
+        "**model**: the saved joblib file.",
+        "",
+    ]
+
+
+def write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: Settings, store: Store) -> dict[str, Path]:
+    """Tables and figures, all written or none (the per-row models and evals are kept either way)."""
+    from ..plots import bench_bars, bench_scatter
+
+    gallery = [int(row) for row in target_rows[: s.gallery]]
+    figures = {"lsd_db.png": "lsd_db per method and input", "quality_vs_cost.png": "quality vs cost"}
+    figures.update({f"gallery-{j + 1}.png": f"gallery: test id {row}" for j, row in enumerate(gallery)})
+    names = [*figures, "results.md", "results.csv", "results.json"]
+    title = f"{meta['store']['generator']}, {meta['settings']['targets']} test targets, best {s.k} of {s.draws} draws"
+    with atomic_paths(*(out / name for name in names)) as tmps:
+        tmp = dict(zip(names, tmps))
+        bench_bars(rows, tmp["lsd_db.png"], title=title)
+        bench_scatter(rows, tmp["quality_vs_cost.png"], title=title)
+        for j, row in enumerate(gallery):
+            _gallery_figure(tmp[f"gallery-{j + 1}.png"], out, row, j, pairs, evals, store, s.draws)
+        tmp["results.csv"].write_text(csv_text(rows))
+        tmp["results.json"].write_text(json_text({"meta": meta, "rows": rows}))
+        tmp["results.md"].write_text(_markdown(rows, meta, figures))
+    return {name: out / name for name in names}
+
+
+def _gallery_figure(path: Path, out: Path, row: int, j: int, pairs, evals, store: Store, draws: int) -> None:
+    """Test id ``row`` (the ``j``-th target) beside each row's best candidate and its lsd_db, from the saved pictures."""
+    from ..picture import grid_axes
+    from ..plots import spectrogram_grid
+
+    specs, titles = [], []
+    for method, input in pairs:
+        if method == "floor":  # a reference without candidates of its own
+            continue
+        with np.load(gallery_path(out, f"{method}-{input}", row)) as z:
+            if not specs:
+                specs.append(z["target"].astype(np.float32))
+                titles.append(f"target (test id {row})")
+            specs.append(z["best"].astype(np.float32))
+        lsd = evals[(method, input)]["records"][j]["lsd_db_best"]
+        titles.append(f"{method}" + ("" if method == "prior" else f" / {input}") + f": {lsd:.1f} dB")
+    gen = store.generator
+    spectrogram_grid(
+        specs,
+        titles,
+        path,
+        **grid_axes(store.frontend_config, gen["sample_rate"], gen["n_samples"]),
+        ncols=4,
+        suptitle=f"test id {row}: target and the best of {draws} draws of each method (lsd_db)",
+    )

@@ -1,0 +1,144 @@
+"""What a bench run does: its profile and overrides resolved into settings, and the rows they make.
+
+``make_settings`` checks every setting before anything runs; ``make_entries`` lists
+the rows of the table (a method, its input and how it is inverted), which the
+run fits and evaluates in that order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..errors import InputError
+from ..limits import int_arg
+from ..methods import INPUTS, build_method, method_names
+from ..profiles import PROFILES  # plain data, also read by the CLI's help
+
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
+
+# one logger for the whole package: its lines read "wavinv.bench: ..." wherever they come from
+log = logging.getLogger(__package__)
+
+
+def get_profile(name: str) -> dict[str, Any]:
+    """A copy of a named profile (``quick``, ``full``, ``test``)."""
+    if name not in PROFILES:
+        raise InputError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})")
+    return json.loads(json.dumps(PROFILES[name]))
+
+
+def parse_list(text: str | Sequence[str] | None, what: str) -> list[str] | None:
+    """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (no empty items, no repeats)."""
+    if text is None:
+        return None
+    items = [s.strip() for s in text.split(",")] if isinstance(text, str) else [str(s).strip() for s in text]
+    if not items or any(not s for s in items):
+        raise InputError(f"{what}: expected a comma-separated list without empty items, got {text!r}")
+    return list(dict.fromkeys(items))
+
+
+@dataclass
+class Settings:
+    """A run's settings, all resolved: the profile's values where ``bench`` was given none."""
+
+    profile: str
+    methods: list[str]
+    inputs: list[str]
+    targets: int
+    k: int
+    draws: int
+    samples: int
+    gallery: int
+    seed: int
+    overrides: dict[str, dict[str, Any]]
+    refine: int = 0
+
+    def overrides_for(self, method: str, input: str) -> dict[str, Any]:
+        """``overrides[method]`` updated by ``overrides["method:input"]``."""
+        return {**self.overrides.get(method, {}), **self.overrides.get(f"{method}:{input}", {})}
+
+
+def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine=None) -> Settings:
+    """``bench``'s arguments over the profile's defaults, checked: a bad one raises ``InputError`` before any work."""
+    prof = get_profile(profile)
+    known = method_names()
+    if methods is None:
+        # a profile names every method it knows settings for; run those this wavinv has
+        missing = [m for m in prof["methods"] if m not in known]
+        if missing:
+            log.warning("profile %s: methods %s are not available here; skipping them", profile, ", ".join(missing))
+        methods = [m for m in prof["methods"] if m in known]
+    methods = parse_list(methods, "methods")
+    inputs = parse_list(inputs, "inputs") or prof["inputs"]
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise InputError(f"unknown method {', '.join(map(repr, unknown))} (known: {', '.join(known)})")
+    bad = [i for i in inputs if i not in INPUTS]
+    if bad:
+        raise InputError(f"unknown input {', '.join(map(repr, bad))} (known: {', '.join(INPUTS)})")
+    # the prior is the chance level every table shows: always there, first
+    methods = ["prior"] + [m for m in methods if m != "prior"]
+    merged = {m: dict(v) for m, v in prof.get("overrides", {}).items()}
+    for name, ov in (overrides or {}).items():
+        merged[name] = {**merged.get(name, {}), **ov}
+    s = Settings(
+        profile=profile,
+        methods=methods,
+        inputs=inputs,
+        targets=int_arg("targets", prof["targets"] if targets is None else targets, 1),
+        k=int_arg("k", prof["k"] if k is None else k, 1),
+        draws=int_arg("draws", prof["draws"] if draws is None else draws, 1),
+        samples=int_arg("samples", prof["samples"] if samples is None else samples, 2),
+        gallery=int_arg("gallery", prof.get("gallery", 3) if gallery is None else gallery, 0),
+        seed=int_arg("seed", prof.get("seed", 0) if seed is None else seed, 0),
+        overrides=merged,
+        refine=int_arg("refine", prof.get("refine", 0) if refine is None else refine, 0),
+    )
+    if s.k > s.draws:
+        raise InputError(f"k (candidates kept) must be <= draws, got k={s.k}, draws={s.draws}")
+    return s
+
+
+def pairs_of(s: Settings) -> list[tuple[str, str]]:
+    """Every (method, input); the prior ignores its input, so it runs once."""
+    return [("prior", s.inputs[0])] + [(m, i) for m in s.methods if m != "prior" for i in s.inputs]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the table: a fitted method and how it is inverted."""
+
+    label: str
+    method: str
+    input: str
+    sampler: str | None = None
+    refine: int = 0  # extra renders per target spent on search through the generator
+    draws: int | None = None  # None: the settings' draws
+
+
+def make_entries(s: Settings) -> list[Entry]:
+    """The table's rows.
+
+    A neural method trained with the flow head also samples by latent noise
+    (``sampler="latent-noise"``) from the same fit, so both sampling heads get a
+    row, ``"METHOD+latent-noise"``, for the cost of one training. With
+    ``refine`` > 0 every method gets a ``METHOD+refine`` row from the same fit,
+    and two peers that learn nothing get rows at the same render budget
+    (draws + refine): ``cma-search`` (the prior's draws refined: search alone)
+    and ``random-search`` (the best of draws + refine random patches).
+    """
+    rows = []
+    for method, input in pairs_of(s):
+        rows.append(Entry(method, method, input))
+        params = build_method(method, **s.overrides_for(method, input)).get_params()
+        if "sampler" in params and params.get("head") == "flow":
+            rows.append(Entry(f"{method}+latent-noise", method, input, "latent-noise"))
+        if s.refine and method == "prior":
+            rows.append(Entry("random-search", method, input, draws=s.draws + s.refine))
+            rows.append(Entry("cma-search", method, input, refine=s.refine))
+        elif s.refine:
+            rows.append(Entry(f"{method}+refine", method, input, refine=s.refine))
+    return rows

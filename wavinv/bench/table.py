@@ -1,0 +1,74 @@
+"""The results table: its per-target metrics, its columns, and one row per (method, input) from the evaluations.
+
+Each row holds every metric's mean over the targets with its bootstrap
+interval, the paired difference to the best row, the gap closed between chance
+and the floor, and the costs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .settings import Settings
+from .stats import N_BOOT, boot_indices, bootstrap_ci, gap_closed
+
+__all__: list[str] = []  # internal: wavinv's own modules import what they need by name
+
+# Per-target metrics, in table order: key -> (Markdown header, decimals, better).
+# better: "low", "high" or a target value (coverage@80 is best at 0.80).
+METRICS: dict[str, tuple[str, int, Any]] = {
+    "lsd_db_best": ("lsd_db best-of-K (dB)", 2, "low"),
+    "lsd_db_median": ("lsd_db median-of-K (dB)", 2, "low"),
+    "mrstft_best": ("mrstft best-of-K", 3, "low"),
+    "param_mae_best": ("param_mae best", 3, "low"),
+    "param_mae_mean": ("param_mae mean", 3, "low"),
+    "diversity": ("diversity", 3, None),
+    "spread": ("spread of K", 3, None),
+    "coverage80": ("coverage@80", 3, 0.8),
+}
+
+# rows that learn nothing from the store: their input is "any"
+NOT_LEARNT = ("prior", "random-search", "cma-search", "floor")
+
+CSV_COLUMNS = (
+    ["method", "input", "n_targets"]
+    + [c for key in METRICS for c in (key, f"{key}_lo", f"{key}_hi")]
+    + ["d_lsd_db_best", "d_lsd_db_best_lo", "d_lsd_db_best_hi", "gap_closed", "gap_closed_lo", "gap_closed_hi"]
+    + ["fit_s", "invert_s", "model_mb", "unique_draws", "renders"]
+)
+
+
+def table_rows(evals: dict, pairs: list[tuple[str, str]], s: Settings) -> list[dict[str, Any]]:
+    """One row per pair: mean and bootstrap interval of each metric, cost columns."""
+    n = len(next(iter(evals.values()))["records"])
+    idx = boot_indices(n, N_BOOT, s.seed)
+    table: list[dict[str, Any]] = []
+    per_target: list[np.ndarray] = []
+    for method, input in pairs:
+        ev = evals[(method, input)]
+        recs = ev["records"]
+        row: dict[str, Any] = {"method": method, "input": "any" if method in NOT_LEARNT else input, "n_targets": n}
+        for key in METRICS:
+            if all(key in r for r in recs):
+                row[key], row[f"{key}_lo"], row[f"{key}_hi"] = bootstrap_ci([r[key] for r in recs], indices=idx)
+            else:  # the floor has one "candidate" and no samples
+                row[key] = row[f"{key}_lo"] = row[f"{key}_hi"] = None
+        per_target.append(np.array([r["lsd_db_best"] for r in recs]))
+        row["fit_s"] = round(ev["model"]["fit_s"], 3)
+        row["invert_s"] = float(np.mean([r["invert_s"] for r in recs]))
+        row["model_mb"] = ev["model"]["model_mb"]
+        row["unique_draws"] = float(np.mean([r["n_unique"] for r in recs]))
+        row["renders"] = float(np.mean([r.get("n_renders", r["n_unique"]) for r in recs]))
+        table.append(row)
+    methods = [i for i, (m, _) in enumerate(pairs) if m != "floor"]
+    best = methods[int(np.argmin([table[i]["lsd_db_best"] for i in methods]))]
+    chance = per_target[0]  # the prior's row is always first
+    floor = next((v for (m, _), v in zip(pairs, per_target) if m == "floor"), np.zeros(n))
+
+    for row, values in zip(table, per_target):
+        # paired: the same targets and the same resamples for both rows
+        row["d_lsd_db_best"], row["d_lsd_db_best_lo"], row["d_lsd_db_best_hi"] = bootstrap_ci(values - per_target[best], indices=idx)
+        row["gap_closed"], row["gap_closed_lo"], row["gap_closed_hi"] = gap_closed(chance, floor, values, idx)
+    return table
