@@ -24,10 +24,10 @@ from wavinv.metrics import diversity
 from wavinv.targets import Target
 
 
-def sweep(model: str, store_path: str, ids: list[int], refine: int, options: dict) -> str:
+def sweep(model: str, store_path: str, ids: list[int], refine: int, options: dict, generator: str | None = None) -> str:
     inv = load(model)
     store = open_store(store_path)
-    gen = inv.attach()
+    gen = inv.attach(generator)
     position = {int(i): p for p, i in enumerate(store.ids("test"))}
     waves = store.waveforms("test")
     best, median, spread, seconds = [], [], [], []
@@ -51,12 +51,13 @@ def main() -> None:
     p.add_argument("--results", required=True, help="a bench's results.json (its target_ids)")
     p.add_argument("--targets", default="0:60", help="slice of the bench's targets, lo:hi")
     p.add_argument("--refine", type=int, default=2048)
+    p.add_argument("--generator", default=None, help="the model's generator spec when it is not built in (a file or module you name)")
     p.add_argument("options", nargs="+", help="refine options as JSON, e.g. '{}' or '{\"min_distance\": 0.1}'")
     args = p.parse_args()
     lo, hi = (int(x) for x in args.targets.split(":"))
     ids = json.load(open(args.results))["meta"]["target_ids"][lo:hi]
     for text in args.options:
-        print(sweep(args.model, args.store, ids, args.refine, json.loads(text)), flush=True)
+        print(sweep(args.model, args.store, ids, args.refine, json.loads(text), args.generator), flush=True)
 
 
 if __name__ == "__main__":

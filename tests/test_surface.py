@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +27,13 @@ def test_every_listed_name_exists(name):
     listed = getattr(module, "__all__", None)
     assert isinstance(listed, list) and len(set(listed)) == len(listed), name
     assert [n for n in listed if not hasattr(module, n)] == []
+
+
+def test_every_package_folder_is_installed():
+    """pyproject lists its packages by name: a folder left out installs without its code (editable installs hide it)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "wavinv").rglob("__init__.py")}
+    assert on_disk <= listed, f"not installed: {sorted(on_disk - listed)}"
