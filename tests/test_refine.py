@@ -10,7 +10,7 @@ from wavinv import FunctionGenerator, InputError, Param, ParamSpace
 from wavinv.errors import GeneratorError, ParamSpaceError, TimeLimitError
 from wavinv.generators import load_generator, render_checked, takes_seed
 from wavinv.metrics import lsd_db
-from wavinv.refine import frame_rms, polish_point, MIN_DISTANCE, distinct_best, refine
+from wavinv.refine import FAILED, frame_rms, polish_point, MIN_DISTANCE, distinct_best, refine
 
 TOY = str(Path(__file__).parent / "toygen.py")
 
@@ -220,3 +220,37 @@ def test_invert_refuses_a_refinement_the_time_limit_cannot_fit(tmp_path):
         inv.invert(target, n=2, draws=8, refine=16, time_limit=0.0)
     done = inv.invert(target, n=2, draws=8, refine=16, time_limit=600.0)
     assert done.n_renders > 8
+
+
+def test_points_the_generator_cannot_render_are_scored_worst_not_fatal():
+    """A search may step into a corner where the generator gives NaN: those points lose, the search goes on."""
+    rng = np.random.default_rng(2)
+    target, mix = np.array([0.69, 0.4, 0.5, 0.6, 0.3]), rng.normal(size=(5, 24))
+    smooth = _pictures(target, mix)
+
+    def residual(x):
+        out = smooth(x)
+        out[x[:, 0] > 0.7] = np.nan  # the generator fails above 0.7 on the first parameter
+        return out
+
+    score = lambda x: frame_rms(residual(x))  # noqa: E731
+    seeds = np.clip(target + rng.normal(0.0, 0.1, (3, 5)), 0.0, 0.7)
+    res = refine(score, seeds, 400, random_state=0, residual=residual, polish=0.25)
+    assert np.any(res.tried_scores == FAILED) and np.all(res.tried_unit[res.tried_scores == FAILED][:, 0] > 0.7)
+    assert np.all(res.scores < FAILED) and np.all(res.params_unit[:, 0] <= 0.7)
+    assert res.scores[0] < score(seeds).min()
+
+
+def test_inverter_search_steps_around_clips_the_generator_cannot_render(tmp_path):
+    from wavinv.generate import generate
+    from wavinv.inverter import fit_inverter
+    from wavinv.targets import Target
+
+    store = generate(tmp_path / "store", f"{TOY}:toy", n=256, seed=0, progress=False)
+    inv = fit_inverter(store, "prior", "spectrogram")
+    loud = int(np.flatnonzero((store.params("test")[:, 1] > 0.8) & (store.params("test")[:, 1] < 0.9))[0])
+    target = Target("waveform", store.waveforms("test")[loud], "loud")
+    # nan_late is toy except that clips louder than 0.9 come out NaN; the draws here stay below
+    res = inv.invert(target, n=4, draws=8, random_state=0, refine=400, generator=f"{TOY}:nan_late",
+                     shortlist=8, refine_options={"sigma": 0.3})
+    assert np.isfinite(res.waveforms).all() and np.all(res.params[:, 1] <= 0.9)

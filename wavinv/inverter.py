@@ -21,13 +21,13 @@ import numpy as np
 from . import __version__
 from .errors import InputError, ModelError, TimeLimitError
 from .frontend import Spectrogram, spectrogram
-from .generators import Generator, recorded_generator, render_checked
+from .generators import Generator, recorded_generator, render_checked, render_finite
 from .limits import int_arg, require_memory
 from .methods import INPUTS
 from .metrics import lsd_db, mrstft
 from .outputs import atomic_path
 from .params import ParamSpace
-from .refine import MIN_DISTANCE, POLISH, distinct_best, frame_rms
+from .refine import FAILED, MIN_DISTANCE, POLISH, distinct_best, frame_rms
 from .picture import KIND as PICTURE_KIND, GeneratorPicture
 from .schema import frontend_problem, identity_problem, manifest_problem
 from .store import Pictures
@@ -380,7 +380,10 @@ class Inverter:
         reference = frames(target_spec)
 
         def residual(x: np.ndarray) -> np.ndarray:
-            return spectrogram(render_checked(gen, space.from_unit(x)), module) - reference
+            waves, finite = render_finite(gen, space.from_unit(x))
+            out = spectrogram(waves, module) - reference
+            out[~finite] = np.nan  # a point the generator cannot render: the search scores it worst
+            return out
 
         def score(x: np.ndarray) -> np.ndarray:
             return frame_rms(residual(x))
@@ -394,7 +397,8 @@ class Inverter:
                      residual=residual, continuous=continuous, **options)
         # every point tried, not only each run's best: the neighbourhood of a good point holds other good
         # answers that differ on parameters the sound barely depends on; the best distinct ones are ranked exactly
-        unit = res.tried_unit[distinct_best(res.tried_unit, res.tried_scores, exact, min_distance)]
+        rendered = np.flatnonzero(res.tried_scores < FAILED)
+        unit = res.tried_unit[rendered[distinct_best(res.tried_unit[rendered], res.tried_scores[rendered], exact, min_distance)]]
         if not len(unit):  # a budget too small for one generation
             unit = res.params_unit
         params = space.from_unit(unit)

@@ -45,6 +45,9 @@ MIN_DISTANCE = 0.03
 # Score added per unit of squared distance outside the box: large against lsd_db's dB
 # differences between neighbours, small enough that a run can still walk along a bound.
 PENALTY = 100.0
+# The score of a point the caller could not score (NaN or Inf: a corner the generator cannot
+# render): worse than any distance, finite so the strategies' updates stay finite.
+FAILED = 1e6
 # Share of the budget the inverter gives the polish by default: measured on synth100 at 4,096
 # renders, 1/4 beat both 0 (CMA-ES only) and 1/2.
 POLISH = 0.25
@@ -69,9 +72,16 @@ class Refinement:
 
 
 def frame_rms(residual: np.ndarray) -> np.ndarray:
-    """``(B, F, T)`` residual pictures -> ``(B,)``: RMS over frequency, mean over frames (lsd_db's form)."""
+    """``(B, F, T)`` residual pictures -> ``(B,)``: RMS over frequency, mean over frames (lsd_db's form);
+    NaN where a picture has NaN (a point that could not be rendered)."""
     r = np.asarray(residual, dtype=np.float64)
     return np.sqrt(np.mean(r * r, axis=-2)).mean(axis=-1)
+
+
+def _scored(f: np.ndarray) -> np.ndarray:
+    """Scores with NaN and Inf (points that could not be scored) replaced by ``FAILED``."""
+    f = np.asarray(f, dtype=np.float64)
+    return np.where(np.isfinite(f), f, FAILED)
 
 
 def polish_point(
@@ -96,7 +106,9 @@ def polish_point(
     idx = np.flatnonzero(active)
     x = np.clip(np.asarray(x0, dtype=np.float64), 0.0, 1.0)
     r = np.asarray(residual(x[None]), dtype=np.float64)[0]
-    f = float(frame_rms(r[None])[0])
+    f = float(_scored(frame_rms(r[None]))[0])
+    if f >= FAILED:  # the start itself cannot be rendered: nothing to descend from
+        return x[None], np.array([f])
     tried_x, tried_f = [x[None]], [np.array([f])]
     n, h = 1, POLISH_STEP
     while n + len(idx) + len(DAMPINGS) <= budget and h > 1e-4:
@@ -106,7 +118,8 @@ def polish_point(
         rp = np.asarray(residual(probe), dtype=np.float64)
         n += len(idx)
         tried_x.append(probe)
-        tried_f.append(frame_rms(rp))
+        tried_f.append(_scored(frame_rms(rp)))
+        rp[~np.isfinite(rp).all(axis=(1, 2))] = r  # a probe that failed: that parameter is held still
         w = 1.0 / np.sqrt(np.maximum(np.sqrt(np.mean(r * r, axis=0)), 1e-3))  # (T,)
         jac = ((rp - r[None]) * w).reshape(len(idx), -1).T / (sign * h)  # (F*T, A)
         rw = (r * w).ravel()
@@ -119,7 +132,7 @@ def polish_point(
             for k, mu in enumerate(DAMPINGS):
                 steps[k, idx] = np.clip(x[idx] - np.linalg.solve(jtj + mu * diag + 1e-6 * np.eye(len(idx)), g), 0.0, 1.0)
             rs = np.asarray(residual(steps), dtype=np.float64)
-            fs = frame_rms(rs)
+            fs = _scored(frame_rms(rs))
             n += len(DAMPINGS)
             tried_x.append(steps)
             tried_f.append(fs)
@@ -193,7 +206,7 @@ def _evolve(score, runs, schedule, lam, best_x, best_f, deadline, budget, n_befo
         for _ in range(gens):
             x = np.array([[runs[i].ask() for _ in range(lam)] for i in active])  # (A, lam, P)
             inside = np.clip(x, 0.0, 1.0)
-            f = np.asarray(score(inside.reshape(-1, dim)), dtype=np.float64).reshape(len(active), lam)
+            f = _scored(score(inside.reshape(-1, dim))).reshape(len(active), lam)
             n_evals += f.size
             n_gen += 1
             tried_x.append(inside.reshape(-1, dim))
@@ -250,7 +263,7 @@ def refine(
     seeds = np.clip(np.asarray(seeds, dtype=np.float64), 0.0, 1.0)
     lam, moving, polish_budget = _check_settings(seeds, budget, sigma, popsize, strategy, polish, residual, continuous)
     n_runs, dim = seeds.shape
-    start = np.asarray(score(seeds) if seed_scores is None else seed_scores, dtype=np.float64)
+    start = _scored(score(seeds) if seed_scores is None else seed_scores)
     if start.shape != (n_runs,):
         raise InputError(f"seed_scores must have one score per seed ({n_runs}), got shape {start.shape}")
     n_evals = 0 if seed_scores is not None else n_runs

@@ -134,6 +134,26 @@ def render_checked(gen: Generator, params: np.ndarray, offset: int = 0, seed: in
 
     ``seed`` (for generators that ``takes_seed``) renders another noise realisation.
     """
+    out = _render_shaped(gen, params, offset, seed)
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        raise RenderError(f"{gen.name}: sample {offset + i} contains NaN or Inf")
+    return out
+
+
+def render_finite(gen: Generator, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Render for a search: ``(clips, finite)``, where a clip with NaN or Inf is zeroed and flagged
+    ``False`` instead of failing the batch (a search may try a corner the generator cannot render)."""
+    out = _render_shaped(gen, params, 0, None)
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        out = np.where(finite[:, None], out, np.float32(0.0))
+    return out, finite
+
+
+def _render_shaped(gen: Generator, params: np.ndarray, offset: int, seed: int | None) -> np.ndarray:
+    """Render; refuse anything but float32 ``(B, n_samples)`` (``RenderError``)."""
     params = np.asarray(params, dtype=np.float64)
     try:
         out = gen.render(params) if seed is None else gen.render(params, seed=seed)
@@ -148,10 +168,6 @@ def render_checked(gen: Generator, params: np.ndarray, offset: int = 0, seed: in
         raise RenderError(f"{gen.name}: render returned shape {out.shape}, expected {expected}")
     if out.dtype != np.float32:
         raise RenderError(f"{gen.name}: render returned dtype {out.dtype}, expected float32")
-    finite = np.isfinite(out).all(axis=1)
-    if not finite.all():
-        i = int(np.argmin(finite))
-        raise RenderError(f"{gen.name}: sample {offset + i} contains NaN or Inf")
     return out
 
 
