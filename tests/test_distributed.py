@@ -176,7 +176,10 @@ def test_a_failing_task_stops_the_run_and_the_store_resumes(ref, address, tmp_pa
 
 def test_ctrl_c_waits_for_chunks_in_flight_and_the_store_resumes(ref, address, cluster, tmp_path, capsys):
     client = cluster[1]
-    client.run(os.environ.__setitem__, "TOYGEN_DELAY", "0.05")  # toygen's slow renders 0.4 s per chunk on the workers
+    # toygen's slow renders 1.6 s per chunk on the workers: the whole run then takes far longer than
+    # the watcher below may wait for a core on a loaded 2-core machine (at 0.4 s a chunk, a full
+    # suite run once finished before the Ctrl-C arrived)
+    client.run(os.environ.__setitem__, "TOYGEN_DELAY", "0.2")
     out = tmp_path / "s"
 
     def ctrl_c_after_the_first_chunk() -> None:
