@@ -6,11 +6,11 @@ tests reach it by its address, as a user reaches a real cluster.
 
 from __future__ import annotations
 
-import _thread
 import hashlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -186,7 +186,7 @@ def test_ctrl_c_waits_for_chunks_in_flight_and_the_store_resumes(ref, address, c
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any((out / "complete" / "c").glob("*")):
             time.sleep(0.02)
-        _thread.interrupt_main()  # what SIGINT does: KeyboardInterrupt in the main thread
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C: it also wakes a main thread blocked in a wait
 
     argv = ["generate", "--generator", spec("slow"), "--n", str(N), "--seed", str(SEED), "--out", str(out), "--scheduler", address, "-q"]
     threading.Thread(target=ctrl_c_after_the_first_chunk, daemon=True).start()
