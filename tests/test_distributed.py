@@ -189,10 +189,13 @@ def test_ctrl_c_waits_for_chunks_in_flight_and_the_store_resumes(ref, address, c
         os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C: it also wakes a main thread blocked in a wait
 
     argv = ["generate", "--generator", spec("slow"), "--n", str(N), "--seed", str(SEED), "--out", str(out), "--scheduler", address, "-q"]
+    # Python's own Ctrl-C handler, whatever an earlier test or library left installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=ctrl_c_after_the_first_chunk, daemon=True).start()
     try:
         assert main([*argv, "--chunk", str(CHUNK)]) == 130
     finally:
+        signal.signal(signal.SIGINT, previous)
         client.run(os.environ.pop, "TOYGEN_DELAY", None)
     assert "interrupted" in capsys.readouterr().err
     done = open_store(out).completed()
