@@ -250,24 +250,7 @@ class Inverter:
         ``progress=True`` lets the estimator show its progress bars while it
         samples (quiet by default: one target is one short step).
         """
-        if not isinstance(target, Target):
-            arr = np.asarray(target, dtype=np.float32)
-            target = Target("waveform" if arr.ndim == 1 else "spectrogram", arr, "<array>")
-        if n < 1 or draws < n:
-            raise InputError(f"need 1 <= n <= draws, got n={n}, draws={draws}")
-        if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
-            raise InputError(f"refine must be an integer >= 0 (extra renders per target), got {refine!r}")
-        shortlist = 4 * n if shortlist is None else int(shortlist)
-        if shortlist < n:
-            raise InputError(f"the shortlist must keep at least n={n} draws, got {shortlist}")
-        if isinstance(random_state, (int, np.integer)):
-            int_arg("seed", random_state, 0)
-        require_memory(self.memory_needed(draws, shortlist), f"inverting with {draws} draws")
-        if not np.isfinite(target.data).all():
-            raise InputError(f"{target.source}: the target contains NaN or Inf")
-        gen = self.attach(generator)
-        if target.kind == "waveform" and target.data.shape != (gen.n_samples,):
-            raise InputError(f"{target.source}: waveform has {target.data.shape[0]} samples, the generator makes {gen.n_samples}")
+        target, shortlist, gen = self._check_request(target, n, draws, generator, random_state, shortlist, refine)
         timing: dict[str, float] = {}
         t0 = time.perf_counter()
         X, target_spec = self._target_features(target)
@@ -298,12 +281,7 @@ class Inverter:
             r_unit, r_params, r_waves, r_specs, r_lsd, n_evals, min_distance = self._refine(
                 gen, target_spec, unique[best], specs[best], n, int(refine), random_state, refine_options, deadline
             )
-            # the refined points join the ranked draws; a point rendered twice counts once
-            unique, params, waves, specs, lsd = (np.concatenate(pair) for pair in
-                                                 ((unique, r_unit), (params, r_params), (waves, r_waves), (specs, r_specs), (lsd, r_lsd)))
-            _, first = np.unique(params, axis=0, return_index=True)
-            keep = np.sort(first)
-            unique, params, waves, specs, lsd = unique[keep], params[keep], waves[keep], specs[keep], lsd[keep]
+            unique, params, waves, specs, lsd = _joined((unique, params, waves, specs, lsd), (r_unit, r_params, r_waves, r_specs, r_lsd))
             n_renders += n_evals + len(r_unit)
             timing["refine"] = time.perf_counter() - t4
         order = distinct_best(unique, lsd, n, min_distance)
@@ -328,6 +306,29 @@ class Inverter:
             timing=timing,
             frontend=self.frontend,
         )
+
+    def _check_request(self, target, n, draws, generator, random_state, shortlist, refine) -> tuple[Target, int, Generator]:
+        """Refuse a bad request before any work (``InputError``); return the target, the shortlist size
+        and the attached generator."""
+        if not isinstance(target, Target):
+            arr = np.asarray(target, dtype=np.float32)
+            target = Target("waveform" if arr.ndim == 1 else "spectrogram", arr, "<array>")
+        if n < 1 or draws < n:
+            raise InputError(f"need 1 <= n <= draws, got n={n}, draws={draws}")
+        if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
+            raise InputError(f"refine must be an integer >= 0 (extra renders per target), got {refine!r}")
+        shortlist = 4 * n if shortlist is None else int(shortlist)
+        if shortlist < n:
+            raise InputError(f"the shortlist must keep at least n={n} draws, got {shortlist}")
+        if isinstance(random_state, (int, np.integer)):
+            int_arg("seed", random_state, 0)
+        require_memory(self.memory_needed(draws, shortlist), f"inverting with {draws} draws")
+        if not np.isfinite(target.data).all():
+            raise InputError(f"{target.source}: the target contains NaN or Inf")
+        gen = self.attach(generator)
+        if target.kind == "waveform" and target.data.shape != (gen.n_samples,):
+            raise InputError(f"{target.source}: waveform has {target.data.shape[0]} samples, the generator makes {gen.n_samples}")
+        return target, shortlist, gen
 
     def chance_level(self, result: Inversion, draws: int | None = None, random_state=None) -> dict[str, Any]:
         """The scale for ``result``: lsd_db of the best of ``draws`` random parameter sets, beside its best candidate's.
@@ -446,6 +447,15 @@ def estimator_progress(estimator, on: bool) -> Iterator[None]:
     finally:
         for p, value in saved:
             p.progress = value
+
+
+def _joined(ranked: tuple[np.ndarray, ...], refined: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """The refined points joined to the ranked draws (unit, params, waves, pictures, lsd_db, row-aligned);
+    a parameter set rendered twice counts once, first occurrence kept."""
+    joined = [np.concatenate(pair) for pair in zip(ranked, refined)]
+    _, first = np.unique(joined[1], axis=0, return_index=True)
+    keep = np.sort(first)
+    return tuple(a[keep] for a in joined)
 
 
 def _time_budget(limit: float, refine: int, n_drawn: int, timing: dict[str, float], elapsed: float) -> float:
