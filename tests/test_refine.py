@@ -69,7 +69,8 @@ def test_refine_is_deterministic_and_zero_budget_returns_the_seeds():
 @pytest.mark.parametrize(
     "kwargs",
     [{"budget": -1}, {"budget": 2.5}, {"budget": True}, {"sigma": 0.0}, {"sigma": 2.0}, {"strategy": "ga"}, {"popsize": 1},
-     {"polish": 0.5}, {"polish": 1.0}, {"polish": -0.1}, {"polish": 0.25, "residual": lambda x: x[:, :, None], "continuous": [True]}],
+     {"polish": 0.5}, {"polish": 1.0}, {"polish": -0.1}, {"polish": "0.2"}, {"polish": None}, {"polish": float("nan")},
+     {"sigma": "0.1"}, {"sigma": None}, {"polish": 0.25, "residual": lambda x: x[:, :, None], "continuous": [True]}],
 )
 def test_refine_bad_settings(kwargs):
     args = {"budget": 100, **kwargs}

@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import InputError, TimeLimitError
+from .metrics import lsd_db
 
 __all__ = ["Refinement", "refine", "distinct_best", "MIN_DISTANCE", "POLISH"]
 
@@ -72,10 +73,9 @@ class Refinement:
 
 
 def frame_rms(residual: np.ndarray) -> np.ndarray:
-    """``(B, F, T)`` residual pictures -> ``(B,)``: RMS over frequency, mean over frames (lsd_db's form);
-    NaN where a picture has NaN (a point that could not be rendered)."""
-    r = np.asarray(residual, dtype=np.float64)
-    return np.sqrt(np.mean(r * r, axis=-2)).mean(axis=-1)
+    """``(B, F, T)`` residual pictures -> ``(B,)``: their lsd_db against zero; NaN where a picture
+    has NaN (a point that could not be rendered)."""
+    return np.asarray(lsd_db(residual, np.float64(0.0)))
 
 
 def _scored(f: np.ndarray) -> np.ndarray:
@@ -166,6 +166,13 @@ def _schedule(n_runs: int, lam: int, budget: int, halving: bool) -> list[tuple[i
     return [(c, share // (c * lam)) for c in counts if share // (c * lam) > 0]
 
 
+def _real(value) -> float:
+    """``value`` as a float, NaN for anything that is not a real number (so range checks refuse it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return float("nan")
+    return float(value)
+
+
 def _check_settings(seeds, budget, sigma, popsize, strategy, polish, residual, continuous) -> tuple[int, np.ndarray, int]:
     """Refuse bad settings (``InputError``); return the population size, the polish's mask and its budget."""
     if seeds.ndim != 2 or len(seeds) == 0:
@@ -174,9 +181,9 @@ def _check_settings(seeds, budget, sigma, popsize, strategy, polish, residual, c
         raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
         raise InputError(f"the refinement budget must be an integer >= 0, got {budget!r}")
-    if not (0.0 < float(sigma) <= 1.0):
+    if not (0.0 < _real(sigma) <= 1.0):
         raise InputError(f"sigma must be in (0, 1], got {sigma!r}")
-    if not (0.0 <= float(polish) < 1.0):
+    if not (0.0 <= _real(polish) < 1.0):
         raise InputError(f"polish must be a share of the budget in [0, 1), got {polish!r}")
     if polish and residual is None:
         raise InputError("polish needs the residual pictures (residual=), not only a score")
