@@ -4,6 +4,19 @@ An ``Inverter`` bundles a fitted estimator with what it was fitted against: the
 generator's identity (spec, space fingerprint), the input kind (spectrogram or
 waveform), the frontend settings and the training store. It never imports a
 generator by itself unless the generator is a built-in one: the user names it.
+
+**Refinement** (``Inverter.invert(..., refine=R)``): about R more renders of
+black-box search through the generator (``wavinv.refine``): one evolution
+strategy per candidate, started from the best ``n`` draws and scored on the
+shortlist's frames, then (``polish``, default ``POLISH`` of the budget)
+Levenberg-Marquardt steps on the residual picture from the best point found.
+Of every point the search tried, the best ``exact`` (default ``2 n``) that lie
+at least ``min_distance`` apart (mean absolute difference on the unit scale,
+default ``MIN_DISTANCE``) are ranked exactly with the draws, and the best ``n``
+of those, again that far apart, are returned. ``refine_options`` hold ``runs``
+(how many of the best draws to refine, default ``n``), ``exact``,
+``min_distance``, and what goes to ``wavinv.refine.refine`` (``sigma``,
+``popsize``, ``strategy``, ``halving``, ``polish``).
 """
 
 from __future__ import annotations
@@ -225,28 +238,16 @@ class Inverter:
         """Draw ``draws`` parameter sets, re-render each, return the best ``n`` by lsd_db.
 
         When there are more distinct draws than ``shortlist`` (default ``4 * n``),
-        they are first ranked on every ``SHORTLIST_STEP``-th spectrogram frame and
-        only the ``shortlist`` closest get full spectrograms and the final lsd_db
-        ranking. ``shortlist=draws`` ranks every draw exactly.
-
-        ``refine`` > 0 spends about that many more renders on black-box search
-        through the generator (``wavinv.refine``): one evolution strategy per
-        candidate, started from the best ``n`` draws and scored on the shortlist's
-        frames, then (``polish``, default ``POLISH`` of the budget) Levenberg-Marquardt
-        steps on the residual picture from the best point found. Of every point the search tried, the best ``exact`` (default
-        ``2 n``) that lie at least ``min_distance`` apart (mean absolute
-        difference on the unit scale, default ``MIN_DISTANCE``) are ranked
-        exactly with the draws, and the best ``n`` of those, again that far
-        apart, are returned. ``refine_options`` hold ``runs`` (how many of the
-        best draws to refine, default ``n``), ``exact``, ``min_distance``, and
-        what goes to ``wavinv.refine.refine`` (``sigma``, ``popsize``,
-        ``strategy``, ``halving``, ``polish``).
-
+        only the closest on every ``SHORTLIST_STEP``-th frame get full spectrograms
+        and the exact ranking; ``shortlist=draws`` ranks every draw exactly.
+        ``refine`` > 0 spends about that many more renders on search through the
+        generator, and ``refine_options`` tune it (``runs``, ``exact``,
+        ``min_distance``, and ``wavinv.refine.refine``'s ``sigma``, ``popsize``,
+        ``strategy``, ``halving``, ``polish``): the module docstring says how.
         ``time_limit`` (seconds for the whole inversion) refuses, with
         ``TimeLimitError``, a ``refine`` budget that the render rate measured on
         the draws says cannot finish in time, and stops a search that runs past
         it (an error, not a shorter search: the same seed gives the same result).
-
         ``progress=True`` lets the estimator show its progress bars while it
         samples (quiet by default: one target is one short step).
         """
@@ -257,13 +258,45 @@ class Inverter:
         with estimator_progress(self.estimator, progress):
             samples = self.estimator.sample(X, draws, random_state=random_state)[0]  # (M, P) unit scale
         timing["sample"] = time.perf_counter() - t0
-        # point estimators repeat one draw: render each distinct candidate once
-        unique, first = np.unique(samples, axis=0, return_index=True)
-        unique, n_unique = samples[np.sort(first)], len(first)
+        drawn = self._rendered_draws(gen, samples, timing)
+        n_unique = len(drawn[0])
+        ranked = self._scored_draws(target_spec, *drawn, shortlist, timing)
+        n_renders, min_distance = n_unique, 0.0  # without a search, the best n whatever their distance
+        if refine:
+            t4 = time.perf_counter()
+            deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
+            ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, refine, random_state, refine_options, deadline)
+            n_renders += spent
+            timing["refine"] = time.perf_counter() - t4
+        unique, params, waves, specs, lsd = ranked
+        order = distinct_best(unique, lsd, n, min_distance)
+        distances = {"lsd_db": lsd[order]}
+        if target.kind == "waveform":
+            distances["mrstft"] = np.asarray(mrstft(target.data, waves[order]))
+        timing["total"] = time.perf_counter() - t0
+        return Inversion(
+            target=target, target_spectrogram=target_spec, params=params[order], params_unit=unique[order],
+            waveforms=waves[order], spectrograms=specs[order], distances=distances, n_draws=draws,
+            n_unique=int(n_unique), n_renders=int(n_renders), space=self.space, generator=self.generator,
+            method=self.method, timing=timing, frontend=self.frontend,
+        )
+
+    def _rendered_draws(self, gen, samples: np.ndarray, timing: dict[str, float]) -> tuple[np.ndarray, ...]:
+        """``(unit, params, waves)`` of the distinct draws, in the order first drawn; times ``"render"``.
+
+        Point estimators repeat one draw: each distinct candidate is rendered once.
+        """
+        _, first = np.unique(samples, axis=0, return_index=True)
+        unique = samples[np.sort(first)]
         params = self.space.from_unit(unique)
         t1 = time.perf_counter()
         waves = render_checked(gen, params)
         timing["render"] = time.perf_counter() - t1
+        return unique, params, waves
+
+    def _scored_draws(self, target_spec, unique, params, waves, shortlist: int, timing: dict[str, float]) -> tuple[np.ndarray, ...]:
+        """``(unit, params, waves, pictures, lsd_db)`` of the draws that reach the exact ranking (the
+        shortlist's, when there are more than ``shortlist``); times ``"shortlist"`` and ``"score"``."""
         if len(unique) > shortlist and self.coarse_frames:
             t2 = time.perf_counter()
             keep = self._shortlist(target_spec, waves, shortlist)
@@ -273,39 +306,15 @@ class Inverter:
         specs = self.spectrograms(waves)
         lsd = lsd_db(target_spec, specs)
         timing["score"] = time.perf_counter() - t3
-        n_renders, min_distance = n_unique, 0.0  # without a search, the best n whatever their distance
-        if refine:
-            t4 = time.perf_counter()
-            deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
-            best = np.argsort(lsd, kind="stable")
-            r_unit, r_params, r_waves, r_specs, r_lsd, n_evals, min_distance = self._refine(
-                gen, target_spec, unique[best], specs[best], n, int(refine), random_state, refine_options, deadline
-            )
-            unique, params, waves, specs, lsd = _joined((unique, params, waves, specs, lsd), (r_unit, r_params, r_waves, r_specs, r_lsd))
-            n_renders += n_evals + len(r_unit)
-            timing["refine"] = time.perf_counter() - t4
-        order = distinct_best(unique, lsd, n, min_distance)
-        distances = {"lsd_db": lsd[order]}
-        if target.kind == "waveform":
-            distances["mrstft"] = np.asarray(mrstft(target.data, waves[order]))
-        timing["total"] = time.perf_counter() - t0
-        return Inversion(
-            target=target,
-            target_spectrogram=target_spec,
-            params=params[order],
-            params_unit=unique[order],
-            waveforms=waves[order],
-            spectrograms=specs[order],
-            distances=distances,
-            n_draws=draws,
-            n_unique=int(n_unique),
-            n_renders=int(n_renders),
-            space=self.space,
-            generator=self.generator,
-            method=self.method,
-            timing=timing,
-            frontend=self.frontend,
-        )
+        return unique, params, waves, specs, lsd
+
+    def _searched(self, gen, target_spec, ranked: tuple[np.ndarray, ...], n: int, budget: int, random_state, options, deadline):
+        """``ranked`` (``_scored_draws``'s arrays) joined to what a search from its best draws found
+        (``_refine``), the renders the search spent, and the distance to keep between candidates."""
+        unique, _, _, specs, lsd = ranked
+        best = np.argsort(lsd, kind="stable")
+        *refined, n_evals, min_distance = self._refine(gen, target_spec, unique[best], specs[best], n, int(budget), random_state, options, deadline)
+        return _joined(ranked, tuple(refined)), n_evals + len(refined[0]), min_distance
 
     def _check_request(self, target, n, draws, generator, random_state, shortlist, refine) -> tuple[Target, int, Generator]:
         """Refuse a bad request before any work (``InputError``); return the target, the shortlist size
@@ -517,7 +526,6 @@ def fit_inverter(
     methods that pool spectrograms read a store's feature cache when it has one.
     """
     from .methods import build_method
-    from .metrics import coverage, param_mae
 
     random_state = int_arg("seed", random_state, 0)
     estimator = build_method(method, **(overrides or {}))
@@ -531,14 +539,7 @@ def fit_inverter(
     X, y = store_inputs(store, "train", input, picture), store.params_unit("train")
     if len(y) < 2:
         raise InputError(f"{store.location}: the train split has {len(y)} samples; generate more")
-    t0 = time.perf_counter()
-    if scheduler is None:
-        estimator.fit(X, y)
-    else:
-        from .models.lgbm_dask import fit_on_dask  # dask is imported only when a scheduler is given
-
-        fit_on_dask(estimator, store, input, scheduler)
-    fit_s = time.perf_counter() - t0
+    fit_s = _timed_fit(estimator, store, input, X, y, scheduler)
     inv = Inverter(
         estimator,
         generator=store.generator,
@@ -547,24 +548,43 @@ def fit_inverter(
         method=method,
         store={"path": str(store.location), "fingerprint": store.fingerprint, "n_train": int(len(y))},
     )
+    inv.validation = {"fit_s": round(fit_s, 3), **_validation(estimator, store, input, picture, n_validation, random_state)}
+    return inv
+
+
+def _timed_fit(estimator, store, input: str, X, y: np.ndarray, scheduler: Any) -> float:
+    """Fit ``estimator`` on ``(X, y)``, or on a Dask cluster when ``scheduler`` is given; the seconds it took."""
+    t0 = time.perf_counter()
+    if scheduler is None:
+        estimator.fit(X, y)
+    else:
+        from .models.lgbm_dask import fit_on_dask  # dask is imported only when a scheduler is given
+
+        fit_on_dask(estimator, store, input, scheduler)
+    return time.perf_counter() - t0
+
+
+def _validation(estimator, store, input: str, picture, n_validation: int, random_state: int) -> dict[str, Any]:
+    """``{"n_val", "param_mae", "param_mae_centre_guess", "coverage@80"}`` of a fitted estimator on the
+    first ``n_validation`` rows of the val split (only ``n_val`` when the split is empty)."""
+    from .metrics import coverage, param_mae
+
     Xv, yv = store_inputs(store, "val", input, picture), store.params_unit("val")
     keep = np.arange(min(n_validation, len(yv)))
-    inv.validation = {"fit_s": round(fit_s, 3), "n_val": int(len(keep))}
-    if len(keep):
-        # read (or compute) the validation rows once: predict and sample both need them; from a store
-        # with feature caches (or no waveforms), a lazy view lets the pooling methods read them from a cache
-        Xv = Xv.take(keep) if isinstance(Xv, Pictures) and (store.feature_caches() or not store.keeps_waveforms) else np.asarray(Xv[keep])
-        with estimator_progress(estimator, False):  # a few rows: bars would only flicker
-            pred = estimator.predict(Xv)
-            samples = estimator.sample(Xv, 64, random_state=random_state)
-        inv.validation.update(
-            {
-                "param_mae": float(param_mae(yv[keep], pred)),
-                "param_mae_centre_guess": float(param_mae(yv[keep], np.full_like(yv[keep], 0.5))),
-                "coverage@80": float(coverage(yv[keep], samples, level=0.8)),
-            }
-        )
-    return inv
+    if not len(keep):
+        return {"n_val": 0}
+    # read (or compute) the validation rows once: predict and sample both need them; from a store
+    # with feature caches (or no waveforms), a lazy view lets the pooling methods read them from a cache
+    Xv = Xv.take(keep) if isinstance(Xv, Pictures) and (store.feature_caches() or not store.keeps_waveforms) else np.asarray(Xv[keep])
+    with estimator_progress(estimator, False):  # a few rows: bars would only flicker
+        pred = estimator.predict(Xv)
+        samples = estimator.sample(Xv, 64, random_state=random_state)
+    return {
+        "n_val": int(len(keep)),
+        "param_mae": float(param_mae(yv[keep], pred)),
+        "param_mae_centre_guess": float(param_mae(yv[keep], np.full_like(yv[keep], 0.5))),
+        "coverage@80": float(coverage(yv[keep], samples, level=0.8)),
+    }
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
