@@ -302,6 +302,31 @@ class _ChunkCache:
             self.blocks.pop(next(iter(self.blocks)))
 
 
+def _rebatched(windows: Iterator[tuple[tuple[np.ndarray, ...], bool]], size: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """Row-aligned arrays cut into batches of ``size`` rows, from ``(arrays, is the last)`` windows.
+
+    A batch may take rows from several windows; only the last one is shorter.
+    """
+    carry = None
+    for data, last in windows:
+        pos = 0
+        if carry is not None:  # complete the batch left over from the last window
+            pos = min(size - len(carry[0]), len(data[0]))
+            carry = tuple(np.concatenate([c, d[:pos]]) for c, d in zip(carry, data))
+            if len(carry[0]) < size and not last:
+                continue
+            yield carry
+            carry = None
+        n = len(data[0])
+        stop = n if last else pos + (n - pos) // size * size
+        for s in range(pos, stop, size):
+            yield tuple(d[s : min(s + size, stop)] for d in data)
+        if stop < n:  # copied, so the window can be let go
+            carry = tuple(d[stop:].copy() for d in data)
+    if carry is not None:
+        yield carry
+
+
 # why re-running generate does not help when the metadata itself is damaged
 _NO_REPAIR = "generate re-renders chunks, not metadata: restore zarr.json from a copy, or write to another --out"
 
@@ -765,39 +790,30 @@ class Store:
         if shuffle:
             chunks = rng.permutation(chunks)
         windows = [chunks[w : w + window] for w in range(0, len(chunks), window)]
+        loaded = self._prefetched(windows, idx, rng if shuffle else None)
+        with contextlib.closing(loaded):  # stopping early stops the prefetch thread too
+            for rows, waves, y in _rebatched(loaded, batch_size):
+                yield rows, (waves if features == "waveform" else fe.spectrogram(waves, module, device=device)), y
+
+    def _prefetched(self, windows: list[np.ndarray], idx: np.ndarray, rng) -> Iterator[tuple[tuple[np.ndarray, ...], bool]]:
+        """``((rows, waveforms, params_unit), is the last)`` of the split rows ``idx`` in each window of chunks, in order.
+
+        The next window decodes in a background thread while this one is used.
+        ``rng`` permutes the rows inside each window (None: chunk order).
+        """
 
         def submit(ks: np.ndarray):
             rows = self._window_rows(ks, idx)
-            order = rng.permutation(len(rows)) if shuffle else None  # drawn here, in window order
+            order = None if rng is None else rng.permutation(len(rows))  # drawn here, in window order
             return prefetch.submit(self._load_window, ks, rows, order)
 
-        def emit(rows, waves, y):
-            X = waves if features == "waveform" else fe.spectrogram(waves, module, device=device)
-            return rows, X, y
-
-        carry = None
         with ThreadPoolExecutor(1, thread_name_prefix="wavinv-prefetch") as prefetch:
             loading = submit(windows[0]) if windows else None
             for i in range(len(windows)):
                 data = loading.result()
                 if i + 1 < len(windows):
                     loading = submit(windows[i + 1])
-                pos = 0
-                if carry is not None:  # complete the batch left over from the last window
-                    pos = min(batch_size - len(carry[0]), len(data[0]))
-                    carry = tuple(np.concatenate([c, d[:pos]]) for c, d in zip(carry, data))
-                    if len(carry[0]) < batch_size and i + 1 < len(windows):
-                        continue
-                    yield emit(*carry)
-                    carry = None
-                n = len(data[0])
-                stop = n if i + 1 == len(windows) else pos + (n - pos) // batch_size * batch_size
-                for s in range(pos, stop, batch_size):
-                    yield emit(*(d[s : min(s + batch_size, stop)] for d in data))
-                if stop < n:  # copied, so the window can be let go
-                    carry = tuple(d[stop:].copy() for d in data)
-            if carry is not None:
-                yield emit(*carry)
+                yield data, i + 1 == len(windows)
 
     def _window_rows(self, ks: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """The split rows ``idx`` inside chunks ``ks``, in chunk order."""
