@@ -82,7 +82,6 @@ def verify(
     # the generator is loaded before any reading: a store never names code to import (built-ins aside)
     gen = recorded_generator(store.generator, generator, str(store.location), same_generator, StoreError) if rerender else None
     rep = VerifyReport(str(store.location), store.n, store.n_chunks)
-    n = store.n
     for name, (shape, expected) in store.shape_problems().items():
         rep.problems.append(f"{name} has shape {shape}, expected {expected}: run `wavinv generate` again to finish growing it")
     if rep.problems:
@@ -90,7 +89,26 @@ def verify(
     records, damaged = store.records()
     for k in damaged:
         rep.problems.append(f"chunk {k}: completion record cannot be read (checksum mismatch)")
-    ids = np.full(n, -1, dtype=np.int64)
+    ids, readable = _check_chunks(store, records, damaged, rep, progress)
+    for cache in store.feature_caches().values():
+        _check_cache(store, cache, records, rep)
+    _check_ids(store, ids, readable, rep)
+    links = _check_files(store, rep)
+    if rep.problems and not links:
+        rep.repair = store.repair_command()
+    if rerender:
+        _rerender(store, rep, rerender, gen, seed, readable & (records != 0))
+    return rep
+
+
+def _check_chunks(store: Store, records: np.ndarray, damaged: list[int], rep: VerifyReport, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Read every chunk (checksums) and compare it with its completion record; ``(ids read, -1 elsewhere; bool per readable chunk)``.
+
+    A chunk without a completion record, written or not, counts as not complete
+    (one problem for them all); a missing chunk file is damage only when the
+    chunk is recorded complete.
+    """
+    ids = np.full(store.n, -1, dtype=np.int64)
     readable = np.zeros(store.n_chunks, dtype=bool)
     incomplete: list[int] = []
     for k in tqdm(range(store.n_chunks), desc=f"verify {store.location.name}", unit="chunk", disable=not progress):
@@ -114,9 +132,13 @@ def verify(
         rep.problems.append(
             f"{len(incomplete)} of {store.n_chunks} chunks not complete (chunks {_spans(incomplete)}): run `wavinv generate` again to finish"
         )
-    for cache in store.feature_caches().values():
-        _check_cache(store, cache, records, rep)
-    rows_read = np.repeat(readable, [e - s for s, e in map(store.chunk_range, range(store.n_chunks))])
+    return ids, readable
+
+
+def _check_ids(store: Store, ids: np.ndarray, readable: np.ndarray, rep: VerifyReport) -> None:
+    """Every row read holds its own id: say which rows do not, which ids are missing and which repeated."""
+    n = store.n
+    rows_read = _per_row(store, readable)
     expected = np.arange(n)
     wrong = rows_read & (ids != expected)
     if wrong.any():
@@ -128,17 +150,22 @@ def verify(
             + (f"; missing ids {_spans(missing)}" if len(missing) else "")
             + (f"; repeated ids {_spans(repeated)}" if len(repeated) else "")
         )
+
+
+def _per_row(store: Store, per_chunk: np.ndarray) -> np.ndarray:
+    """A value per chunk repeated for each of its rows: ``(n_chunks,)`` -> ``(n,)``."""
+    return np.repeat(per_chunk, [e - s for s, e in map(store.chunk_range, range(store.n_chunks))])
+
+
+def _check_files(store: Store, rep: VerifyReport) -> list[str]:
+    """Links inside the store (a problem) and temporary files of interrupted writes (a note); returns the links."""
     links = store.location.links()
     if links:
         rep.problems.append(f"{len(links)} symbolic links inside the store ({', '.join(links[:3])}): a store holds plain files only; remove them")
     leftovers = store.location.find(".partial") if store.location.is_local else []
     if leftovers:
         rep.notes.append(f"{len(leftovers)} temporary files of interrupted writes (harmless; the next generate removes them)")
-    if rep.problems and not links:
-        rep.repair = store.repair_command()
-    if rerender:
-        _rerender(store, rep, rerender, gen, seed, readable & (records != 0))
-    return rep
+    return links
 
 
 def _check_cache(store: Store, cache: FeatureCache, records: np.ndarray, rep: VerifyReport) -> None:
@@ -163,7 +190,7 @@ def _check_cache(store: Store, cache: FeatureCache, records: np.ndarray, rep: Ve
 
 
 def _rerender(store: Store, rep: VerifyReport, k: int, gen: Generator, seed: int | None, usable: np.ndarray) -> None:
-    rows = np.flatnonzero(np.repeat(usable, [e - s for s, e in map(store.chunk_range, range(store.n_chunks))]))
+    rows = np.flatnonzero(_per_row(store, usable))
     if not len(rows):
         rep.problems.append("no complete chunk to re-render samples from")
         return
