@@ -201,14 +201,14 @@ def section_generate(spec: str, gen, n: int, workdir: Path, repeats: int) -> Non
     print(f"store overhead with 1 worker: {wall / raw_wall - 1:+.1%} wall time, {cpu / raw_cpu - 1:+.1%} CPU time of raw rendering")
     # Whole runs are at the mercy of machine load; per-chunk medians of the two halves of a
     # task (render; write + checksum + record) are a steadier estimate of the overhead.
-    from wavinv.generate import _render_chunk
+    from wavinv.generate import rendered_chunk
     from wavinv.store import Store
 
     st = Store(workdir / "gen-1", mode="r+")
     render_cpu, write_cpu = [], []
     for k in range(min(5, st.n_chunks)):
         c0 = cpu_seconds()
-        data = _render_chunk(st, gen, k, [])
+        data = rendered_chunk(st, gen, k)
         c1 = cpu_seconds()
         st.write_chunk(k, *data)
         render_cpu.append(c1 - c0)

@@ -81,7 +81,7 @@ def test_workers_give_identical_bytes(ref, tmp_path):
 def test_resume_after_interruption_gives_identical_bytes(ref, tmp_path, monkeypatch):
     out = tmp_path / "resumed"
     calls = []
-    render = generate_mod._render_chunk
+    render = generate_mod.rendered_chunk
 
     def interrupted(store, gen, k, plan):
         if len(calls) == 2:
@@ -89,7 +89,7 @@ def test_resume_after_interruption_gives_identical_bytes(ref, tmp_path, monkeypa
         calls.append(k)
         return render(store, gen, k, plan)
 
-    monkeypatch.setattr(generate_mod, "_render_chunk", interrupted)
+    monkeypatch.setattr(generate_mod, "rendered_chunk", interrupted)
     with pytest.raises(KeyboardInterrupt):
         generate(out, TOY, 70, seed=3, chunk=16, progress=False)
     monkeypatch.undo()
@@ -103,7 +103,7 @@ def test_resume_after_interruption_gives_identical_bytes(ref, tmp_path, monkeypa
     (out / "waveform" / "c" / "3").mkdir(parents=True, exist_ok=True)
     (out / "waveform" / "c" / "3" / "0.deadbeef.partial").write_bytes(b"half a chunk")
     rendered = []
-    monkeypatch.setattr(generate_mod, "_render_chunk", lambda store, g, k, plan: rendered.append(k) or render(store, g, k, plan))
+    monkeypatch.setattr(generate_mod, "rendered_chunk", lambda store, g, k, plan: rendered.append(k) or render(store, g, k, plan))
     generate(out, TOY, 70, seed=3, progress=False)
     assert rendered == [2, 3, 4]  # only the missing chunks
     assert array_tree(out) == array_tree(ref)

@@ -3,10 +3,12 @@
 ``generate`` checks everything it can before it writes anything (the generator
 loads, its identity, seed and sampling match an existing store, a probe render is
 finite and well shaped), so a refused run leaves an existing store as it was.
-Then each pending chunk goes to ``render_chunk``: sample the chunk's parameters
-(addressable by id), render, write every array's chunk, and only then write the
-chunk's completion record. Bytes depend only on (generator, seed, n): never on
-the number of workers, the order chunks finish in, or interruptions.
+Then each pending chunk is made by ``rendered_chunk`` (sample the chunk's
+parameters, addressable by id, and render) and written by ``Store.write_chunk``
+(every array's chunk, and only then the chunk's completion record);
+``render_chunk`` does both as one task for worker processes and Dask. Bytes
+depend only on (generator, seed, n): never on the number of workers, the order
+chunks finish in, or interruptions.
 
 Feature caches (``store.FeatureCache``): every chunk rendered also writes its
 pooled features into each cache the store holds, computed from the clips just
@@ -350,11 +352,21 @@ def render_chunk(store_path: str, generator: str | Generator, chunk_index: int) 
     k = int(chunk_index)
     if not 0 <= k < store.n_chunks:
         raise InputError(f"chunk index {k} out of range: {store_path} has {store.n_chunks} chunks")
-    return store.write_chunk(k, *_render_chunk(store, gen, k, _feature_plan(store, gen)))
+    return store.write_chunk(k, *rendered_chunk(store, gen, k, _feature_plan(store, gen)))
 
 
-def _render_chunk(store: Store, gen: Generator, k: int, plan: list) -> tuple[tuple[np.ndarray, ...], list[np.ndarray]]:
-    """``((ids, params, params_unit[, waveform]), pooled rows per planned cache)`` of chunk ``k``: sampled by id, rendered, checked."""
+def rendered_chunk(store: Store, gen: Generator, k: int, plan: list | tuple = ()) -> tuple[tuple[np.ndarray, ...], list[np.ndarray]]:
+    """Chunk ``k`` of ``store`` made in memory, not written: sampled by id, rendered, checked.
+
+    Returns ``((ids, params, params_unit[, waveform]), pooled rows per planned
+    cache)``; ``store.write_chunk(k, *result)`` writes it. ``plan`` holds the
+    feature caches to fill, as ``(cache, picture module)`` pairs (``generate``
+    passes every cache the store holds; none by default). Every chunk that
+    ``generate`` renders is made here, in a worker's ``render_chunk`` or in the
+    one-process loop, so wrapping this function observes or interrupts a run
+    chunk by chunk (the tests do), and timing it apart from ``write_chunk``
+    splits a chunk's cost into rendering and writing (``benchmarks/store_speed.py``).
+    """
     start, stop = store.chunk_range(k)
     params = store.space.sample(start, stop, store.seed, store.sampling)
     wave = render_checked(gen, params, offset=start).astype(WAVEFORM_DTYPE, copy=False)
@@ -497,7 +509,7 @@ def _run(path: Location, spec: str | None, gen: Generator, pending: list[int], c
             with ThreadPoolExecutor(1, thread_name_prefix="wavinv-write") as writer:
                 writing = None
                 for k in pending:
-                    data = _render_chunk(store, gen, k, plan)
+                    data = rendered_chunk(store, gen, k, plan)
                     if writing is not None:
                         bar.update(writing.result())
                     writing = writer.submit(store.write_chunk, k, *data)
