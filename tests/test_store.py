@@ -319,8 +319,8 @@ def test_batches_cover_the_split_once_with_bounded_batches(ref):
     assert seen[0] == train.tolist()
     # bounded memory, whole chunks: each pass decodes at most `window` chunks per read, each about once
     reads = []
-    get = s._get
-    s._get = lambda arr, name, lo, hi: reads.append((name, lo, hi)) or get(arr, name, lo, hi)
+    read = s.read_span
+    s.read_span = lambda arr, lo, hi: reads.append((arr.path, lo, hi)) or read(arr, lo, hi)
     sum(len(ids) for ids, _, _ in s.batches("train", batch_size=7, shuffle=True, window=2))
     waves = [(lo, hi) for name, lo, hi in reads if name == "waveform"]
     assert all(hi - lo <= 2 * 16 for lo, hi in waves) and len(waves) <= s.n_chunks + 2

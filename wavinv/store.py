@@ -831,10 +831,10 @@ class Store:
                 continue
             arr = self.arrays[name]
             if len(ks) > 1 and np.all(np.diff(ks) == 1):  # consecutive chunks: one read, decoded in parallel
-                parts = [self._get(arr, name, bounds[0][0], bounds[-1][1])]
+                parts = [self.read_span(arr, bounds[0][0], bounds[-1][1])]
                 spans = [(bounds[0][0], bounds[-1][1])]
             else:
-                parts = list(_reader_pool().map(lambda b: self._get(arr, name, *b), bounds))
+                parts = list(_reader_pool().map(lambda b: self.read_span(arr, *b), bounds))
                 spans = bounds
             if order is None and len(parts) == 1 and len(rows) == spans[0][1] - spans[0][0]:
                 out.append(parts[0])  # every row of the read, in order: no copy at all
@@ -905,7 +905,7 @@ class Store:
         needed = [k for k, b in blocks.items() if b is None]
 
         def read(k: int) -> np.ndarray:
-            return self._get(arr, arr.path, *self.chunk_range(k))
+            return self.read_span(arr, *self.chunk_range(k))
 
         # one chunk per read, several at once: zarr decodes them in parallel and no chunk is copied to be cached
         for k, block in zip(needed, map(read, needed) if len(needed) < 2 else _reader_pool().map(read, needed)):
@@ -921,7 +921,14 @@ class Store:
             cache.put(k, blocks[k])
         return out
 
-    def _get(self, arr, name: str, lo: int, hi: int) -> np.ndarray:
+    def read_span(self, arr, lo: int, hi: int) -> np.ndarray:
+        """Rows ``lo..hi - 1`` of ``arr`` (one of the store's zarr arrays), decoded; ``StoreError`` naming the
+        repair when a chunk file is missing or damaged.
+
+        Every read of a store's arrays decodes its chunks here (``read_rows``,
+        ``batches``), so wrapping this method on an instance shows what a reader
+        decodes, and how much at once (the tests bound ``batches``' memory so).
+        """
         # a missing chunk file would read back as its fill value (NaN, -1): refuse it, naming the chunk
         for k in range(lo // self.chunk, -(-hi // self.chunk)):
             key = self.chunk_key(arr, k)
@@ -931,7 +938,7 @@ class Store:
             return arr[lo:hi]
         except Exception as e:  # checksum or codec failure: the data on disk is damaged
             raise StoreError(
-                f"{self.location}: {name} rows {lo}..{hi - 1} cannot be read ({type(e).__name__}: {e}); repair with `{self._repair_for(arr)}`"
+                f"{self.location}: {arr.path} rows {lo}..{hi - 1} cannot be read ({type(e).__name__}: {e}); repair with `{self._repair_for(arr)}`"
             ) from e
 
     def _repair_for(self, arr) -> str:
