@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import wavinv.generate as generate_mod
 from wavinv import StoreError, open_store
 from wavinv.cli import main
 from wavinv.generate import cache_features, generate
 from wavinv.inverter import fit_inverter
+from wavinv.store import FeatureCache
 from wavinv.verify import verify
 
 HERE = Path(__file__).parent
@@ -67,15 +67,15 @@ def test_the_cache_has_the_same_bytes_however_it_is_made(stores, tmp_path):
 def test_an_interrupted_cache_resumes_to_the_same_bytes(stores, tmp_path, monkeypatch):
     out = tmp_path / "s"
     generate(out, TOY, 70, seed=3, chunk=16, progress=False)
-    real, calls = generate_mod._features, []
+    real, calls = FeatureCache.write_chunk, []
 
-    def dies_on_third(plan, wave):
-        calls.append(1)
+    def dies_on_third(cache, k, pooled, data_record):  # Ctrl-C before the third chunk's rows are written
+        calls.append(k)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(plan, wave)
+        return real(cache, k, pooled, data_record)
 
-    monkeypatch.setattr(generate_mod, "_features", dies_on_third)
+    monkeypatch.setattr(FeatureCache, "write_chunk", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         cache_features(out, progress=False)
     monkeypatch.undo()
