@@ -155,7 +155,7 @@ class NeuralInverter(WavinvEstimator):
         val_data = BlockLoader(Xv, yv, val_blocks, self.batch_size, 1, pin=pin)
         self.net_config_ = self._net_config(X, y.shape[1])
         net = self._build(self.net_config_, seed).to(dev)
-        state, stats = train(net, train_data, val_data, self._knobs(), dev, self._fingerprint(X, y, Xv, yv), self._epoch_batches)
+        state, stats = train(net, train_data, val_data, self._knobs(), dev, self._fingerprint(X, y, Xv, yv), self.epoch_batches)
         self.net_, self.device_ = net, str(dev)
         self.history_ = copy.deepcopy(state["history"])
         self.best_epoch_ = int(state["best_epoch"]) + 1
@@ -271,8 +271,13 @@ class NeuralInverter(WavinvEstimator):
             encoder, dim, frontend = self._build_encoder(config)
             return InverterNet(encoder, dim, config["n_params"], frontend=frontend, **{k: config[k] for k in HEAD_KEYS})
 
-    def _epoch_batches(self, loader: BlockLoader, rng: np.random.Generator):
-        """The training batches of one epoch (a hook tests use to interrupt a fit)."""
+    def epoch_batches(self, loader: BlockLoader, rng: np.random.Generator):
+        """The training batches of one epoch, ``(X, y)`` tensors, in ``rng``'s order.
+
+        Called at the start of every epoch: a subclass that overrides it can
+        watch or interrupt a fit between epochs, as the tests interrupt one
+        (a ``KeyboardInterrupt`` here is a Ctrl-C after the last checkpoint).
+        """
         return loader.iterate(rng)
 
     def _fingerprint(self, X, y: np.ndarray, Xv, yv: np.ndarray) -> str:
