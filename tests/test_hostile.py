@@ -287,7 +287,7 @@ class G:
     space, sample_rate, n_samples, name, version = SPACE, 8000, N_SAMPLES, "g", 1.5
 
     def render(self, params):
-        return _render(params)
+        return render_clips(params)
 
 
 g = G()

@@ -51,7 +51,7 @@ def test_store_records_the_generators_picture(work, capsys):
     assert fe["kind"] == "generator" and (fe["n_freq"], fe["n_frames"]) == (64, 64) and fe["db_range"] == [-80.0, 0.0]
     waves = store.waveforms("train")[:3]
     specs = store.spectrograms("train", frontend=store.picture(toygen.pictured))[:3]
-    np.testing.assert_array_equal(specs, toygen._log_picture(waves))
+    np.testing.assert_array_equal(specs, toygen.log_picture(waves))
     assert specs.min() == pytest.approx(toygen.PICTURE_FLOOR)  # its own floor, not wavinv's -100 dB
     # a file spec is code: the store never imports it by itself
     with pytest.raises(StoreError, match="--generator SPEC"):
@@ -72,7 +72,7 @@ def test_a_png_it_wrote_inverts_as_well_as_the_waveform(work, capsys, monkeypatc
     wav = load_target(work / "target.wav", 8000, toygen.N_SAMPLES)
     png = load_target(work / "target.png", 8000, toygen.N_SAMPLES, spec_shape=(64, 64), db_range=(-80.0, 0.0))
     # the .png holds the generator's picture, within half a grey level of 80 dB / 255
-    assert np.abs(png.data - toygen._log_picture(wav.data[None])[0]).max() <= 80 / 255 / 2 + 1e-4
+    assert np.abs(png.data - toygen.log_picture(wav.data[None])[0]).max() <= 80 / 255 / 2 + 1e-4
     results = {}
     for name in ("target.wav", "target.png"):
         code, out, err = run(capsys, "invert", "--model", str(work / "knn.joblib"), "--generator", SPEC, "--target", str(work / name),
@@ -119,8 +119,8 @@ def test_ranking_and_refinement_score_the_users_picture_in_full(work, capsys):
     res = inv.invert(wave, n=3, draws=16, random_state=0, shortlist=3, refine=30)
     assert res.spectrograms.shape == (3, 64, 64) and capsys.readouterr().err == ""  # quiet from Python by default
     assert [c["params"] for c in res.candidates] == [toygen.SPACE.to_dict(p) for p in res.params]
-    np.testing.assert_array_equal(res.target_spectrogram, toygen._log_picture(wave[None])[0])
-    exact = [float(np.sqrt(((res.target_spectrogram - s) ** 2).mean(axis=0)).mean()) for s in toygen._log_picture(res.waveforms)]
+    np.testing.assert_array_equal(res.target_spectrogram, toygen.log_picture(wave[None])[0])
+    exact = [float(np.sqrt(((res.target_spectrogram - s) ** 2).mean(axis=0)).mean()) for s in toygen.log_picture(res.waveforms)]
     np.testing.assert_allclose(res.distances["lsd_db"], exact, rtol=1e-5)
 
     # a best candidate far quieter than the target is flagged
@@ -149,12 +149,12 @@ def test_function_generator_and_picture_checks(tmp_path):
     gen = toygen.pictured
     assert not hasattr(toygen.toy, "spectrogram")  # no function given: wavinv's frontend
     with pytest.raises(GeneratorError, match="spectrogram must be callable"):
-        FunctionGenerator(toygen.SPACE, toygen._render, 8000, toygen.N_SAMPLES, "x", spectrogram="no")
+        FunctionGenerator(toygen.SPACE, toygen.render_clips, 8000, toygen.N_SAMPLES, "x", spectrogram="no")
     pic = GeneratorPicture(gen)
     assert pic.output_shape == (64, 64)
-    assert np.array_equal(spectrogram(probe_clip(8000, toygen.N_SAMPLES), pic), toygen._log_picture(probe_clip(8000, toygen.N_SAMPLES)[None])[0])
+    assert np.array_equal(spectrogram(probe_clip(8000, toygen.N_SAMPLES), pic), toygen.log_picture(probe_clip(8000, toygen.N_SAMPLES)[None])[0])
     for bad, why in ((lambda w: np.full((len(w), 4, 4), np.nan, np.float32), "NaN"), (lambda w: np.zeros((len(w) + 1, 4, 4), np.float32), "shape")):
-        broken = FunctionGenerator(toygen.SPACE, toygen._render, 8000, toygen.N_SAMPLES, "broken", spectrogram=bad)
+        broken = FunctionGenerator(toygen.SPACE, toygen.render_clips, 8000, toygen.N_SAMPLES, "broken", spectrogram=bad)
         with pytest.raises(RenderError, match=why):
             GeneratorPicture(broken)
         with pytest.raises(RenderError, match=why):  # generate refuses it before writing anything

@@ -17,7 +17,7 @@ SPACE = ParamSpace([Param("freq", 50.0, 2000.0, scale="log"), Param("amp", 0.0, 
 OTHER_SPACE = ParamSpace([Param("freq", 50.0, 4000.0, scale="log"), Param("amp", 0.0, 1.0), Param("wave", choices=[0, 1, 2])])
 
 
-def _render(params: np.ndarray) -> np.ndarray:
+def render_clips(params: np.ndarray) -> np.ndarray:
     t = np.arange(N_SAMPLES) / 8000.0
     phase = 2 * np.pi * params[:, 0:1] * t
     wave = np.where(params[:, 2:3] == 0, np.sin(phase), np.where(params[:, 2:3] == 1, np.sign(np.sin(phase)), (phase / np.pi) % 2 - 1))
@@ -27,45 +27,45 @@ def _render(params: np.ndarray) -> np.ndarray:
 
 def _slow(params: np.ndarray) -> np.ndarray:
     time.sleep(float(os.environ.get("TOYGEN_DELAY", "0.02")) * len(params))
-    return _render(params)
+    return render_clips(params)
 
 
 def _nan(params: np.ndarray) -> np.ndarray:
-    out = _render(params)
+    out = render_clips(params)
     out[:, 10] = np.nan
     return out
 
 
 def _nan_late(params: np.ndarray) -> np.ndarray:
     """NaN only in loud clips (amp > 0.9): a generator that fails on some samples, not on the first."""
-    out = _render(params)
+    out = render_clips(params)
     out[params[:, 1] > 0.9, 5] = np.nan
     return out
 
 
 def _bad_shape(params: np.ndarray) -> np.ndarray:
-    return _render(params)[:, :-1]
+    return render_clips(params)[:, :-1]
 
 
 def _make(render, space=SPACE, name="toy", version="1") -> FunctionGenerator:
     return FunctionGenerator(space, render, sample_rate=8000, n_samples=N_SAMPLES, name=name, version=version)
 
 
-toy = _make(_render)
+toy = _make(render_clips)
 slow = _make(_slow)  # the same generator as toy, only slower
 nan = _make(_nan)  # same identity as toy, broken output
 nan_late = _make(_nan_late)
 bad_shape = _make(_bad_shape)
-other = _make(_render, name="other")
-other_space = _make(_render, space=OTHER_SPACE)
-newer = _make(_render, version="2")
+other = _make(render_clips, name="other")
+other_space = _make(render_clips, space=OTHER_SPACE)
+newer = _make(render_clips, version="2")
 
 
 # -- a generator with its own picture: 64 x 64, log-frequency, floored at -80 dB --------------
 PICTURE_FLOOR = -80.0
 
 
-def _log_picture(waves: np.ndarray, floor: float = PICTURE_FLOOR) -> np.ndarray:
+def log_picture(waves: np.ndarray, floor: float = PICTURE_FLOOR) -> np.ndarray:
     """The user's own spectrogram: a 256-point STFT, hop 16, on 64 log-spaced bands from 60 Hz to 4 kHz."""
     n_fft, hop = 256, 16
     x = np.pad(np.asarray(waves, dtype=np.float64), ((0, 0), (n_fft // 2, n_fft // 2)))
@@ -80,11 +80,11 @@ def _log_picture(waves: np.ndarray, floor: float = PICTURE_FLOOR) -> np.ndarray:
 
 
 def _other_picture(waves: np.ndarray) -> np.ndarray:
-    return _log_picture(waves, floor=-60.0)
+    return log_picture(waves, floor=-60.0)
 
 
-pictured = FunctionGenerator(SPACE, _render, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
-                             spectrogram=_log_picture, spectrogram_range=(PICTURE_FLOOR, 0.0))
+pictured = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
+                             spectrogram=log_picture, spectrogram_range=(PICTURE_FLOOR, 0.0))
 # the same sound, another picture: a model fitted on ``pictured`` must refuse it
-repictured = FunctionGenerator(SPACE, _render, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
+repictured = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
                                spectrogram=_other_picture, spectrogram_range=(PICTURE_FLOOR, 0.0))
