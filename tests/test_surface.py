@@ -1,7 +1,8 @@
 """The public surface: the contract's names come from ``wavinv``, and every module's ``__all__`` names what it holds.
 
 Also the README's Python examples get every name they use from ``wavinv``,
-and no two of wavinv's modules import each other.
+no two of wavinv's modules import each other, and the README's layout table
+names every folder and module.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import builtins
 import importlib
 import pkgutil
 import re
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -132,3 +134,19 @@ def test_no_two_modules_import_each_other():
                 seen.add(nxt)
                 path.append(nxt)
                 stack.append(iter(sorted(graph[nxt])))
+
+
+# -- the README's layout table --------------------------------------------------------
+def test_the_readme_layout_table_names_every_folder_and_module():
+    """Every top-level folder of the repository has a row, and the ``wavinv/`` row names every module and package."""
+    table = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([^`]+)/` \| (.*) \|$", table, re.M)}
+    try:
+        tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: its folders are the tracked ones")
+    folders = {f.split("/")[0] for f in tracked if "/" in f}
+    assert folders <= set(rows), sorted(folders - set(rows))
+    named = set(re.findall(r"`([a-z_]+)/?`", rows["wavinv"]))
+    on_disk = {p.stem if p.is_file() else p.name for p in (ROOT / "wavinv").iterdir() if (p.suffix == ".py" or (p / "__init__.py").exists())}
+    assert on_disk - {"__init__", "__main__"} <= named, sorted(on_disk - {"__init__", "__main__"} - named)
