@@ -28,6 +28,8 @@ def sweep(model: str, store_path: str, ids: list[int], refine: int, options: dic
     inv = load(model)
     store = open_store(store_path)
     gen = inv.attach(generator)
+    if not store.keeps_waveforms:
+        store.attach(gen)  # its targets are re-rendered from their parameters
     position = {int(i): p for p, i in enumerate(store.ids("test"))}
     waves = store.waveforms("test")
     best, median, spread, seconds = [], [], [], []

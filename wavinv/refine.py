@@ -84,6 +84,20 @@ def _scored(f: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(f), f, FAILED)
 
 
+def _jacobian(residual, x: np.ndarray, r: np.ndarray, idx: np.ndarray, h: float) -> tuple[np.ndarray, ...]:
+    """Forward differences at ``x`` (residual ``r``) in the parameters ``idx``, step ``h`` away from the
+    nearer bound: the probes, their scores, the frame-weighted Jacobian ``(F*T, A)`` and the frame weights."""
+    sign = np.where(x[idx] + h > 1.0, -1.0, 1.0)
+    probe = np.repeat(x[None], len(idx), axis=0)
+    probe[np.arange(len(idx)), idx] += sign * h
+    rp = np.asarray(residual(probe), dtype=np.float64)
+    scores = _scored(frame_rms(rp))
+    rp[~np.isfinite(rp).all(axis=(1, 2))] = r  # a probe that failed: that parameter is held still
+    w = 1.0 / np.sqrt(np.maximum(np.sqrt(np.mean(r * r, axis=0)), 1e-3))  # (T,)
+    jac = ((rp - r[None]) * w).reshape(len(idx), -1).T / (sign * h)
+    return probe, scores, jac, w
+
+
 def polish_point(
     residual: Callable[[np.ndarray], np.ndarray],
     x0: np.ndarray,
@@ -112,16 +126,10 @@ def polish_point(
     tried_x, tried_f = [x[None]], [np.array([f])]
     n, h = 1, POLISH_STEP
     while n + len(idx) + len(DAMPINGS) <= budget and h > 1e-4:
-        sign = np.where(x[idx] + h > 1.0, -1.0, 1.0)
-        probe = np.repeat(x[None], len(idx), axis=0)
-        probe[np.arange(len(idx)), idx] += sign * h
-        rp = np.asarray(residual(probe), dtype=np.float64)
+        probe, probe_f, jac, w = _jacobian(residual, x, r, idx, h)
         n += len(idx)
         tried_x.append(probe)
-        tried_f.append(_scored(frame_rms(rp)))
-        rp[~np.isfinite(rp).all(axis=(1, 2))] = r  # a probe that failed: that parameter is held still
-        w = 1.0 / np.sqrt(np.maximum(np.sqrt(np.mean(r * r, axis=0)), 1e-3))  # (T,)
-        jac = ((rp - r[None]) * w).reshape(len(idx), -1).T / (sign * h)  # (F*T, A)
+        tried_f.append(probe_f)
         rw = (r * w).ravel()
         for _ in range(1 + BROYDEN_STEPS):
             if n + len(DAMPINGS) > budget:
@@ -229,6 +237,15 @@ def _evolve(score, runs, schedule, lam, best_x, best_f, deadline, budget, n_befo
     return tried_x, tried_f, n_gen
 
 
+def _polish_best(residual, best_x: np.ndarray, best_f: np.ndarray, budget: int, moving: np.ndarray, deadline) -> tuple[np.ndarray, np.ndarray]:
+    """Polish the best run's point, updating it in place when the polish found better; return what it tried."""
+    top = int(np.argmin(best_f))
+    px, pf = polish_point(residual, best_x[top], budget, active=moving, deadline=deadline)
+    if len(pf) and pf.min() < best_f[top]:
+        best_f[top], best_x[top] = pf.min(), px[int(np.argmin(pf))]
+    return px, pf
+
+
 def refine(
     score: Callable[[np.ndarray], np.ndarray],
     seeds: np.ndarray,
@@ -283,13 +300,10 @@ def refine(
     tried_x, tried_f, n_gen = _evolve(score, runs, schedule, lam, best_x, best_f, deadline, budget, n_evals)
     n_evals += sum(len(f) for f in tried_f)
     if polish_budget:
-        top = int(np.argmin(best_f))
-        px, pf = polish_point(residual, best_x[top], polish_budget, active=moving, deadline=deadline)
+        px, pf = _polish_best(residual, best_x, best_f, polish_budget, moving, deadline)
         n_evals += len(pf)
         tried_x.append(px)
         tried_f.append(pf)
-        if len(pf) and pf.min() < best_f[top]:
-            best_f[top], best_x[top] = pf.min(), px[int(np.argmin(pf))]
     order = np.argsort(best_f, kind="stable")
     return Refinement(best_x[order], best_f[order], n_evals, n_gen, np.concatenate(tried_x), np.concatenate(tried_f))
 
