@@ -7,7 +7,7 @@ import pytest
 
 from wavinv import ParamSpaceError, load_generator
 from wavinv.generators import check_generator, render_checked
-from wavinv.generators.synth100 import PARAMS, Synth100
+from wavinv.generators.synth100 import PARAMS, THREAD_ROWS, Synth100
 
 # A patch where every part of the voice is audible, so each parameter has something to change.
 RICH = {
@@ -123,6 +123,10 @@ def test_batch_composition_does_not_change_a_clip(synth):
     # threads and block size only split the work
     other = Synth100(threads=1, block=3)
     assert other.render(x).tobytes() == batch.tobytes()
+    # a batch big enough to be spread over threads gives the same bytes as one thread
+    many = synth.space.sample(0, 2 * THREAD_ROWS + 5, seed=6)
+    assert Synth100(threads=2, block=16).render(many).tobytes() == Synth100(threads=1).render(many).tobytes()
+    assert synth.render(x[:0]).shape == (0, synth.n_samples)
 
 
 def test_random_samples_render_checked(synth):
