@@ -30,6 +30,7 @@ from wavinv.generate import generate  # noqa: E402
 from wavinv.inverter import fit_inverter, load  # noqa: E402
 from wavinv.metrics import coverage, param_mae  # noqa: E402
 from wavinv.models.lgbm import PCALGBMQuantile, PCALGBMRegressor  # noqa: E402
+from wavinv.pictures import store_spectrograms  # noqa: E402
 from wavinv.verify import verify  # noqa: E402
 
 import toygen  # noqa: E402  tests/toygen.py
@@ -294,7 +295,7 @@ def test_dask_fit_on_spectrograms(address, tmp_path):
     overrides = dict(FIT, n_estimators=5, n_components=4, min_child_samples=3)
     local = fit_inverter(store, "pca-lgbm", "spectrogram", overrides=overrides, n_validation=0)
     dask = fit_inverter(store, "pca-lgbm", "spectrogram", overrides=overrides, n_validation=0, scheduler=address)
-    X = store.spectrograms()[:]
+    X = store_spectrograms(store)[:]
     same_features(dask.estimator.reducer_.transform(X), local.estimator.reducer_.transform(X))
     assert dask.estimator.predict(X).shape == (24, 3) and dask.estimator.input_shape_ == X.shape[1:]
 

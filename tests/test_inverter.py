@@ -13,6 +13,7 @@ from wavinv.frontend import frontend_config
 from wavinv.generators import generator_identity, load_generator, render_checked
 from wavinv.inverter import fit_inverter, load
 from wavinv.metrics import lsd_db
+from wavinv.pictures import store_spectrograms
 from wavinv.targets import Target, save_spectrogram_png, save_wav
 
 TOY = str(Path(__file__).parent / "toygen.py")
@@ -72,7 +73,7 @@ def test_a_training_clip_is_found_again(fitted):
 
 def test_spectrogram_target_and_json(fitted):
     _, store, inv = fitted
-    spec = store.spectrograms()[int(store.split_indices("test")[0])]
+    spec = store_spectrograms(store)[int(store.split_indices("test")[0])]
     res = inv.invert(spec, n=3, draws=12, random_state=1)
     doc = res.to_json()
     assert doc["generator"]["fingerprint"] == inv.fingerprint

@@ -15,6 +15,7 @@ from wavinv.errors import GeneratorError, InputError, ModelError, RenderError, S
 from wavinv.frontend import Spectrogram, spectrogram
 from wavinv.generate import generate
 from wavinv.picture import GeneratorPicture, probe_clip
+from wavinv.pictures import store_picture, store_spectrograms
 from wavinv.targets import load_target, save_wav
 
 HERE = Path(__file__).parent
@@ -50,12 +51,12 @@ def test_store_records_the_generators_picture(work, capsys):
     fe = store.frontend_config
     assert fe["kind"] == "generator" and (fe["n_freq"], fe["n_frames"]) == (64, 64) and fe["db_range"] == [-80.0, 0.0]
     waves = store.waveforms("train")[:3]
-    specs = store.spectrograms("train", frontend=store.picture(toygen.pictured))[:3]
+    specs = store_spectrograms(store, "train", frontend=store_picture(store, toygen.pictured))[:3]
     np.testing.assert_array_equal(specs, toygen.log_picture(waves))
     assert specs.min() == pytest.approx(toygen.PICTURE_FLOOR)  # its own floor, not wavinv's -100 dB
     # a file spec is code: the store never imports it by itself
     with pytest.raises(StoreError, match="--generator SPEC"):
-        store.spectrograms("train")
+        store_spectrograms(store, "train")
     code, out, _ = run(capsys, "info", str(work / "store"))
     assert code == 0 and "the generator's own spectrogram function (toy): 64x64" in out
     code, out, _ = run(capsys, "info", str(work / "knn.joblib"))
@@ -104,7 +105,7 @@ def test_a_model_never_meets_another_picture(work, capsys):
                        "--out", str(work / "x.json"))
     assert code == 2 and err.count("\n") == 1
     with pytest.raises(StoreError, match="another picture"):
-        open_store(work / "store").picture(toygen.repictured)
+        store_picture(open_store(work / "store"), toygen.repictured)
     # a generator without a picture of its own cannot stand in for one that has it
     with pytest.raises(ModelError, match="has none"):
         load(work / "knn.joblib").attach(toygen.toy)

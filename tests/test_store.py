@@ -325,22 +325,26 @@ def test_batches_cover_the_split_once_with_bounded_batches(ref):
     waves = [(lo, hi) for name, lo, hi in reads if name == "waveform"]
     assert all(hi - lo <= 2 * 16 for lo, hi in waves) and len(waves) <= s.n_chunks + 2
     assert seen[1] == seen[2] != seen[3] and seen[1] != seen[0]
-    with pytest.raises(InputError, match="features"):
-        next(s.batches(features="mfcc"))
+    for bad in ({"batch_size": 0}, {"window": 0}):
+        with pytest.raises(InputError, match="batch_size and window must be >= 1"):
+            next(s.batches(**bad))
 
 
 def test_spectrograms_on_the_fly(ref):
     from wavinv.frontend import frontend_config, spectrogram
+    from wavinv.pictures import spectrogram_batches, store_spectrograms
 
     s = open_store(ref)
     cfg = frontend_config(sample_rate=8000, n_samples=1024, n_freq=64, n_frames=32)
-    spec_val = s.spectrograms("val", frontend=cfg)
+    spec_val = store_spectrograms(s, "val", frontend=cfg)
     assert spec_val.shape == (len(s.split_indices("val")), 64, 32)
     expected = spectrogram(s.waveforms("val")[:], cfg)
     np.testing.assert_allclose(spec_val[:], expected, atol=1e-4)
-    ids, X, y = next(s.batches("val", batch_size=4, features="spectrogram", frontend=cfg))
+    ids, X, y = next(spectrogram_batches(s, "val", batch_size=4, frontend=cfg))
     np.testing.assert_allclose(X, expected[:4], atol=1e-4)
-    assert s.spectrograms().shape == (70, 512, 512)  # the recorded default frontend
+    assert store_spectrograms(s).shape == (70, 512, 512)  # the recorded default frontend
+    with pytest.raises(InputError, match="batch_size and window must be >= 1"):  # refused before a frontend is built
+        next(spectrogram_batches(s, batch_size=0, frontend={"kind": "no such frontend"}))
 
 
 def test_fingerprint_and_summary(ref, tmp_path):

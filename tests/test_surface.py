@@ -136,6 +136,25 @@ def test_no_two_modules_import_each_other():
                 stack.append(iter(sorted(graph[nxt])))
 
 
+# the layers above the store: params <- generators <- store <- frontend/models <- inverter <- cli/benchmarks
+ABOVE_THE_STORE = ("frontend", "picture", "pictures", "models", "inverter", "generate", "bench", "cli")
+
+
+def test_the_store_imports_no_layer_above_it():
+    """store.py knows the Zarr layout and computes no spectrogram (``pictures`` does): it imports none of
+    the modules above it, at module level or inside functions, directly or through the modules it imports."""
+    files = module_files()
+    graph = {name: imports_of(name, path, set(files)) for name, path in files.items()}
+    reached, todo = set(), ["wavinv.store"]
+    while todo:
+        for name in graph[todo.pop()] - reached:
+            reached.add(name)
+            todo.append(name)
+    assert "wavinv.params" in reached and "wavinv.generators" in reached  # what it may import is seen
+    above = sorted(name for name in reached if name.split(".")[1] in ABOVE_THE_STORE)
+    assert above == [], f"wavinv.store reaches {above}"
+
+
 # -- the README's layout table --------------------------------------------------------
 def test_the_readme_layout_table_names_every_folder_and_module():
     """Every top-level folder of the repository has a row, and the ``wavinv/`` row names every module and package."""

@@ -15,6 +15,7 @@ import pytest
 from wavinv.generate import generate
 from wavinv.inverter import fit_inverter
 from wavinv.metrics import coverage, lsd_db, param_mae
+from wavinv.pictures import store_spectrograms
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def fitted(tmp_path_factory):
         "pca-lgbm-quantile": fit_inverter(store, "pca-lgbm-quantile", "spectrogram", overrides=fast, progress=False),
     }
     test = store.split_indices("test")
-    X_test = np.asarray(store.spectrograms()[test])
+    X_test = np.asarray(store_spectrograms(store)[test])
     return store, invs, X_test, store.params_unit()[test]
 
 

@@ -606,13 +606,14 @@ def _demo_targets(store, ids, k: int = DEMO_TRIES) -> list[int]:
 
 def _demo_examples(store, ids, out: Path) -> None:
     """WAVs of some of the synth's sounds, and their spectrograms side by side."""
+    from .pictures import store_spectrograms
     from .plots import spectrogram_grid
     from .targets import save_wav
 
     sr = store.sample_rate
     for i, w in zip(ids, store.waveforms()[ids]):
         save_wav(w, out / f"sound_{i}.wav", sr)
-    spectrogram_grid(list(store.spectrograms()[ids]), [f"sound {i}" for i in ids], out / "sounds.png", sample_rate=sr, duration=store.n_samples / sr)
+    spectrogram_grid(list(store_spectrograms(store)[ids]), [f"sound {i}" for i in ids], out / "sounds.png", sample_rate=sr, duration=store.n_samples / sr)
     print(f"    wrote {len(ids)} example sounds: {out}/sound_*.wav and their spectrograms {out / 'sounds.png'}")
 
 

@@ -253,7 +253,9 @@ def _feature_grid(gen: Generator, pool: tuple[int, int] = DEFAULT_POOL) -> tuple
 
 def _add_cache(store: Store, gen: Generator | None, grid: tuple[int, ...]) -> FeatureCache:
     """The store's cache of its own picture pooled to ``grid``, created empty when missing."""
-    return store.add_feature_cache(store.picture(gen).config(), grid)
+    from .pictures import store_picture
+
+    return store.add_feature_cache(store_picture(store, gen).config(), grid)
 
 
 def _feature_plan(store: Store, gen: Generator | None) -> list[tuple[FeatureCache, Any]]:

@@ -42,8 +42,8 @@ from .outputs import atomic_path
 from .params import ParamSpace
 from .refine import FAILED, MIN_DISTANCE, POLISH, distinct_best, frame_rms
 from .picture import KIND as PICTURE_KIND, GeneratorPicture
+from .pictures import Pictures, store_picture, store_spectrograms
 from .schema import frontend_problem, identity_problem, manifest_problem
-from .store import Pictures
 from .targets import Target
 
 __all__ = ["Inverter", "Inversion", "fit_inverter", "load"]
@@ -496,12 +496,12 @@ def inversion_memory(n_samples: int, n_params: int, spec_shape: tuple[int, int],
 
 
 def store_inputs(store, split: str, input: str, frontend=None):
-    """The estimator's ``X`` for a split of a store: lazy waveforms or lazy spectrograms (``frontend``: ``store.picture(...)``)."""
+    """The estimator's ``X`` for a split of a store: lazy waveforms or lazy spectrograms (``frontend``: ``store_picture(store, ...)``)."""
     if input not in INPUTS:
         raise InputError(f"input must be one of {', '.join(INPUTS)}, got {input!r}")
     if input == "waveform":
         return store.waveforms(split)
-    return store.spectrograms(split, frontend=frontend)
+    return store_spectrograms(store, split, frontend=frontend)
 
 
 def fit_inverter(
@@ -521,7 +521,7 @@ def fit_inverter(
     the model is a plain local one all the same. ``progress=False`` silences the
     estimator's progress bars (when it has any). ``generator`` (an object or a
     spec) is needed for spectrograms when the store's picture is its generator's
-    own ``spectrogram`` function (``Store.picture``) and that generator is not built in,
+    own ``spectrogram`` function (``pictures.store_picture``) and that generator is not built in,
     and to re-render clips of a store that keeps none (``Store.attach``); the
     methods that pool spectrograms read a store's feature cache when it has one.
     """
@@ -535,7 +535,7 @@ def fit_inverter(
         store.attach(generator)
     if scheduler is not None and not store.keeps_waveforms:
         raise InputError(f"{store.location} keeps no waveforms: fit without a scheduler (the pooling methods read its feature cache)")
-    picture = store.picture(generator) if input == "spectrogram" else None
+    picture = store_picture(store, generator) if input == "spectrogram" else None
     X, y = store_inputs(store, "train", input, picture), store.params_unit("train")
     if len(y) < 2:
         raise InputError(f"{store.location}: the train split has {len(y)} samples; generate more")

@@ -19,11 +19,11 @@ check that the record matches the data. The group attribute ``wavinv`` holds
 the generator's identity, seed, sampling (key ``method``), sizes, the default frontend
 configuration, the wavinv version and the creation time.
 
-Reading never loads the whole store: ``waveforms()``/``spectrograms()`` are
-``LazyArray`` views that read whole chunks, and ``batches()`` walks a split a few
-chunks at a time. Splits are a hash of the id (80/10/10), so every reader gets
-the same split, and an id keeps its split when the store grows. Spectrograms are
-computed on the fly by the frontend.
+Reading never loads the whole store: ``waveforms()`` is a ``LazyArray`` view
+that reads whole chunks, and ``batches()`` walks a split a few chunks at a time.
+Splits are a hash of the id (80/10/10), so every reader gets the same split, and
+an id keeps its split when the store grows. The store computes no spectrogram:
+``wavinv.pictures`` pictures its clips on the fly with the frontend.
 
 **Feature caches.** What the classical estimators read of a spectrogram is its
 average-pooled grid (``models.features``). A store may hold those rows, one
@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import shlex
 from concurrent.futures import ThreadPoolExecutor
@@ -63,8 +62,6 @@ from .params import ParamSpace
 from .schema import store_meta_problem
 
 __all__ = ["SPLITS", "FeatureCache", "Store", "is_store", "open_store"]
-
-log = logging.getLogger(__name__)
 
 FORMAT = "wavinv-store"
 FORMAT_VERSION = 1
@@ -748,43 +745,24 @@ class Store:
         """Clips of ``rows`` (sorted global indices): read, or re-rendered by a store without waveforms."""
         return self.read_rows("waveform", rows) if self.keeps_waveforms else self._rendered(rows)
 
-    def spectrograms(self, split: str | None = None, frontend=None, device=None, batch_size: int | None = None) -> "Pictures":
-        """Lazy ``(n_split, F, T)`` dB spectrograms computed on the fly from the waveforms.
-
-        ``frontend``: a config dict or ``Spectrogram`` module (or ``self.picture(generator)``); default the store's.
-        The result also offers the rows' pooled features from a feature cache (``Pictures.pooled``).
-        """
-        self.require_complete()
-        return Pictures(self, self.split_indices(split), self._frontend(frontend), device, batch_size)
-
     def batches(
         self,
         split: str | None = None,
         batch_size: int = 64,
-        features: str = "waveform",
+        *,
         shuffle: bool = False,
         seed: int = 0,
-        device=None,
-        frontend=None,
         window: int = 4,
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Yield ``(ids, X, y_unit)`` over a split, ``batch_size`` rows at a time.
+        """Yield ``(ids, waveforms, y_unit)`` over a split, ``batch_size`` rows at a time.
 
         The split is read ``window`` chunks at a time, the next window decoding in
         the background while the current one is consumed, so memory stays near
         two windows of decoded chunks. ``shuffle`` permutes the chunk order and the
-        rows inside each window (seeded by ``seed``).
+        rows inside each window (seeded by ``seed``). Spectrogram batches:
+        ``wavinv.pictures.spectrogram_batches``.
         """
-        if features not in ("waveform", "spectrogram"):
-            raise InputError(f"features must be 'waveform' or 'spectrogram', got {features!r}")
-        if int(batch_size) < 1 or int(window) < 1:
-            raise InputError(f"batch_size and window must be >= 1, got {batch_size}, {window}")
-        self.require_complete()
-        idx = self.split_indices(split)
-        if features == "spectrogram":
-            from . import frontend as fe
-
-            module = self._frontend(frontend)
+        idx = self.batch_rows(split, batch_size, window)
         rng = np.random.default_rng(seed)
         chunks = np.arange(self.n_chunks)
         if shuffle:
@@ -792,8 +770,15 @@ class Store:
         windows = [chunks[w : w + window] for w in range(0, len(chunks), window)]
         loaded = self._prefetched(windows, idx, rng if shuffle else None)
         with contextlib.closing(loaded):  # stopping early stops the prefetch thread too
-            for rows, waves, y in _rebatched(loaded, batch_size):
-                yield rows, (waves if features == "waveform" else fe.spectrogram(waves, module, device=device)), y
+            yield from _rebatched(loaded, batch_size)
+
+    def batch_rows(self, split: str | None, batch_size: int, window: int) -> np.ndarray:
+        """The rows of ``split`` that ``batches`` reads; ``InputError`` for a ``batch_size`` or ``window`` below 1,
+        ``StoreError`` for an incomplete store."""
+        if int(batch_size) < 1 or int(window) < 1:
+            raise InputError(f"batch_size and window must be >= 1, got {batch_size}, {window}")
+        self.require_complete()
+        return self.split_indices(split)
 
     def _prefetched(self, windows: list[np.ndarray], idx: np.ndarray, rng) -> Iterator[tuple[tuple[np.ndarray, ...], bool]]:
         """``((rows, waveforms, params_unit), is the last)`` of the split rows ``idx`` in each window of chunks, in order.
@@ -851,35 +836,6 @@ class Store:
                 offset += m
             out.append(data)
         return tuple(out)
-
-    def picture(self, generator=None):
-        """The module that pictures this store's clips: wavinv's ``Spectrogram``, or the generator's own function.
-
-        A store made by a generator with a ``spectrogram`` function records
-        ``{"kind": "generator", ...}``: its pictures need the generator, which is
-        imported only when named (``generator``: an object or a spec; None loads
-        a built-in one), and is checked to still draw the recorded picture.
-        """
-        from .picture import picture_for
-
-        cfg = self.frontend_config
-        if cfg is None:
-            raise StoreError(f"{self.location} records no frontend: pass frontend=...")
-        gen = None
-        if cfg.get("kind") == "generator":
-            from .generators import recorded_generator
-
-            gen = recorded_generator(self.generator, generator, str(self.location), same_generator, StoreError)
-        return picture_for(cfg, gen, str(self.location), StoreError)
-
-    def _frontend(self, frontend):
-        if frontend is None:
-            return self.picture()
-        if isinstance(frontend, dict):
-            from .picture import picture_for
-
-            return picture_for(frontend, None, str(self.location), StoreError)
-        return frontend
 
     def read_rows(self, name, rows: np.ndarray, cache: _ChunkCache | None = None) -> np.ndarray:
         """Rows ``rows`` (sorted global indices) of array ``name``, decoding each touched chunk once.
@@ -946,51 +902,6 @@ class Store:
         if arr.path.startswith(FEATURES + "/"):
             return self.cache_command(self.feature_caches()[arr.path.split("/")[1]].grid)
         return self.repair_command()
-
-
-class Pictures(LazyArray):
-    """Lazy dB spectrograms of some rows of a store, which also offer those rows' pooled features.
-
-    Indexing computes spectrograms from the clips (read, or re-rendered by a store
-    without waveforms). ``pooled(grid)`` gives the rows pooled to ``grid`` from the
-    store's feature cache of this picture, so estimators that pool
-    (``models.features.iter_pooled``) never compute a spectrogram.
-    """
-
-    def __init__(self, store: Store, idx: np.ndarray, module, device=None, batch_size: int | None = None):
-        self.store, self.idx, self.module, self.device, self.batch_size = store, idx, module, device, batch_size
-        super().__init__(len(idx), module.output_shape, np.float32, self._pictures)
-
-    def _pictures(self, rows: np.ndarray) -> np.ndarray:
-        from . import frontend as fe  # torch is imported only when spectrograms are computed
-
-        return fe.spectrogram(self.store.clips(self.idx[rows]), self.module, self.batch_size, self.device)
-
-    def pooled(self, grid: tuple[int, ...]) -> LazyArray | None:
-        """The rows pooled to ``grid`` ``(n, prod(grid))`` from a complete, current cache; None when there is none.
-
-        A store without waveforms has no other way to them: then a missing cache is
-        a ``StoreError`` naming the command that builds it.
-        """
-        cfg = self.module.config()
-        cache = self.store.feature_cache(cfg, tuple(grid))
-        if cache is None:
-            if not self.store.keeps_waveforms:
-                have = ", ".join(f"{c.label} of {c.picture.get('kind')}" for c in self.store.feature_caches().values()) or "none"
-                raise StoreError(
-                    f"{self.store.location} keeps no waveforms and has no complete feature cache of this picture pooled to "
-                    f"{'x'.join(map(str, grid))} (caches: {have}): build it with `{self.store.cache_command(tuple(grid))}`"
-                )
-            return None
-        log.info("reading %s features from the cache %s", "x".join(map(str, grid)), cache.key)
-        return LazyArray(len(self.idx), (int(np.prod(grid)),), FEATURES_DTYPE, lambda rows: cache.read_rows(self.idx[rows]))
-
-    def take(self, indices: np.ndarray) -> "Pictures":
-        """A lazy view of some rows that keeps their cached features (sorted ``indices``; others give a plain view)."""
-        indices = np.asarray(indices, dtype=np.int64)
-        if np.any(np.diff(indices) < 0):
-            return super().take(indices)
-        return Pictures(self.store, self.idx[np.asarray(indices, dtype=np.int64)], self.module, self.device, self.batch_size)
 
 
 def same_generator(a: dict[str, Any], b: dict[str, Any]) -> bool:

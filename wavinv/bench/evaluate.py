@@ -17,6 +17,7 @@ from .. import __version__
 from ..generators import render_checked
 from ..inverter import Inverter, estimator_progress
 from ..metrics import coverage, diversity, lsd_db, mrstft, param_mae
+from ..pictures import store_picture
 from ..store import Store
 from ..targets import Target
 from .cache import gallery_path, read_json, write_json
@@ -97,7 +98,7 @@ def evaluate_floor(gen, store: Store, positions, rows, out: Path, progress: bool
         return ev
     from ..frontend import spectrogram
 
-    frontend = store.picture(gen)  # the store's picture, as every row is scored
+    frontend = store_picture(store, gen)  # the store's picture, as every row is scored
     pos = np.array([p for p, _ in todo])
     # one read and one render for every target: the rows are independent
     waves = np.asarray(store.waveforms("test")[pos])

@@ -12,7 +12,7 @@ Memory: ``X`` is read once, batch by batch; the pooled rows are kept
 (``N x pooled size`` float32: 20,000 spectrograms pooled to 64 x 64 are 330 MB),
 never the full ``X``.
 
-An ``X`` that offers ``pooled(grid)`` (a store's spectrograms, ``store.Pictures``)
+An ``X`` that offers ``pooled(grid)`` (a store's spectrograms, ``pictures.Pictures``)
 may hand over rows already pooled to that grid, read from the store's feature
 cache: then no spectrogram is computed at all. The cache holds exactly what
 ``pool_rows`` makes of the same spectrograms, so the fit is the same.
