@@ -255,3 +255,31 @@ def test_inverter_search_steps_around_clips_the_generator_cannot_render(tmp_path
     res = inv.invert(target, n=4, draws=8, random_state=0, refine=400, generator=f"{TOY}:nan_late",
                      shortlist=8, refine_options={"sigma": 0.3})
     assert np.isfinite(res.waveforms).all() and np.all(res.params[:, 1] <= 0.9)
+
+
+def test_an_interrupted_refinement_leaves_the_output_as_it_was(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in the middle of a search: exit 130, the earlier output file unchanged, no temporary file left."""
+    import wavinv.inverter
+    from wavinv.cli import main
+    from wavinv.generate import generate
+    from wavinv.inverter import fit_inverter
+
+    store = generate(tmp_path / "store", f"{TOY}:toy", n=64, seed=0, progress=False)
+    fit_inverter(store, "prior", "waveform", progress=False).save(tmp_path / "model.joblib")
+    np.save(tmp_path / "target.npy", store.waveforms("test")[0])
+    out = tmp_path / "c.json"
+    out.write_text("an earlier answer")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    searched = []
+
+    def interrupted(residual):  # the search's score: Ctrl-C arrives during its third generation
+        searched.append(1)
+        if len(searched) == 3:
+            raise KeyboardInterrupt
+        return frame_rms(residual)
+
+    monkeypatch.setattr(wavinv.inverter, "frame_rms", interrupted)
+    code = main(["invert", "--model", str(tmp_path / "model.joblib"), "--generator", f"{TOY}:toy", "--target", str(tmp_path / "target.npy"),
+                 "--n", "2", "--draws", "4", "--refine", "200", "--out", str(out)])
+    assert len(searched) == 3 and code == 130 and "interrupted" in capsys.readouterr().err
+    assert out.read_text() == "an earlier answer" and sorted(p.name for p in tmp_path.iterdir()) == before
