@@ -69,7 +69,7 @@ class Inversion:
     spectrograms: np.ndarray  # (K, F, T)
     distances: dict[str, np.ndarray]  # metric -> (K,)
     n_draws: int
-    n_unique: int  # distinct draws
+    n_unique: int  # distinct draws, the estimator's learnt rounds included
     n_renders: int  # clips rendered in all (distinct draws + refinement)
     space: ParamSpace
     generator: dict[str, Any]
@@ -255,12 +255,16 @@ class Inverter:
         timing: dict[str, float] = {}
         t0 = time.perf_counter()
         X, target_spec = self._target_features(target)
+        corrections = self._learnt_renders(draws, n)
         with estimator_progress(self.estimator, progress):
-            samples = self.estimator.sample(X, draws, random_state=random_state)[0]  # (M, P) unit scale
+            samples = self.estimator.sample(X, draws - corrections, random_state=random_state)[0]  # (M, P) unit scale
         timing["sample"] = time.perf_counter() - t0
         drawn = self._rendered_draws(gen, samples, timing)
-        n_unique = len(drawn[0])
         ranked = self._scored_draws(target_spec, *drawn, shortlist, timing)
+        n_unique = len(drawn[0])  # the learnt rounds' renders count as draws: they come out of the same budget
+        if corrections:
+            ranked, spent = self._learnt_rounds(X, gen, target_spec, ranked, timing)
+            n_unique += spent
         n_renders, min_distance = n_unique, 0.0  # without a search, the best n whatever their distance
         if refine:
             t4 = time.perf_counter()
@@ -280,6 +284,31 @@ class Inverter:
             n_unique=int(n_unique), n_renders=int(n_renders), space=self.space, generator=self.generator,
             method=self.method, timing=timing, frontend=self.frontend,
         )
+
+    def _learnt_renders(self, draws: int, n: int) -> int:
+        """Renders of ``draws`` that go to the estimator's learnt rounds (``correct``): none when it has
+        none, or when fewer than ``n`` draws would be left."""
+        if not callable(getattr(self.estimator, "correct", None)):
+            return 0
+        spent = int(self.estimator.correction_renders())
+        return spent if draws - spent >= n else 0
+
+    def _learnt_rounds(self, X, gen, target_spec, ranked: tuple[np.ndarray, ...], timing: dict[str, float]) -> tuple[tuple[np.ndarray, ...], int]:
+        """The estimator's rounds: its best rendered candidates, moved by ``correct`` from what their
+        renders look like, rendered and joined to ``ranked``; also the renders spent. Times ``"learnt"``."""
+        t = time.perf_counter()
+        est = self.estimator
+        spent = 0
+        for _ in range(int(est.rounds)):
+            unique, _, waves, specs, lsd = ranked
+            best = np.argsort(lsd, kind="stable")[: int(est.keep)]
+            rendered = specs[best] if self.input == "spectrogram" else waves[best]
+            proposed = est.correct(X, unique[best], rendered)
+            drawn = self._rendered_draws(gen, proposed, {})
+            spent += len(drawn[0])
+            ranked = _joined(ranked, self._scored_draws(target_spec, *drawn, len(drawn[0]), {}))
+        timing["learnt"] = time.perf_counter() - t
+        return ranked, spent
 
     def _rendered_draws(self, gen, samples: np.ndarray, timing: dict[str, float]) -> tuple[np.ndarray, ...]:
         """``(unit, params, waves)`` of the distinct draws, in the order first drawn; times ``"render"``.

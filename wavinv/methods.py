@@ -27,6 +27,7 @@ METHODS: dict[str, str] = {
     "pca-lgbm-quantile": "wavinv.baselines.pca_lgbm_quantile:build",
     "conv1d": "wavinv.baselines.conv1d:build",
     "spec-cnn": "wavinv.baselines.spec_cnn:build",
+    "proxy": "wavinv.baselines.proxy:build",
     "sbi-npe": "wavinv.baselines.sbi_npe:build",  # a peer: needs wavinv[peers]
 }
 

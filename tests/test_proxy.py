@@ -1,0 +1,88 @@
+"""The proxy search: a learnt forward model moves the nearest training examples towards the target."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from wavinv.errors import InputError
+from wavinv.methods import build_method
+from wavinv.models.proxy import ProxySearch
+
+
+def pictures(y: np.ndarray) -> np.ndarray:
+    """A smooth, invertible toy 'generator': three parameters -> an 8 x 8 picture."""
+    f = np.linspace(0, 1, 8)[:, None]
+    t = np.linspace(0, 1, 8)[None, :]
+    a, b, c = (y[:, i, None, None] for i in range(3))
+    return (np.sin(3 * a * f + 2 * b * t) + c * f * t + 0.5 * a * b).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    rng = np.random.default_rng(0)
+    y = rng.random((600, 3))
+    yt = rng.random((20, 3))
+    return pictures(y), y, pictures(yt), yt
+
+
+def small(**kw) -> ProxySearch:
+    base = dict(n_components=16, pool_shape=(8, 8), hidden=64, depth=2, max_epochs=60, batch_size=64,
+                learning_rate=3e-3, n_starts=8, steps=60, step_size=0.02, n_threads=1, progress=False)
+    return ProxySearch(**{**base, **kw})
+
+
+def test_search_lands_closer_than_the_nearest_examples(toy):
+    X, y, Xt, yt = toy
+    est = small().fit(X, y)
+    assert est.proxy_error_ < 0.3  # features have unit std: the proxy learnt the forward map
+    searched = est.predict(Xt)
+    # the starts alone: the same estimator without steps returns the proxy's pick among the neighbours
+    looked_up = clone(est).set_params(steps=0).fit(X, y).predict(Xt)
+    err = lambda p: np.abs(pictures(p) - Xt).mean()
+    assert err(searched) < 0.7 * err(looked_up)
+
+
+def test_sample_shape_range_and_seed(toy):
+    X, y, Xt, _ = toy
+    est = small(max_epochs=3).fit(X, y)
+    s = est.sample(Xt[:3], 5, random_state=1)
+    assert s.shape == (3, 5, 3) and s.min() >= 0 and s.max() <= 1
+    assert np.array_equal(s, est.sample(Xt[:3], 5, random_state=1))
+    assert np.array_equal(est.sample(Xt[:2], 20, random_state=1), est.sample(Xt[:2], 20, random_state=1))  # more than the starts
+
+
+def test_same_seed_same_fit(toy):
+    X, y, Xt, _ = toy
+    a, b = small(max_epochs=2).fit(X, y), small(max_epochs=2).fit(X, y)
+    assert np.array_equal(a.predict(Xt), b.predict(Xt))
+
+
+def test_registered_and_bad_settings(toy):
+    X, y, _, _ = toy
+    assert isinstance(build_method("proxy"), ProxySearch)
+    with pytest.raises(InputError, match="steps"):
+        small(steps=-1).fit(X, y)
+    with pytest.raises(InputError, match="hidden"):
+        small(hidden=0).fit(X, y)
+
+
+def test_correct_moves_rendered_points_towards_the_target(toy):
+    X, y, Xt, yt = toy
+    est = small(keep=4, rounds=1, correction_steps=(5, 20)).fit(X, y)
+    start = np.random.default_rng(3).random((4, 3))  # far from the target: the proxy's slopes lead back
+    moved = est.correct(Xt[:1], start, pictures(start))
+    assert moved.shape == (8, 3) and moved.min() >= 0 and moved.max() <= 1
+    err = lambda p: np.abs(pictures(p) - Xt[:1]).mean(axis=(1, 2))
+    assert err(moved[4:]).mean() < 0.5 * err(start).mean()
+    assert est.correction_renders() == 8
+    with pytest.raises(InputError, match="one target"):
+        est.correct(Xt[:2], start, pictures(start))
+
+
+def test_bad_correction_steps(toy):
+    X, y, _, _ = toy
+    for bad in ((), (30, 10), (0, 5), "ab"):
+        with pytest.raises(InputError, match="correction_steps"):
+            small(correction_steps=bad).fit(X, y)

@@ -1,0 +1,306 @@
+"""Search through a learnt proxy of the generator: thousands of candidates moved for no render.
+
+The estimator learns the forward direction too. Pictures are pooled and
+projected to PCA features (``FeatureReducer``, as ``knn`` does); a small MLP,
+the *proxy*, learns parameters -> features on the training set. To sample for
+a target, it starts from the parameters of the target's nearest training
+examples, moves each start by gradient steps on the proxy's distance to the
+target's features (projected Adam in the unit box), and returns the points the
+proxy finds closest, so the renders the inverter spends go to candidates that
+already match the picture. Combes, Weinzierl and Obermayer, "Neural Proxies for
+Sound Synthesizers" (2025) search the same way.
+
+Distances are Euclidean in the unwhitened PCA space, which approximates the
+distance between the pooled dB pictures (an lsd_db on a coarse grid).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.neighbors import NearestNeighbors
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..device import torch_threads
+from ..errors import InputError
+from ..limits import int_arg, positive_int
+from .base import Check, WavinvEstimator, as_generator, check_n_samples, n_threads
+from .features import FeatureReducer, iter_pooled
+
+__all__ = ["ProxySearch"]
+
+# a point estimate needs no wide search: the nearest examples' best after the steps
+PREDICT_STARTS = 16
+
+log = logging.getLogger(__name__)
+
+
+def _positive(name: str, value: Any) -> None:
+    positive_int(name, value)
+
+
+def _count(name: str, value: Any) -> None:
+    int_arg(name, value, 0)
+
+
+def _step_counts(name: str, value: Any) -> None:
+    try:
+        counts = [int_arg(name, v, 1) for v in value]
+    except TypeError:
+        counts = []
+    if not counts or counts != sorted(set(counts)):
+        raise InputError(f"{name} must be a non-empty increasing list of step counts >= 1, got {value!r}")
+
+
+class Fourier(nn.Module):
+    """Each unit parameter x beside sin and cos of pi 2^k x, k < ``n_freqs``: an MLP fed these learns
+    the sharp parts of a generator's map (a pitch moving a harmonic across bins) far sooner."""
+
+    def __init__(self, n_freqs: int):
+        super().__init__()
+        self.register_buffer("freqs", torch.pi * 2.0 ** torch.arange(n_freqs, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = x[..., None] * self.freqs
+        return torch.cat([x, torch.sin(a).flatten(-2), torch.cos(a).flatten(-2)], dim=-1)
+
+
+def _mlp(n_in: int, n_out: int, hidden: int, depth: int, n_freqs: int) -> nn.Sequential:
+    layers: list[nn.Module] = [Fourier(n_freqs)]
+    width = n_in * (1 + 2 * n_freqs)
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.SiLU()]
+        width = hidden
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+class ProxySearch(WavinvEstimator):
+    """Nearest training examples refined by gradient search through a learnt proxy of the generator.
+
+    Parameters
+    ----------
+    n_components, pool_shape, pca_rows : the picture's features (see ``FeatureReducer``).
+    hidden, depth : the proxy MLP's width and number of hidden layers.
+    n_freqs : Fourier features of each parameter fed to the MLP (0: the parameters alone).
+    max_epochs, batch_size, learning_rate, max_time : the proxy's training
+        (Adam with a cosine schedule; ``max_time`` seconds stop it early).
+    validation_fraction : rows held out to report the proxy's error (``proxy_error_``).
+    n_starts : nearest training examples a target's search starts from
+        (at least ``n_samples`` are used).
+    steps, step_size : projected Adam steps through the proxy and their size (unit scale);
+        ``steps=0`` only ranks the starts by the proxy's distance.
+    rounds, keep, correction_steps : the inverter's learnt rounds (``correct``): after the
+        draws are rendered, ``rounds`` times the ``keep`` closest rendered candidates are
+        moved through the proxy corrected by what their renders really look like, and the
+        points after each of ``correction_steps`` are rendered too. The inverter spends
+        ``rounds * keep * len(correction_steps)`` of its draws' renders on them.
+    batch_size : also the rows read from ``X`` at a time.
+    n_threads : torch threads (None: every core).
+    random_state : seeds the PCA, the training and the searches.
+    progress : progress bars while reading ``X`` and training.
+    """
+
+    _kind: ClassVar[str] = "proxy"
+    _checks: ClassVar[dict[str, Check]] = {
+        name: _positive for name in ("n_components", "hidden", "depth", "max_epochs", "batch_size", "n_starts")
+    } | {"steps": _count, "n_freqs": _count, "rounds": _count, "keep": _positive, "correction_steps": _step_counts}
+
+    def __init__(
+        self,
+        n_components: int = 128,
+        pool_shape: tuple[int, int] = (64, 64),
+        pca_rows: int | None = 8192,
+        hidden: int = 512,
+        depth: int = 3,
+        n_freqs: int = 4,
+        max_epochs: int = 20,
+        batch_size: int = 512,
+        learning_rate: float = 2e-3,
+        max_time: float | None = None,
+        validation_fraction: float = 0.02,
+        n_starts: int = 128,
+        steps: int = 50,
+        step_size: float = 0.02,
+        rounds: int = 2,
+        keep: int = 16,
+        correction_steps: tuple[int, ...] = (10, 30, 60),
+        n_threads: int | None = None,
+        random_state: int | None = 0,
+        progress: bool = True,
+    ):
+        self.n_components = n_components
+        self.pool_shape = pool_shape
+        self.pca_rows = pca_rows
+        self.hidden = hidden
+        self.depth = depth
+        self.n_freqs = n_freqs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.max_time = max_time
+        self.validation_fraction = validation_fraction
+        self.n_starts = n_starts
+        self.steps = steps
+        self.step_size = step_size
+        self.rounds = rounds
+        self.keep = keep
+        self.correction_steps = correction_steps
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.progress = progress
+
+    # -- fit ---------------------------------------------------------------------
+    def fit(self, X, y) -> "ProxySearch":
+        X, y = self._check_fit_inputs(X, y)
+        self._check_hyper_parameters()
+        seed = int(as_generator(self.random_state).integers(2**31))
+        self.reducer_ = FeatureReducer(
+            n_components=self.n_components, pool_shape=self.pool_shape, whiten=False,
+            pca_rows=self.pca_rows, batch_size=self.batch_size, random_state=self.random_state, progress=self.progress,
+        )
+        z = self.reducer_.fit_transform(X)
+        self.z_scale_ = float(z.std()) or 1.0
+        z = z / self.z_scale_
+        self.index_ = NearestNeighbors(n_neighbors=min(int(self.n_starts), len(z))).fit(z)
+        self.y_train_ = y
+        with torch_threads(n_threads(self.n_threads)):
+            self.proxy_, self.proxy_error_, self.fit_stats_ = self._train(y.astype(np.float32), z, seed)
+        return self
+
+    def _train(self, y: np.ndarray, z: np.ndarray, seed: int) -> tuple[nn.Module, float, dict[str, Any]]:
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        n = len(y)
+        n_val = min(max(int(round(float(self.validation_fraction) * n)), 1), n - 1) if n > 2 else 0
+        perm = rng.permutation(n)
+        val, train = perm[:n_val], perm[n_val:]
+        net = _mlp(y.shape[1], z.shape[1], int(self.hidden), int(self.depth), int(self.n_freqs))
+        opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate))
+        bs = min(int(self.batch_size), len(train))
+        steps_per_epoch = -(-len(train) // bs)
+        total = int(self.max_epochs) * steps_per_epoch
+        warm = max(total // 20, 1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(s / total, 1.0))))
+        yt, zt = torch.from_numpy(y), torch.from_numpy(z)
+        t0 = time.perf_counter()
+        stopped = "max_epochs"
+        bar = tqdm(total=total, desc="proxy", unit="step", disable=not self.progress, leave=False)
+        epoch = 0
+        for epoch in range(int(self.max_epochs)):
+            order = torch.from_numpy(train[rng.permutation(len(train))])
+            net.train()
+            for a in range(0, len(order), bs):
+                idx = order[a : a + bs]
+                loss = ((net(yt[idx]) - zt[idx]) ** 2).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update(1)
+            if self.max_time is not None and time.perf_counter() - t0 > float(self.max_time):
+                stopped = "max_time"
+                break
+        bar.close()
+        net.eval()
+        error = float("nan")
+        if n_val:
+            with torch.no_grad():
+                error = float(((net(yt[val]) - zt[val]) ** 2).sum(1).sqrt().mean())
+        for p in net.parameters():
+            p.requires_grad_(False)
+        stats = {"epochs": epoch + 1, "stopped": stopped, "fit_s": time.perf_counter() - t0}
+        log.info("proxy: %d epochs in %.1f s, held-out feature error %.3f (features have unit std)", epoch + 1, stats["fit_s"], error)
+        return net, error, stats
+
+    # -- search ------------------------------------------------------------------
+    def _features(self, X) -> np.ndarray:
+        """The proxy's coordinates of ``X``: PCA features over their scale, projected in float64 so the
+        float32 result (and every search from it) has the same bytes in any process: a float32
+        projection differs in its last bit with the arrays' alignment and the BLAS threads."""
+        pca = self.reducer_.pca_
+        z = np.empty((len(X), pca.n_components_), dtype=np.float32)
+        for idx, rows in iter_pooled(X, self.reducer_.grid_, int(self.batch_size)):
+            z[idx] = (rows.astype(np.float64) - pca.mean_) @ pca.components_.T.astype(np.float64) / self.z_scale_
+        return z
+
+    def _searched(self, X, n_samples: int, random_state, n_starts: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(points (N, S, P), proxy distances (N, S))`` of every start after the search, closest first."""
+        z = self._features(self._check_X(X))
+        n_starts = max(int(self.n_starts) if n_starts is None else n_starts, n_samples)
+        k = min(n_starts, len(self.y_train_))
+        _, idx = self.index_.kneighbors(z, n_neighbors=k)
+        starts = self.y_train_[idx]  # (N, k, P)
+        if k < n_starts:  # a training set smaller than the starts asked for: jittered copies fill up
+            rng = as_generator(random_state)
+            extra = starts[:, rng.integers(0, k, n_starts - k)]
+            starts = np.concatenate([starts, np.clip(extra + rng.normal(0, 0.05, extra.shape), 0, 1)], axis=1)
+        target = torch.from_numpy(z.astype(np.float32))[:, None, :]
+        with torch_threads(n_threads(self.n_threads)):
+            (x,) = self._descend(torch.from_numpy(starts.astype(np.float32)), target, (int(self.steps),))
+            d = self._distances(x, target)
+        order = np.argsort(d, axis=1, kind="stable")
+        return np.take_along_axis(x, order[:, :, None], axis=1), np.take_along_axis(d, order, axis=1)
+
+    def _descend(self, x: torch.Tensor, target: torch.Tensor, snapshots: tuple[int, ...]) -> list[np.ndarray]:
+        """Projected Adam on every point at once (``x`` in [0, 1], ``target`` features broadcast against
+        the proxy's output); the points after each count of steps in ``snapshots`` (increasing)."""
+        x = x.clone().requires_grad_(True)
+        opt = torch.optim.Adam([x], lr=float(self.step_size))
+        taken = []
+        for step in range(max(snapshots) + 1):
+            if step in snapshots:
+                taken.append(x.detach().numpy().astype(np.float64))
+            if step == max(snapshots):
+                break
+            loss = ((self.proxy_(x) - target) ** 2).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                x.clamp_(0.0, 1.0)
+        return taken
+
+    def _distances(self, x: np.ndarray, z: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return ((self.proxy_(torch.from_numpy(x.astype(np.float32))) - z) ** 2).sum(-1).sqrt().numpy()
+
+    # -- learnt rounds ---------------------------------------------------------------
+    def correction_renders(self) -> int:
+        """Renders one inversion's learnt rounds take (``rounds * keep * len(correction_steps)``)."""
+        return int(self.rounds) * int(self.keep) * len(self.correction_steps)
+
+    def correct(self, X, points: np.ndarray, rendered) -> np.ndarray:
+        """New points for one target ``X`` (a batch of 1) from rendered candidates.
+
+        ``points`` (M, P) were rendered as ``rendered`` (M, ...) rows of the input
+        kind. The proxy's error at each point is measured against what its render
+        really gives and held fixed while the point moves, so the steps follow
+        the proxy's slopes from where the generator really is (a Gauss-Newton
+        step with the proxy's Jacobian, repeated). Returns the points after each
+        of ``correction_steps``: ``(len(correction_steps) * M, P)``.
+        """
+        X = self._check_X(X)
+        if len(X) != 1:
+            raise InputError(f"correct takes one target at a time, got {len(X)}")
+        z = torch.from_numpy(self._features(X))
+        real = torch.from_numpy(self._features(self._check_X(rendered)))
+        x = torch.from_numpy(np.clip(np.asarray(points, dtype=np.float32), 0.0, 1.0))
+        with torch_threads(n_threads(self.n_threads)):
+            with torch.no_grad():
+                target = z - (self.proxy_(x) - real)  # the proxy's error at each point, moved to the target
+            return np.concatenate(self._descend(x, target, snapshots=tuple(int(c) for c in self.correction_steps)))
+
+    def predict(self, X) -> np.ndarray:
+        """The point the proxy puts closest to each target, searched from its ``PREDICT_STARTS`` nearest examples."""
+        return self._searched(X, 1, None, min(int(self.n_starts), PREDICT_STARTS))[0][:, 0]
+
+    def sample(self, X, n_samples: int, random_state=None) -> np.ndarray:
+        """The ``n_samples`` searched points the proxy puts closest to each target."""
+        n_samples = check_n_samples(n_samples)
+        return self._searched(X, n_samples, random_state)[0][:, :n_samples]
