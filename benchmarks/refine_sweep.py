@@ -4,7 +4,7 @@ Inverts the targets of a published bench (its ``target_ids``, from the store's
 test split) with one model, once per refine-options JSON given, with the same
 per-target seeds as the bench, and prints one line per setting. For quick
 comparisons of search settings and model sizes; the bench is the measurement
-of record. Example (the 50k figures in the README)::
+of record. Example (the 50k figures in benchmarks/README.md)::
 
     python benchmarks/refine_sweep.py --model knn-50k.joblib --store data/synth100-20k \\
         --results benchmarks/results/refine-20k/results.json --targets 0:60 --refine 2048 '{}'

@@ -28,9 +28,6 @@ BLOCK = re.compile(r"^[ \t]*```(\w*)[^\n]*\n(.*?)^[ \t]*```", re.M | re.S)
 # first line of a block -> why it does not run here
 NOT_RUN = {
     "make demo": "builds a virtual environment and runs the whole suite; the demo itself runs in test_picture.py on a tiny store",
-    "# one machine, N worker processes": "needs a Dask cluster (tests/test_distributed.py runs local:N clusters)",
-    "distributed:": "a Dask configuration file, not a command",
-    "pip install -c constraints.txt -e '.[examples]'": "needs torchsynth, an optional extra (tests/test_torchsynth_voice.py runs the plug-in when it is installed) and half an hour of benchmark",
 }
 # what a README command asks for -> the same on a tiny store; each must occur in the README
 SMALL = {
@@ -67,18 +64,8 @@ def _run_line(line: str, used: set[str], folder: Path) -> None:
             used.add(big)
     argv = shlex.split(line, comments=True)
     assert argv[0] == "wavinv", line
-    if "sound.wav" in argv and not (folder / "sound.wav").exists():
-        _write_sound(folder)
     code = main(argv[1:] + (["-q"] if argv[1] in ("generate", "fit", "bench") else []))
     assert code == 0, line
-
-
-def _write_sound(folder: Path) -> None:
-    """The user's own clip: a held-out sound of the store the README made."""
-    from wavinv import open_store, save_wav
-
-    store = open_store(folder / "data" / "my-20k")
-    save_wav(store.waveforms("test")[0], folder / "sound.wav", store.sample_rate)
 
 
 @pytest.mark.slow
@@ -99,13 +86,15 @@ def test_the_readme_runs(tmp_path, monkeypatch, capsys):
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
                 exec(compile(body, "README.md", "exec"), {})
-            assert "cutoff" in out.getvalue()  # the best candidate's parameters, by name
+            if "print(" in body:
+                assert "cutoff" in out.getvalue()  # candidates' parameters, by name
         else:
             for line in body.splitlines():
                 if line.strip() and not line.lstrip().startswith("#"):
                     _run_line(line.strip(), used, tmp_path)
         ran += 1
     assert used == set(SMALL) and ran >= 5
+    assert (tmp_path / "sound.wav").is_file() and (tmp_path / "my-knn.joblib").is_file()
     assert (tmp_path / "heard" / "candidate_1.wav").is_file()
     assert json.loads((tmp_path / "cands-pictured.json").read_text())["candidates"]
 
