@@ -15,7 +15,7 @@ DEFAULTS: dict = {}
 # a network that fits toy data in a fraction of a second (the estimator contract test uses it)
 TINY: dict = dict(
     channels=(4, 8), first_kernel=8, first_stride=4, hidden=16, latent_dim=4, flow_hidden=16, flow_transforms=1,
-    max_epochs=2, batch_size=16, block_size=16, n_threads=1, progress=False,
+    noise_scale=1.0, max_epochs=1, batch_size=64, block_size=16, n_threads=1, progress=False,
 )  # fmt: skip
 
 

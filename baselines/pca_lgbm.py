@@ -31,7 +31,7 @@ DEFAULTS: dict = dict(
     n_components=64,
     pool_shape=(64, 64),
 )
-TINY: dict = dict(n_estimators=5, n_components=4, min_child_samples=3, n_jobs=1, progress=False)
+TINY: dict = dict(n_estimators=5, learning_rate=0.3, n_components=8, min_child_samples=3, n_jobs=1, progress=False)
 
 
 def build(**overrides) -> PCALGBMRegressor:

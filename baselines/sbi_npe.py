@@ -14,7 +14,7 @@ from wavinv.models.npe import NPESampler
 __all__ = ["DEFAULTS", "TINY", "build"]
 
 DEFAULTS: dict = dict(pool_shape=(64, 64), hidden_features=64, num_transforms=4, embedding_features=64, max_epochs=100, stop_after_epochs=10)
-TINY: dict = dict(pool_shape=(8, 8), hidden_features=8, num_transforms=1, embedding_features=4, max_epochs=2, stop_after_epochs=1, batch_size=16, n_threads=1, progress=False)
+TINY: dict = dict(pool_shape=(8, 8), hidden_features=8, num_transforms=1, embedding_features=4, max_epochs=1, stop_after_epochs=1, batch_size=64, n_threads=1, progress=False)
 
 
 def build(**overrides) -> NPESampler:

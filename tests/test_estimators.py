@@ -167,8 +167,9 @@ def test_bad_input_raises_typed_errors(name, data):
         build(name).predict(X_test)
     with pytest.raises(InputError):
         build(name).fit(X, y[:-1])
-    with pytest.raises(InputError):
-        build(name).fit(X, y + 1.0)
+    for bad in (np.where(y > 0.5, np.nan, y), np.full_like(y, np.inf), None, y[:, :, None]):
+        with pytest.raises(InputError):
+            build(name).fit(X, bad)
     with pytest.raises(InputError):
         build(name).fit(X[:, 0, 0], y)
     est = fitted(name, "spectrogram", data)
@@ -176,3 +177,30 @@ def test_bad_input_raises_typed_errors(name, data):
         est.predict(X_test[:, :, :-1])
     with pytest.raises(InputError):
         est.sample(X_test, 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_one_dimensional_y_is_one_parameter(name, data):
+    """As scikit-learn expects of a regressor: predict answers (N,) after a 1-D y; sample keeps its (N, n, P)."""
+    (X, y), X_test = data["spectrogram"]
+    est = build(name).fit(X, y[:, 0])
+    assert est.n_params_ == 1 and est.n_features_in_ == X.shape[1]
+    pred = est.predict(X_test)
+    assert pred.shape == (N_TEST,)
+    np.testing.assert_array_equal(pred, build(name).fit(X, y[:, :1]).predict(X_test)[:, 0])
+    assert est.sample(X_test, N_SAMPLES, random_state=0).shape == (N_TEST, N_SAMPLES, 1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_targets_outside_the_unit_interval_come_back_in_their_own_units(name, data):
+    """Each column is modelled on [0, 1] widened to cover its training values (``y_bounds_``)."""
+    (X, y), X_test = data["spectrogram"]
+    scaled = 10.0 * y - 3.0
+    est = build(name).fit(X, scaled)
+    lo, hi = est.y_bounds_
+    np.testing.assert_allclose(lo, np.minimum(scaled.min(axis=0), 0.0))
+    np.testing.assert_allclose(hi, np.maximum(scaled.max(axis=0), 1.0))
+    for out in (est.predict(X_test), est.sample(X_test, N_SAMPLES, random_state=0)):
+        assert np.isfinite(out).all() and (out >= lo - 1e-9).all() and (out <= hi + 1e-9).all()
+    unit = fitted(name, "spectrogram", data)
+    np.testing.assert_array_equal(unit.y_bounds_, [[0.0] * 3, [1.0] * 3])

@@ -75,7 +75,7 @@ class KNNSampler(WavinvEstimator):
         z = self.reducer_.fit_transform(X)
         self.n_neighbors_ = min(int(self.n_neighbors), len(z))
         self.index_ = NearestNeighbors(n_neighbors=self.n_neighbors_, n_jobs=n_threads(self.n_jobs)).fit(z)
-        self.y_train_ = y
+        self.y_train_ = y  # unit-scaled (see ``WavinvEstimator``)
         return self
 
     def _neighbours(self, X) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +92,7 @@ class KNNSampler(WavinvEstimator):
     def predict(self, X) -> np.ndarray:
         dist, idx = self._neighbours(X)
         w = self._weights(dist)
-        return np.einsum("nk,nkp->np", w, self.y_train_[idx])
+        return self._predictions(np.einsum("nk,nkp->np", w, self.y_train_[idx]))
 
     def sample(self, X, n_samples: int, random_state=None) -> np.ndarray:
         dist, idx = self._neighbours(X)
@@ -109,4 +109,4 @@ class KNNSampler(WavinvEstimator):
             cdf = np.cumsum(w, axis=1)
             u = rng.random((n, n_samples)) * cdf[:, -1:]
             pick = np.minimum((u[:, :, None] >= cdf[:, None, :]).sum(axis=2), k - 1)
-        return self.y_train_[np.take_along_axis(idx, pick, axis=1)]
+        return self._from_unit(self.y_train_[np.take_along_axis(idx, pick, axis=1)])

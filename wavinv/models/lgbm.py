@@ -14,9 +14,10 @@ thread with ``deterministic=True``; ``n_jobs`` models train at once).
 ones on a cluster, to return the same kind of model: ``check_settings`` (the
 LightGBM parameters), ``new_reducer`` (the features), ``tree_rows`` and
 ``objectives`` (which rows and which objectives the boosters train on, one
-booster per parameter and objective, parameter-major), and ``_fit_from_parts``,
-which sets the fitted state from the reducer, the boosters and the rows kept
-from the trees. Only these classes set their fitted attributes.
+booster per parameter and objective, parameter-major), ``_fitted_on`` (the
+shapes) and ``_fit_from_parts``, which sets the fitted state from the reducer,
+the boosters and the rows kept from the trees. Only these classes set their
+fitted attributes.
 """
 
 from __future__ import annotations
@@ -116,15 +117,12 @@ class _PCALGBM(WavinvEstimator):
         z = reducer.fit_transform(X)
         boosters = self.train_boosters(z[rows], y[rows], objectives, self._desc)
         held = np.setdiff1d(np.arange(len(y)), rows)
-        return self._fit_from_parts(tuple(X.shape[1:]), y.shape[1], reducer, boosters, z[held], y[held])
+        return self._fit_from_parts(reducer, boosters, z[held], y[held])
 
-    def _fit_from_parts(
-        self, input_shape: tuple[int, ...], n_params: int, reducer: FeatureReducer, boosters: list, z_held: np.ndarray, y_held: np.ndarray
-    ):
-        """The fitted state from a fitted ``reducer``, the ``boosters`` (``objectives`` order,
-        parameter-major) and the held-out rows' features ``z_held`` and parameters ``y_held``."""
-        self.input_shape_ = tuple(input_shape)
-        self.n_params_ = int(n_params)
+    def _fit_from_parts(self, reducer: FeatureReducer, boosters: list, z_held: np.ndarray, y_held: np.ndarray):
+        """The fitted state, once ``_fitted_on`` has recorded the shapes, from a fitted ``reducer``, the
+        ``boosters`` (``objectives`` order, parameter-major) and the held-out rows' features ``z_held``
+        and unit-scaled parameters ``y_held``."""
         self.reducer_ = reducer
         self.boosters_ = boosters
         self._finish_fit(z_held, y_held)
@@ -212,11 +210,14 @@ class PCALGBMRegressor(_PCALGBM):
         return [{"objective": "regression"}]
 
     def predict(self, X) -> np.ndarray:
+        return self._predictions(self._predict_unit(X))
+
+    def _predict_unit(self, X) -> np.ndarray:
         return np.clip(self._predict_boosters(X), 0.0, 1.0)
 
     def sample(self, X, n_samples: int, random_state=None) -> np.ndarray:
         n_samples = check_n_samples(n_samples)
-        return np.repeat(self.predict(X)[:, None, :], n_samples, axis=1)
+        return self._from_unit(np.repeat(self._predict_unit(X)[:, None, :], n_samples, axis=1))
 
 
 # --- quantile functions: q_ext (..., Q + 2) holds the values at levels taus_ext
@@ -373,6 +374,9 @@ class PCALGBMQuantile(_PCALGBM):
     def predict_quantiles(self, X) -> np.ndarray:
         """Predicted quantile functions ``(N, P, Q + 2)`` at levels ``taus_ext_``
         (before recalibration)."""
+        return self._from_unit(self._unit_quantiles(X), axis=1)
+
+    def _unit_quantiles(self, X) -> np.ndarray:
         return self._quantile_fns(self._predict_boosters(X))
 
     def _recalibrate(self, v: np.ndarray) -> np.ndarray:
@@ -384,12 +388,12 @@ class PCALGBMQuantile(_PCALGBM):
         return self.recalibration_[i, cols] * (1 - frac) + self.recalibration_[i + 1, cols] * frac
 
     def predict(self, X) -> np.ndarray:
-        q_ext = self.predict_quantiles(X)
+        q_ext = self._unit_quantiles(X)
         u = self._recalibrate(np.full((len(q_ext), self.n_params_, 1), 0.5))
-        return np.clip(_quantile(q_ext, self.taus_ext_, u)[..., 0], 0.0, 1.0)
+        return self._predictions(np.clip(_quantile(q_ext, self.taus_ext_, u)[..., 0], 0.0, 1.0))
 
     def sample(self, X, n_samples: int, random_state=None) -> np.ndarray:
-        q_ext = self.predict_quantiles(X)
+        q_ext = self._unit_quantiles(X)
         n_samples = check_n_samples(n_samples)
         rng = as_generator(random_state)
         out = np.empty((len(q_ext), n_samples, self.n_params_))
@@ -399,4 +403,4 @@ class PCALGBMQuantile(_PCALGBM):
             normals = rng.standard_normal((len(q_ext[a : a + step]), n_samples, self.n_params_)) @ self.copula_chol_.T
             u = self._recalibrate(ndtr(normals).transpose(0, 2, 1))
             out[a : a + step] = _quantile(q_ext[a : a + step], self.taus_ext_, u).transpose(0, 2, 1)
-        return np.clip(out, 0.0, 1.0)
+        return self._from_unit(np.clip(out, 0.0, 1.0))

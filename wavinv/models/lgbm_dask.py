@@ -85,7 +85,8 @@ def fit_on_dask(estimator: PCALGBMRegressor | PCALGBMQuantile, store: Store, inp
     reducer.set_params(progress=estimator.progress)  # as a local fit leaves it (the workers' copy shows no bars)
     z_held = np.concatenate([z for z, _ in held_parts])
     y_held = np.concatenate([y for _, y in held_parts])
-    return estimator._fit_from_parts(row_shape, len(store.space), reducer, boosters, z_held, y_held)
+    estimator._fitted_on(row_shape, len(store.space))
+    return estimator._fit_from_parts(reducer, boosters, z_held, y_held)
 
 
 def _row_shape(store: Store, input: str) -> tuple[int, ...]:

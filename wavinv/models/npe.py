@@ -169,19 +169,27 @@ class NPESampler(WavinvEstimator):
         return self
 
     def sample(self, X, n_samples: int, random_state=None) -> np.ndarray:
+        return self._from_unit(self._unit_draws(X, n_samples, random_state))
+
+    def predict(self, X) -> np.ndarray:
+        """The mean of 64 posterior draws per row, every row drawn with the same seed
+        (so a row's estimate does not depend on the rows predicted with it)."""
+        return self._predictions(self._unit_draws(X, 64, 0, per_row=True).mean(axis=1))
+
+    def _unit_draws(self, X, n_samples: int, random_state, per_row: bool = False) -> np.ndarray:
+        """``(N, n_samples, P)`` unit-scaled draws: one seeded stream for all rows, or the same seed for each row."""
         X = self._check_X(X)
         n_samples = check_n_samples(n_samples)
         import torch
 
         x = torch.as_tensor(self._pool(X))
         torch_seed = int(as_generator(random_state).integers(2**31))
-        with torch.random.fork_rng(), torch.no_grad():
-            torch.manual_seed(torch_seed)
-            # the flow's own sampler: (n_samples, N, P); no rejection, the box is enforced by clipping
-            draws = self.estimator_.sample(torch.Size((n_samples,)), condition=x)
-        out = np.clip(draws.permute(1, 0, 2).cpu().numpy().astype(np.float64), 0.0, 1.0)
-        return out
 
-    def predict(self, X) -> np.ndarray:
-        """The mean of 64 posterior draws per row."""
-        return self.sample(X, 64, random_state=0).mean(axis=1)
+        def draw(condition):
+            torch.manual_seed(torch_seed)
+            # the flow's own sampler: (n_samples, rows, P); no rejection, the box is enforced by clipping
+            return self.estimator_.sample(torch.Size((n_samples,)), condition=condition)
+
+        with torch.random.fork_rng(), torch.no_grad():
+            draws = torch.cat([draw(x[i : i + 1]) for i in range(len(x))], dim=1) if per_row else draw(x)
+        return np.clip(draws.permute(1, 0, 2).cpu().numpy().astype(np.float64), 0.0, 1.0)

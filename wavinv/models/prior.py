@@ -14,8 +14,14 @@ class PriorSampler(WavinvEstimator):
 
     Stores draw parameters uniformly in unit scale, so this is the prior every
     other method must beat; 0.5 is its median, the constant that minimises the
-    expected absolute error under it. ``fit`` only records the shapes.
+    expected absolute error under it. ``fit`` only records the shapes (and, for
+    targets that are not unit-scaled, the interval each is drawn from).
     """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.regressor_tags.poor_score = True  # the chance level: it ignores X
+        return tags
 
     def fit(self, X, y) -> "PriorSampler":
         self._check_fit_inputs(X, y)
@@ -23,9 +29,9 @@ class PriorSampler(WavinvEstimator):
 
     def predict(self, X) -> np.ndarray:
         X = self._check_X(X)
-        return np.full((len(X), self.n_params_), 0.5)
+        return self._predictions(np.full((len(X), self.n_params_), 0.5))
 
     def sample(self, X, n_samples: int, random_state=None) -> np.ndarray:
         X = self._check_X(X)
         n_samples = check_n_samples(n_samples)
-        return as_generator(random_state).random((len(X), n_samples, self.n_params_))
+        return self._from_unit(as_generator(random_state).random((len(X), n_samples, self.n_params_)))

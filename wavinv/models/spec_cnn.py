@@ -76,7 +76,10 @@ class SpecCNNInverter(NeuralInverter):
     def _encoder_config(self, X) -> dict[str, Any]:
         frontend = None
         if X.ndim == 2:
-            frontend = frontend_config(**{"n_samples": int(X.shape[1]), **(self.frontend or {})})
+            try:
+                frontend = frontend_config(**{"n_samples": int(X.shape[1]), **(self.frontend or {})})
+            except InputError as e:
+                raise InputError(f"spec-cnn: the frontend cannot take waveforms of {X.shape[1]} samples (rows of {X.shape[1]} feature(s)): {e}") from None
             if frontend["n_samples"] != X.shape[1]:
                 raise InputError(f"spec-cnn: the frontend takes {frontend['n_samples']}-sample clips, X has {X.shape[1]}")
             n_freq, n_frames = frontend["n_freq"], frontend["n_frames"]

@@ -31,7 +31,7 @@ from ...device import resolve_device, torch_threads
 from ...errors import InputError
 from ...lazy import iter_batches
 from ...limits import int_arg, positive_int
-from ..base import Check, WavinvEstimator, as_generator, check_n_samples, one_of, optional
+from ..base import Check, WavinvEstimator, as_generator, check_n_samples, check_targets, one_of, optional
 from .calibration import calibrate
 from .loader import BlockLoader, blocks_of, split_blocks
 from .net import HEAD_KEYS, HEADS, InverterNet
@@ -169,11 +169,11 @@ class NeuralInverter(WavinvEstimator):
 
     def _fit_data(self, X, y, X_val, y_val):
         """Checked ``X, y``, the validation data, and the row blocks of each."""
-        if X_val is not None:
-            X_val, y_val = self._check_fit_inputs(X_val, y_val)
-            y_val = y_val.astype(np.float32)
         X, y = self._check_fit_inputs(X, y)
         y = y.astype(np.float32)
+        if X_val is not None:
+            X_val = self._validate_X(X_val, reset=False)
+            y_val = self._to_unit(check_targets(y_val, len(X_val)).reshape(len(X_val), -1)).astype(np.float32)
         if X_val is None:
             X_val, y_val = X, y
             train_blocks, val_blocks = split_blocks(len(y), self.block_size, self.validation_fraction, int(self.random_state))
@@ -197,7 +197,7 @@ class NeuralInverter(WavinvEstimator):
             for _, xb in iter_batches(X, self.batch_size):
                 z = net.latent(torch.from_numpy(np.asarray(xb, dtype=np.float32)).to(dev))
                 out.append(net.decode(z).cpu().numpy())
-        return np.concatenate(out).astype(np.float64) if out else np.empty((0, self.n_params_))
+        return self._predictions(np.concatenate(out).astype(np.float64) if out else np.empty((0, self.n_params_)))
 
     def sample(self, X, n_samples: int, random_state=None, noise_scale: float | None = None) -> np.ndarray:
         """``n_samples`` draws per row, ``(N, n_samples, P)`` in [0, 1].
@@ -224,7 +224,7 @@ class NeuralInverter(WavinvEstimator):
             for _, xb in iter_batches(X, min(rows, self.batch_size)):
                 z = net.latent(torch.from_numpy(np.asarray(xb, dtype=np.float32)).to(dev))
                 out.append(net.sample(z, int(n_samples), scale, gen, head).clamp(0, 1).cpu().numpy())
-        return np.concatenate(out).astype(np.float64) if out else np.empty((0, int(n_samples), self.n_params_))
+        return self._from_unit(np.concatenate(out).astype(np.float64) if out else np.empty((0, int(n_samples), self.n_params_)))
 
     # -- pickling: weights as CPU tensors, the network rebuilt from net_config_ -------
     def __getstate__(self) -> dict[str, Any]:
