@@ -25,6 +25,7 @@ _ONE_EPOCH = "TINY trains a smoke-test network for one epoch; it is not meant to
 EXPECTED_FAILED: dict[str, dict[str, str]] = {
     "conv1d": {"check_regressors_train": _ONE_EPOCH},
     "spec-cnn": {"check_regressors_train": _ONE_EPOCH},
+    "proxy": {"check_regressors_train": "TINY trains a 16-wide proxy for two epochs; its point estimate is a search, not a fit to y, and is not meant to reach R^2 > 0.5 here"},
     "sbi-npe": {
         "check_regressors_train": _ONE_EPOCH,
         "check_fit2d_1feature": "its y is constant (all 0), and sbi refuses to standardise a parameter whose spread is 0",

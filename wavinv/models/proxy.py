@@ -278,8 +278,8 @@ class ProxySearch(WavinvEstimator):
     def correct(self, X, points: np.ndarray, rendered) -> np.ndarray:
         """New points for one target ``X`` (a batch of 1) from rendered candidates.
 
-        ``points`` (M, P) were rendered as ``rendered`` (M, ...) rows of the input
-        kind. The proxy's error at each point is measured against what its render
+        ``points`` (M, P), unit-scaled as the inverter's draws are, were rendered as
+        ``rendered`` (M, ...) rows of the input kind. The proxy's error at each point is measured against what its render
         really gives and held fixed while the point moves, so the steps follow
         the proxy's slopes from where the generator really is (a Gauss-Newton
         step with the proxy's Jacobian, repeated). Returns the points after each
@@ -298,9 +298,9 @@ class ProxySearch(WavinvEstimator):
 
     def predict(self, X) -> np.ndarray:
         """The point the proxy puts closest to each target, searched from its ``PREDICT_STARTS`` nearest examples."""
-        return self._searched(X, 1, None, min(int(self.n_starts), PREDICT_STARTS))[0][:, 0]
+        return self._predictions(self._searched(X, 1, None, min(int(self.n_starts), PREDICT_STARTS))[0][:, 0])
 
     def sample(self, X, n_samples: int, random_state=None) -> np.ndarray:
         """The ``n_samples`` searched points the proxy puts closest to each target."""
         n_samples = check_n_samples(n_samples)
-        return self._searched(X, n_samples, random_state)[0][:, :n_samples]
+        return self._from_unit(self._searched(X, n_samples, random_state)[0][:, :n_samples])
