@@ -7,6 +7,7 @@ user can cause are ``WavinvError``: one line on stderr, exit status 2.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import logging.handlers
@@ -19,7 +20,7 @@ from . import __version__
 from .errors import InputError, StoreError, WavinvError
 from .limits import human_bytes, total_memory
 from .methods import INPUTS
-from .outputs import atomic_paths, check_output_dir, check_outputs
+from .outputs import atomic_paths, check_output_dir, check_outputs, new_folder
 from .params import SAMPLINGS
 from .targets import DEFAULT_DB_RANGE
 
@@ -618,14 +619,20 @@ def _demo_examples(store, ids, out: Path) -> None:
 
 
 def _cmd_demo(args) -> int:
-    from .generate import generate
     from .methods import method_builder
-    from .plots import plot_inversion
-    from .targets import Target, save_wav
 
     method_builder(args.method)  # an unknown method fails here, before anything is written
     out = Path(args.out)
-    check_output_dir("--out", out, {})  # generate makes the folder, once its own checks pass
+    check_output_dir("--out", out, {})
+    with new_folder(out):  # a folder made here is removed again if the demo fails before writing into it
+        return _demo_steps(args, out)
+
+
+def _demo_steps(args, out: Path) -> int:
+    from .generate import generate
+    from .plots import plot_inversion
+    from .targets import Target, save_wav
+
     t0 = time.perf_counter()
     print(f"1/4 rendering {args.n} synth100 clips into {out / 'store.zarr'} (resumes if interrupted)")
     store = generate(out / "store.zarr", "synth100", n=args.n, seed=0, workers=args.workers, progress=not args.quiet)
@@ -723,8 +730,10 @@ def _cmd_spectrogram(args) -> int:
     if out.suffix.lower() == ".png":
         save_spectrogram_png(spec, out, tuple(args.db_range or cfg.get("db_range") or DEFAULT_DB_RANGE))
     else:
-        with atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, spec)
+        encoded = io.BytesIO()  # written by Python: a failed write says why (numpy's own says only how many bytes)
+        np.save(encoded, spec)
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(encoded.getvalue())
     print(f"wrote {out}: {picture_label(cfg)}")
     return 0
 
@@ -792,8 +801,7 @@ def _cmd_render(args) -> int:
         raise InputError(f"{src}: two candidates have the same rank")
     if out.is_dir():
         check_outputs({f"--out ({n})": out / n for n in names}, inputs)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_paths(*(out / n for n in names)) as tmps:  # every file, or none
+    with new_folder(out), atomic_paths(*(out / n for n in names)) as tmps:  # every file, or none (nor a folder made for them)
         for w, tmp in zip(waves, tmps):
             save_wav(w, tmp, gen.sample_rate)
         spectrogram_grid(
