@@ -1,7 +1,7 @@
 """Build the profile's store if it is missing, then run the benchmark and print its table.
 
     python benchmarks/run.py --profile quick    # minutes on 2 cores: a smoke run
-    python benchmarks/run.py --profile full     # the committed results (benchmarks/results/)
+    python benchmarks/run.py --profile full --publish benchmarks/results    # the committed results
     python benchmarks/run.py --profile full --methods spec-cnn --inputs spectrogram \
         --set spec-cnn.max_time=1800 --out data/bench-spec-cnn-30min --publish benchmarks/results/spec-cnn-30min
     python benchmarks/run.py --profile full --generator examples/torchsynth_voice.py:voice --n 10000 \
@@ -12,8 +12,9 @@ methods, inputs, targets, K, draws, per-method hyper-parameters); the command
 line can change the number of targets, K and draws, and ``--generator`` (with
 ``--n``) builds and benchmarks another generator's store. Work files (store, fitted
 models, per-target results) go under ``data/`` and are reused: re-running the
-same command resumes an interrupted run. ``--publish DIR`` (default
-``benchmarks/results`` for the full profile) copies the tables and plots there.
+same command resumes an interrupted run. ``--publish DIR`` copies the tables and
+plots there; without it nothing is written inside ``benchmarks/results/`` (the
+committed results), and a work folder or store inside it is refused.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from wavinv.generators import generator_file, portable_spec
 from wavinv.store import is_store
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path("benchmarks") / "results"  # the committed results: written only by --publish
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--generator", default=None, help="generator spec of the store, to build it and to re-render (default: the profile's)")
     ap.add_argument("--n", type=int, default=None, help="clips in a store built here (default: the profile's)")
     ap.add_argument("--out", type=Path, default=None, help="work folder (default data/bench-PROFILE)")
-    ap.add_argument("--publish", type=Path, default=None, help="copy tables and plots here (default: benchmarks/results for full)")
+    ap.add_argument("--publish", type=Path, default=None, help="copy tables and plots here (default: nowhere; the committed results are benchmarks/results/)")
     ap.add_argument("--methods", default=None, help="comma-separated subset (default: the profile's)")
     ap.add_argument("--inputs", default=None, help="comma-separated subset of spectrogram,waveform (default: the profile's)")
     ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE", help="a hyper-parameter of one method (JSON value), e.g. conv1d.max_time=1800")
@@ -76,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(ROOT)
     store_path = store_path or Path(spec["path"])
     out = out or Path("data") / f"bench-{args.profile}"
-    publish = publish or (Path("benchmarks") / "results" if args.profile == "full" else None)
+    for flag, path in (("--store", store_path), ("--out", out)):
+        if (ROOT / RESULTS).resolve() in (path.resolve(), *path.resolve().parents):
+            fail(f"{flag} {path} is inside {RESULTS}/, the committed results: work files go elsewhere (--publish copies the tables there)")
 
     t0, c0 = time.perf_counter(), time.process_time()
     if is_store(store_path) and open_store(store_path).is_complete:

@@ -1,15 +1,20 @@
-"""benchmarks/run.py on another generator's store: ``--generator`` and ``--n`` build it and re-render with it."""
+"""benchmarks/run.py: another generator's store (``--generator`` and ``--n`` build it and re-render with it), and
+the committed results, which only ``--publish`` writes."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from wavinv import open_store
+from wavinv.generate import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = f"{ROOT / 'tests' / 'toygen.py'}:toy"
@@ -30,6 +35,52 @@ def test_bad_generator_settings_are_one_line_exit_2(tmp_path, args, message):
     r = run(*args, "--out", str(tmp_path / "bench"), cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def load_run_py():
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def files_of(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_full_run_without_publish_writes_nothing_inside_the_committed_results(tmp_path, monkeypatch):
+    """The full profile once copied its tables over benchmarks/results/ by default; only --publish writes there."""
+    run_py = load_run_py()
+    repo = tmp_path / "repo"  # a checkout: run.py works from its root
+    results = repo / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "results.md").write_text("the committed table")
+    (results / "gallery-1.png").write_bytes(b"a committed figure")
+    store = generate(tmp_path / "store", TOY, 16, progress=False)
+
+    def fake_bench(store, out, **kwargs):  # what run.py does with bench's result, without the minutes of a bench
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.md").write_text("a new table")
+        return SimpleNamespace(summary=lambda: "table", fitted=[], evaluated=[], files={"results.md": out / "results.md"})
+
+    monkeypatch.setattr(run_py, "ROOT", repo)
+    monkeypatch.setattr(run_py, "bench", fake_bench)
+    monkeypatch.chdir(tmp_path)
+    committed = files_of(results)
+    run_py.main(["--profile", "full", "--store", str(store.location), "-q"])
+    assert files_of(results) == committed
+    assert (repo / "data" / "bench-full" / "results.md").read_text() == "a new table"
+
+    run_py.main(["--profile", "full", "--store", str(store.location), "--publish", str(results), "-q"])
+    assert files_of(results) == {"results.md": hashlib.sha256(b"a new table").hexdigest()}  # published: replaced, old gallery gone
+
+
+@pytest.mark.parametrize("flag", ["--out", "--store"])
+def test_work_files_inside_the_committed_results_are_refused(flag):
+    before = files_of(ROOT / "benchmarks" / "results")
+    r = run("--profile", "test", flag, "benchmarks/results/work")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "the committed results" in r.stderr, r.stderr
+    assert files_of(ROOT / "benchmarks" / "results") == before and not (ROOT / "benchmarks" / "results" / "work").exists()
 
 
 @pytest.mark.slow

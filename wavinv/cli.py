@@ -7,6 +7,7 @@ user can cause are ``WavinvError``: one line on stderr, exit status 2.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import logging.handlers
@@ -19,7 +20,7 @@ from . import __version__
 from .errors import InputError, StoreError, WavinvError
 from .limits import human_bytes, total_memory
 from .methods import INPUTS
-from .outputs import atomic_paths, check_output_dir, check_outputs
+from .outputs import atomic_paths, check_output_dir, check_outputs, new_folder
 from .params import SAMPLINGS
 from .targets import DEFAULT_DB_RANGE
 
@@ -184,14 +185,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
         raise StoreError(f"{path}: no such file or directory")
     if isinstance(path, Path) and path.is_file():
         from .errors import ModelError
-        from .inverter import load
+        from .modelfile import file_sha256, read_bytes_pinned, read_manifest
 
+        if args.sha256:
+            read_bytes_pinned(path, args.sha256)
         try:
-            manifest = load(path).manifest()  # a model file is a pickle: only for files the user trusts
+            manifest = read_manifest(path)  # read without unpickling: runs nothing from the file
         except ModelError as e:
             raise StoreError(f"{path} is not a wavinv store or model ({e})") from None
+        manifest = {**manifest, "sha256": file_sha256(path)}
         print(json.dumps(manifest, indent=2) if args.json else _format_model_info(manifest))
         return 0
+    if args.sha256:
+        raise InputError(f"--sha256 pins a model file; {path} is a store")
     info = open_store(path).summary()  # says why a folder is not a store, or what is damaged in one
     print(json.dumps(info, indent=2) if args.json else _format_store_info(info))
     return 0
@@ -209,6 +215,9 @@ def _format_model_info(m: dict) -> str:
             f"picture     {picture_label(m['frontend'])}",
             f"trained on  {st.get('path')} ({st.get('n_train')} train clips, store {st.get('fingerprint')})",
             f"validation  {metrics or 'none'}",
+            f"sha256      {m['sha256']}",
+            "warning     a model file is a pickle: loading it (invert, wavinv.load) runs code. Load only files you made or trust, "
+            "pinned by their SHA-256: wavinv invert --sha256 HEX, wavinv.load(path, sha256=HEX)",
         ]
     )
 
@@ -287,15 +296,30 @@ def _add_verify(sub) -> None:
     p.set_defaults(func=_cmd_verify)
 
 
+def _sha256(text: str) -> str:
+    """An argparse type: a SHA-256 as 64 hex digits."""
+    from .modelfile import pinned_sha256
+
+    try:
+        return pinned_sha256(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+_sha256.__name__ = "SHA-256"
+
+
 def _add_info(sub) -> None:
     p = sub.add_parser(
         "info",
         help="what a store or model holds: generator, space, counts, frontend",
-        description="Describe a store (reads JSON and chunk records only) or a model file. A model file is a pickle: "
-        "reading it runs code, so use info only on model files you made or trust.",
+        description="Describe a store (reads JSON and chunk records only) or a model file: its manifest, read without "
+        "unpickling (nothing in the file runs), and its SHA-256. A model file is a pickle: loading it (invert, wavinv.load) "
+        "runs code, so load only model files you made or trust, pinned by the SHA-256 info prints (invert --sha256).",
     )
-    p.add_argument("path", metavar="STORE_OR_MODEL", help="a store directory or URL, or a model file (a pickle: unpickling runs code, only for files you trust)")
+    p.add_argument("path", metavar="STORE_OR_MODEL", help="a store directory or URL, or a model file")
     p.add_argument("--json", action="store_true", help="machine-readable JSON")
+    p.add_argument("--sha256", type=_sha256, default=None, metavar="HEX", help="refuse a model file whose SHA-256 is not HEX")
     p.set_defaults(func=_cmd_info)
 
 
@@ -420,7 +444,18 @@ def _cmd_fit(args) -> int:
 
 def _add_invert(sub) -> None:
     p = sub.add_parser("invert", help="candidate parameter sets for one target", description="Draw candidates from a model, re-render them, and keep the best K.")
-    p.add_argument("--model", required=True, help="model file from `wavinv fit` (a pickle: only load files you trust)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="model file from `wavinv fit`: a pickle, whose loading runs code; only load files you made or trust (see --sha256)",
+    )
+    p.add_argument(
+        "--sha256",
+        type=_sha256,
+        default=None,
+        metavar="HEX",
+        help="the model file's SHA-256 (`wavinv info MODEL` prints it): a file with another one is refused before it is loaded",
+    )
     p.add_argument("--target", required=True, help=".wav, .npy waveform or spectrogram, or .png spectrogram image")
     p.add_argument("--generator", help="generator spec used to re-render (needed unless the model's generator is built in)")
     p.add_argument("--n", type=_POSITIVE, default=8, help="candidates to keep (default 8)")
@@ -487,7 +522,7 @@ def _cmd_invert(args) -> int:
         raise InputError(f"--shortlist must keep at least --n={args.n} draws, got {args.shortlist}")
     inputs = {"model": args.model, "target": args.target, "generator file": generator_file(args.generator)}
     check_outputs({"--out": args.out, "--plot": args.plot}, inputs)
-    inv = load(args.model)
+    inv = load(args.model, sha256=args.sha256)
     require_memory(inv.memory_needed(args.draws, args.shortlist or 4 * args.n), f"--draws {args.draws}")
     inv.attach(args.generator)
     gen = inv.generator
@@ -543,7 +578,12 @@ def _add_demo(sub) -> None:
         help="the whole job on the built-in synth, in a few minutes",
         description="Generate a small synth100 store, fit a baseline, invert a held-out sound, and write WAVs, PNGs and JSON.",
     )
-    p.add_argument("--out", default="demo-output", help="folder for everything the demo writes (default: demo-output)")
+    p.add_argument(
+        "--out",
+        default="demo-output",
+        help="folder for everything the demo writes (default: demo-output); re-running resumes, and reuses the model.joblib "
+        "there only when demo-model.json records the demo fitting it (its SHA-256): any other is replaced, never loaded",
+    )
     p.add_argument("--n", type=_count(DEMO_MIN_N), default=3000, help=f"clips to generate (default 3000, at least {DEMO_MIN_N})")
     p.add_argument("--method", default="pca-lgbm-quantile", help="method to fit (default pca-lgbm-quantile)")
     p.add_argument("--workers", type=_POSITIVE, default=2, metavar="W", help="processes rendering the store (default 2)")
@@ -565,22 +605,36 @@ DEMO_TRIES = 4
 
 
 def _demo_model(store, path: Path, method: str, progress: bool):
-    """The demo's model: the one in ``path`` when it was fitted by this wavinv on this store with ``method``, else a new fit."""
+    """The demo's model: the one in ``path`` when the demo recorded fitting it there (``demo-model.json`` beside it:
+    its SHA-256, this wavinv, this store, ``method``), else a new fit that replaces it.
+
+    A model file runs code when loaded, so one the demo did not record (put in the folder by
+    anyone else, or changed since) is never loaded, only replaced.
+    """
     from .errors import ModelError
     from .inverter import fit_inverter, load
+    from .modelfile import file_sha256
+    from .outputs import atomic_path
 
-    if path.is_file():
+    record_path = path.with_name("demo-model.json")
+    settings = {"wavinv_version": __version__, "method": method, "input": "spectrogram", "store": store.fingerprint}
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        record = None
+    if isinstance(record, dict) and {k: record.get(k) for k in settings} == settings and path.is_file():
         try:
-            inv = load(path)  # the demo's own file, in its own folder
-            m = inv.manifest()
-        except ModelError:
-            m = None
-        if m and m["wavinv_version"] == __version__ and (m["method"], m["input"], m["store"].get("fingerprint")) == (method, "spectrogram", store.fingerprint):
+            inv = load(path, sha256=str(record.get("sha256")))  # its bytes are checked before anything is unpickled
             print(f"2/4 reusing {path}: {method} was fitted on this store with these settings (delete it to refit)")
             return inv
-    print(f"2/4 fitting {method} on spectrograms of the train split")
+        except (ModelError, InputError):
+            pass
+    unknown = f" ({path.name} there is not the one the demo recorded fitting: replaced, not loaded)" if path.exists() else ""
+    print(f"2/4 fitting {method} on spectrograms of the train split{unknown}")
     inv = fit_inverter(store, method, "spectrogram", progress=progress)
     inv.save(path)
+    with atomic_path(record_path) as tmp:
+        tmp.write_text(json.dumps({**settings, "sha256": file_sha256(path)}, indent=2))
     print(f"    fitted in {inv.validation['fit_s']:.1f} s -> {path}")
     return inv
 
@@ -618,14 +672,20 @@ def _demo_examples(store, ids, out: Path) -> None:
 
 
 def _cmd_demo(args) -> int:
-    from .generate import generate
     from .methods import method_builder
-    from .plots import plot_inversion
-    from .targets import Target, save_wav
 
     method_builder(args.method)  # an unknown method fails here, before anything is written
     out = Path(args.out)
-    check_output_dir("--out", out, {})  # generate makes the folder, once its own checks pass
+    check_output_dir("--out", out, {})
+    with new_folder(out):  # a folder made here is removed again if the demo fails before writing into it
+        return _demo_steps(args, out)
+
+
+def _demo_steps(args, out: Path) -> int:
+    from .generate import generate
+    from .plots import plot_inversion
+    from .targets import Target, save_wav
+
     t0 = time.perf_counter()
     print(f"1/4 rendering {args.n} synth100 clips into {out / 'store.zarr'} (resumes if interrupted)")
     store = generate(out / "store.zarr", "synth100", n=args.n, seed=0, workers=args.workers, progress=not args.quiet)
@@ -723,8 +783,10 @@ def _cmd_spectrogram(args) -> int:
     if out.suffix.lower() == ".png":
         save_spectrogram_png(spec, out, tuple(args.db_range or cfg.get("db_range") or DEFAULT_DB_RANGE))
     else:
-        with atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, spec)
+        encoded = io.BytesIO()  # written by Python: a failed write says why (numpy's own says only how many bytes)
+        np.save(encoded, spec)
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(encoded.getvalue())
     print(f"wrote {out}: {picture_label(cfg)}")
     return 0
 
@@ -792,8 +854,7 @@ def _cmd_render(args) -> int:
         raise InputError(f"{src}: two candidates have the same rank")
     if out.is_dir():
         check_outputs({f"--out ({n})": out / n for n in names}, inputs)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_paths(*(out / n for n in names)) as tmps:  # every file, or none
+    with new_folder(out), atomic_paths(*(out / n for n in names)) as tmps:  # every file, or none (nor a folder made for them)
         for w, tmp in zip(waves, tmps):
             save_wav(w, tmp, gen.sample_rate)
         spectrogram_grid(

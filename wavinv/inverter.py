@@ -22,6 +22,7 @@ of those, again that far apart, are returned. ``refine_options`` hold ``runs``
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from .generators import Generator, recorded_generator, render_checked, render_fi
 from .limits import int_arg, require_memory
 from .methods import INPUTS
 from .metrics import lsd_db, mrstft
+from .modelfile import FORMAT, FORMAT_VERSION, read_bytes_pinned, read_manifest
 from .outputs import atomic_path
 from .params import ParamSpace
 from .refine import FAILED, MIN_DISTANCE, POLISH, distinct_best, frame_rms
@@ -46,12 +48,10 @@ from .pictures import Pictures, store_picture, store_spectrograms
 from .schema import frontend_problem, identity_problem, manifest_problem
 from .targets import Target
 
-__all__ = ["Inverter", "Inversion", "fit_inverter", "load"]
+__all__ = ["Inverter", "Inversion", "fit_inverter", "load", "read_manifest"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = "wavinv-model"
-FORMAT_VERSION = 1
 # The shortlist ranks draws on every 8th frame, an eighth of the STFT work. Its cost in
 # quality is measured by benchmarks/invert_speed.py against exact ranking.
 SHORTLIST_STEP = 8
@@ -616,11 +616,6 @@ def _validation(estimator, store, input: str, picture, n_validation: int, random
     }
 
 
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The manifest of a saved model (loading runs pickle: only for files you trust)."""
-    return load(path).manifest()
-
-
 def _inverter_problem(inv: Inverter) -> str | None:
     """What is wrong with an unpickled inverter's own records (the ones inversion uses), or None."""
     state = vars(inv)
@@ -634,17 +629,21 @@ def _inverter_problem(inv: Inverter) -> str | None:
     return identity_problem(inv.generator) or frontend_problem(inv.frontend)
 
 
-def load(path: str | Path) -> Inverter:
+def load(path: str | Path, sha256: str | None = None) -> Inverter:
     """Load a model saved by ``Inverter.save``.
 
-    joblib files are pickles and loading one can run arbitrary code: only load
-    model files you made or trust.
+    A joblib file is a pickle, and loading one runs whatever code it names: load
+    only model files you made or trust. ``sha256`` (64 hex digits, what ``wavinv
+    info`` prints) pins the file: one with another SHA-256 is refused with
+    ``ModelError`` before anything in it is unpickled. ``read_manifest`` reads a
+    file's manifest without running it.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model not found: {path}")
+    source = path if sha256 is None else io.BytesIO(read_bytes_pinned(path, sha256))
     try:
-        obj = joblib.load(path)
+        obj = joblib.load(source)
     except (Exception, SystemExit) as e:
         raise ModelError(f"{path}: not a readable wavinv model ({type(e).__name__}: {e})") from None
     if not isinstance(obj, dict) or "manifest" not in obj or not isinstance(obj.get("inverter"), Inverter):

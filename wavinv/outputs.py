@@ -10,13 +10,17 @@ Every file is written to a temporary file beside it, ``.NAME.PID-XXXXXXXX.tmp.EX
 and renamed into place only once all of a command's files are written
 (``atomic_paths``), so a multi-file output (a JSON and its plot) appears whole or
 not at all. A failure removes the temporary files; those of a killed run (its PID
-gone) are removed by the next write to the same name.
+gone) are removed by the next write to the same name. A write that fails (a full
+disk, a file-size limit, a folder made read-only meanwhile) is an ``OutputError``
+naming the file the user asked for, and a folder made for the outputs
+(``new_folder``) is removed again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -26,8 +30,19 @@ from .errors import OutputError
 __all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
 def write_failed(path: "str | os.PathLike", e: OSError) -> OutputError:
-    """The one-line error for an ``OSError`` while writing ``path``."""
-    return OutputError(f"cannot write {path}: {e.strerror or e}")
+    """The one-line error for an ``OSError`` while writing ``path`` (named as the user named it, not its temporary file)."""
+    return OutputError(f"cannot write {_final_path(path)}: {e.strerror or e}")
+
+
+_TEMP = re.compile(r"\.(.+)\.tmp-\d+-[0-9a-f]{8}(\.[^.]*)?")
+
+
+def _final_path(path: "str | os.PathLike") -> Path:
+    """The file a temporary file of ``atomic_paths`` stands for (itself when it is no such temporary file)."""
+    path = Path(path)
+    while match := _TEMP.fullmatch(path.name):  # a temporary of a temporary: a writer nested in atomic_paths
+        path = path.with_name(match.group(1))
+    return path
 
 
 def _pid_alive(pid: int) -> bool:
@@ -155,6 +170,24 @@ def atomic_paths(*paths: "str | os.PathLike") -> Iterator[list[Path]]:
         for tmp in tmps:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+@contextlib.contextmanager
+def new_folder(path: "str | os.PathLike") -> Iterator[Path]:
+    """``with new_folder(out):`` make ``out`` (and missing parents); those made are removed again if the block fails."""
+    path = Path(path)
+    made = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_failed(path, e) from None
+    try:
+        yield path
+    except BaseException:
+        for p in made:
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only while empty
+        raise
 
 
 @contextlib.contextmanager

@@ -117,16 +117,22 @@ def store_meta_problem(meta: Any, format_versions: tuple[int, ...]) -> str | Non
 
 
 def manifest_problem(manifest: Any, format: str, format_version: int, inputs: tuple[str, ...]) -> str | None:
-    """The manifest saved beside a model."""
+    """The manifest saved beside a model: what ``wavinv info`` shows of it, too."""
     if not isinstance(manifest, dict):
         return f"the manifest must be a mapping, got {type(manifest).__name__}"
     if manifest.get("format") != format:
         return "not a wavinv model file"
     if manifest.get("format_version") != format_version:
         return f"model format {manifest.get('format_version')!r} is not supported (this wavinv reads {format_version})"
-    p = _first(field_problem(manifest, "method", "str"), field_problem(manifest, "input", "str"), field_problem(manifest, "generator", "dict"))
+    p = _first(
+        *(field_problem(manifest, k, "str") for k in ("method", "input", "estimator", "wavinv_version")),
+        field_problem(manifest, "generator", "dict"),
+        *(f"{k!r} must be dict, got {manifest[k]!r}"[:200] for k in ("store", "validation") if not isinstance(manifest.get(k, {}), dict)),
+    )
     if p:
         return p
     if manifest["input"] not in inputs:
         return f"'input' must be one of {', '.join(inputs)}, got {manifest['input']!r}"
-    return None
+    gen = manifest["generator"]
+    p = _first(*(field_problem(gen, k, kind) for k, kind in (("name", "str"), ("version", "str|int"), ("spec", "str|None"), ("fingerprint", "str"))))
+    return f"generator {p}" if p else frontend_problem(manifest.get("frontend"))

@@ -8,6 +8,7 @@ PNG wavinv wrote reads back to the same spectrogram within one grey level.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import warnings
@@ -178,8 +179,15 @@ def save_spectrogram_png(spec: np.ndarray, path: str | os.PathLike, db_range: tu
 
 
 def save_wav(wave: np.ndarray, path: str | os.PathLike, sample_rate: int) -> None:
-    """Write a float waveform as 16-bit PCM WAV (clipped to [-1, 1])."""
+    """Write a float waveform as 16-bit PCM WAV (clipped to [-1, 1]).
+
+    The WAV is encoded in memory and written by Python, so a write that fails (a full
+    disk, a file-size limit) is an ``OSError`` that names its cause (``OutputError``
+    from ``atomic_path``), not libsndfile's bare "System error".
+    """
     import soundfile as sf
 
+    encoded = io.BytesIO()
+    sf.write(encoded, np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), int(sample_rate), subtype="PCM_16", format="WAV")
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), int(sample_rate), subtype="PCM_16", format="WAV")
+        tmp.write_bytes(encoded.getvalue())
