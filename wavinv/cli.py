@@ -528,9 +528,10 @@ def _write_report(path, result, inv, truth=None) -> None:
         ("target", result.target.source),
         ("model", f"{result.method} on {inv.input}s, trained on {inv.store.get('n_train', '?')} clips of {inv.store.get('path', '?')}"),
         ("generator", f"{gen.get('name')} v{gen.get('version')}"),
-        ("search", f"{result.n_draws} draws, {result.n_renders} renders in all, {result.timing.get('total', 0.0):.1f} s"),
+        ("search", f"{result.n_draws} draws ({result.n_unique} distinct), {result.n_renders} renders in all, {result.timing.get('total', 0.0):.1f} s"),
     ]
-    section = inversion_section(result, truth=truth, learnt=inv.validation.get("learnt"))
+    floor = inv.floor_level(result, truth) if truth is not None and result.chance else None
+    section = inversion_section(result, truth=truth, floor=floor, learnt=inv.validation.get("learnt"))
     page = Page(f"{result.method} on {gen.get('name')}: {len(result.params)} candidates", [section], gen["sample_rate"], gen["n_samples"], result.frontend, facts)
     write_page(path, page)
 

@@ -85,11 +85,15 @@ class Page:
     facts: list[tuple[str, str]] = field(default_factory=list)
 
 
-def inversion_section(result, truth: Sequence[float] | None = None, learnt: Mapping[str, Mapping[str, float]] | None = None, heading: str | None = None) -> Section:
+def inversion_section(
+    result, truth: Sequence[float] | None = None, floor: float | None = None, learnt: Mapping[str, Mapping[str, float]] | None = None
+) -> Section:
     """A ``Section`` for an ``Inversion``: its target, every candidate, and its chance level when it has one.
 
     ``truth`` (natural units) is the target's parameters where known (a demo's held-out
-    sound); ``learnt`` the model's per-parameter view of what it learnt.
+    sound), ``floor`` what they score re-rendered with another noise seed, on the chance
+    level's frames (``Inverter.floor_level``); ``learnt`` the model's per-parameter view
+    of what it learnt.
     """
     target = Clip("target", result.target_spectrogram, result.target.waveform, params=truth)
     cands = [
@@ -105,13 +109,16 @@ def inversion_section(result, truth: Sequence[float] | None = None, learnt: Mapp
         ]
     else:
         notes.append("No chance level was measured for this inversion (--no-chance).")
-    notes.append(
-        "The floor (the same sound re-rendered with another noise seed) needs the target's true parameters: "
-        "wavinv bench measures it on held-out sounds."
-    )
+    if c and floor is not None:
+        scale.append(Reference("floor: the true parameters re-rendered with another noise seed, on the same frames", floor, "floor"))
+    elif c:
+        notes.append(
+            "The floor (the same sound re-rendered with another noise seed) needs the target's true parameters: "
+            "wavinv bench measures it on held-out sounds."
+        )
     if result.target.waveform is None:
         notes.append("The target is a picture: there is no clip of it to play.")
-    head = heading or f"{result.target.source}: {len(cands)} candidates from {result.n_draws} draws ({result.n_renders} renders)"
+    head = f"{result.target.source}: {len(cands)} candidates, best first"
     return Section(head, target, cands, result.space, scale, notes, learnt)
 
 
@@ -339,6 +346,7 @@ table { border-collapse: collapse; font-size: .82rem; font-variant-numeric: tabu
 th, td { border-bottom: 1px solid var(--line); padding: 3px 8px; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; position: sticky; left: 0; background: #fff; }
 td.range { color: var(--muted); text-align: left; }
+th.range { text-align: left; }
 td.v { background: linear-gradient(to right, #e6dcf0 calc(var(--u) * 100%), transparent 0); }
 th.target, td.target { border-left: 2px solid var(--accent); }
 footer { font-size: .82rem; color: var(--muted); margin-top: 24px; }
@@ -401,7 +409,7 @@ _TEMPLATE = """<!DOCTYPE html>
 <details{% if s.params.open %} open{% endif %}>
 <summary>Parameters ({{ s.params.rows | length }}), in the generator's units; shading: where each value lies in its range</summary>
 <div class="tablewrap"><table>
-<tr><th>parameter</th><th>range</th>{% for t in s.params.titles %}<th{% if loop.first and s.params.truth %} class="target"{% endif %}>{{ t }}</th>{% endfor %}</tr>
+<tr><th>parameter</th><th class="range">range</th>{% for t in s.params.titles %}<th{% if loop.first and s.params.truth %} class="target"{% endif %}>{{ t }}</th>{% endfor %}</tr>
 {% for row in s.params.rows %}<tr><td>{{ row.name }}</td><td class="range">{{ row.range }}</td>{% for c in row.cells %}<td class="{% if c.u is not none %}v{% endif %}{% if loop.first and s.params.truth %} target{% endif %}"{% if c.u is not none %} style="--u: {{ '%.3f' % c.u }}"{% endif %}>{{ c.text }}</td>{% endfor %}</tr>
 {% endfor %}
 </table></div>
