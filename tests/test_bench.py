@@ -115,6 +115,15 @@ def test_plots_are_valid_pngs(run):
         assert f"]({name})" in run.markdown()
 
 
+def test_the_report_page_plays_each_gallery_target_beside_every_rows_best(run, store):
+    page = (run.out / "report.html").read_text()
+    assert "](report.html)" in run.markdown() and run.files["report.html"] == run.out / "report.html"
+    n_rows = len(PAIRS)  # every row's best candidate (the floor is a line of the scale, not a clip)
+    assert page.count("<audio") == PROFILE["gallery"] * (1 + n_rows)
+    assert page.count("floor: the true parameters re-rendered") == PROFILE["gallery"] and "prior (chance)" in page
+    assert all(f"test id {row}" in page for row in run.meta["target_ids"][: PROFILE["gallery"]])
+
+
 def test_interrupted_evaluation_resumes_with_the_same_numbers(run, store):
     ev_path = run.out / "evals" / "knn-waveform.json"
     ev = json.loads(ev_path.read_text())

@@ -323,6 +323,12 @@ CASES = [
     ("invert-out-symlink-to-model", also_link("m.link", "model.joblib"), INV_WAV + ["--out", "{ws}/m.link"], "is the model"),
     ("invert-out-hardlink-to-target", also_hardlink("t.hard", "target.wav"), INV_WAV + ["--out", "{ws}/t.hard"], "is the target"),
     ("invert-out-and-plot-same-file", None, INV_WAV + ["--out", "{ws}/c.out", "--plot", "{ws}/c.out"], "name the same file"),
+    ("invert-report-is-target", None, INV_WAV + ["--out", "{ws}/c.json", "--report", "{ws}/target.wav"], "is the target"),
+    ("invert-report-is-model", None, INV_WAV + ["--out", "{ws}/c.json", "--report", "{ws}/model.joblib"], "is the model"),
+    ("invert-report-is-generator-file", None, INV_WAV[:4] + ["{ws}/gen.py:toy"] + INV_WAV[5:] + ["--out", "{ws}/c.json", "--report", "{ws}/gen.py"], "is the generator file"),
+    ("invert-report-is-the-out-json", None, INV_WAV + ["--out", "{ws}/c.json", "--report", "{ws}/c.json"], "name the same file"),
+    ("invert-report-is-the-plot", None, INV_WAV + ["--out", "{ws}/c.json", "--plot", "{ws}/p.html", "--report", "{ws}/p.html"], "name the same file"),
+    ("invert-report-symlink-to-target", also_link("p.html", "target.wav"), INV_WAV + ["--out", "{ws}/c.json", "--report", "{ws}/p.html"], "is the target"),
     ("fit-out-is-store", None, FIT + ["--out", "{ws}/store"], "is the store"),
     ("fit-out-is-store-metadata", None, FIT + ["--out", "{ws}/store/zarr.json"], "inside the store"),
     ("fit-out-inside-store", None, FIT + ["--out", "{ws}/store/model.joblib"], "inside the store"),
@@ -332,6 +338,10 @@ CASES = [
     ("fit-out-is-directory", make_dir("m.joblib"), FIT + ["--out", "{ws}/m.joblib"], "is a directory"),
     ("invert-out-is-directory", make_dir("c.json"), INV_WAV + ["--out", "{ws}/c.json"], "is a directory"),
     ("invert-plot-is-directory", make_dir("c.png"), INV_WAV + ["--out", "{ws}/c.json", "--plot", "{ws}/c.png"], "is a directory"),
+    ("invert-report-is-directory", make_dir("page.html"), INV_WAV + ["--out", "{ws}/c.json", "--report", "{ws}/page.html"], "is a directory"),
+    ("invert-report-is-the-workspace", None, INV_WAV + ["--out", "{ws}/c.json", "--report", "{ws}"], "is a directory"),
+    ("invert-report-folder-missing", None, INV_WAV + ["--out", "{ws}/c.json", "--report", "{ws}/no/page.html"], "output folder does not exist"),
+    ("invert-report-folder-readonly", both(make_dir("ro"), readonly("ro")), INV_WAV + ["--out", "{ws}/c.json", "--report", "{ws}/ro/page.html"], "ro"),
     ("invert-out-is-fifo", fifo("c.json"), INV_WAV + ["--out", "{ws}/c.json"], "not a regular file"),
     ("invert-out-is-dev-null", None, INV_WAV + ["--out", "/dev/null"], "not a regular file"),
     ("fit-out-folder-missing", None, FIT + ["--out", "{ws}/no/such/m.joblib"], "output folder does not exist"),
@@ -499,6 +509,16 @@ def test_invert_plot_fails_so_neither_file_is_written(ws, capsys, monkeypatch):
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, fname, **kw: _no_space(fname))
     refused(ws, capsys, INV_WAV + ["--out", "{ws}/c.json", "--plot", "{ws}/c.png"], "No space left on device")
+
+
+def test_invert_report_fails_so_no_file_is_written(ws, capsys, monkeypatch):
+    def half_then_no_space(self, data):
+        with open(self, "wb") as f:
+            f.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_no_space)
+    refused(ws, capsys, INV_WAV + ["--out", "{ws}/c.json", "--plot", "{ws}/c.png", "--report", "{ws}/page.html"], "No space left on device")
 
 
 def test_invert_replaces_stale_temp_files_and_writes_both_outputs(ws, capsys):

@@ -205,6 +205,9 @@ def test_demo_reuses_its_model_and_prints_the_chance_level(tmp_path, capsys):
     assert "fitting knn" in out and "chance level: the best of 256 random patches" in out and "\n\n" not in out
     first = json.loads((tmp_path / "demo" / "candidates.json").read_text())
     assert first["chance"]["draws"] == 256 and first["chance"]["frames"] == "every 8th frame"
+    page = (tmp_path / "demo" / "report.html").read_text()  # the page to listen to: the target, then its 8 candidates
+    assert page.count("<audio") == 9 and "chance: the best of 256 random parameter sets" in page
+    assert "floor: the true parameters re-rendered with another noise seed" in page and "Gap closed" in page  # the held-out sound's truth is known
     code, out, err = run(capsys, *argv)
     assert code == 0 and "reusing" in out and "fitting" not in out, out
     assert json.loads((tmp_path / "demo" / "candidates.json").read_text())["candidates"] == first["candidates"]

@@ -493,6 +493,12 @@ def _add_invert(sub) -> None:
     )
     p.add_argument("--out", required=True, help="JSON file to write (an existing file is replaced, never an input)")
     p.add_argument("--plot", help="PNG of the target beside the best candidates (written together with --out, or neither)")
+    p.add_argument(
+        "--report",
+        metavar="PAGE.html",
+        help="a self-contained HTML page to listen to: the target and every candidate side by side, each with its spectrogram, "
+        "an audio player, lsd_db against the chance level, and its parameters (written together with --out, or neither)",
+    )
     p.add_argument("--db-range", **_DB_RANGE)
     p.add_argument("--pad", action="store_true", help="pad or crop a waveform of another length instead of refusing it")
     p.add_argument(
@@ -521,8 +527,10 @@ def _cmd_invert(args) -> int:
     if args.shortlist is not None and args.shortlist < args.n:
         raise InputError(f"--shortlist must keep at least --n={args.n} draws, got {args.shortlist}")
     inputs = {"model": args.model, "target": args.target, "generator file": generator_file(args.generator)}
-    check_outputs({"--out": args.out, "--plot": args.plot}, inputs)
+    check_outputs({"--out": args.out, "--plot": args.plot, "--report": args.report}, inputs)
     inv = load(args.model, sha256=args.sha256)
+    trained_on = inv.store.get("path")  # a store is never written into, though invert does not read it
+    check_outputs({"--out": args.out, "--plot": args.plot, "--report": args.report}, {"store the model was fitted on": None if "://" in str(trained_on) else trained_on})
     require_memory(inv.memory_needed(args.draws, args.shortlist or 4 * args.n), f"--draws {args.draws}")
     inv.attach(args.generator)
     gen = inv.generator
@@ -534,13 +542,33 @@ def _cmd_invert(args) -> int:
     )
     if not args.no_chance:
         inv.chance_level(result, random_state=args.seed)
-    with atomic_paths(*filter(None, [args.out, args.plot])) as tmps:  # the JSON and its plot, both or neither
+    outputs = [p for p in (args.out, args.plot, args.report) if p]
+    with atomic_paths(*outputs) as tmps:  # the JSON, its plot and its page: all or none
         tmps[0].write_text(json.dumps(result.to_json(), indent=2))
         if args.plot:
             plot_inversion(result, tmps[1])
+        if args.report:
+            _write_report(tmps[-1], result, inv)
     print(candidates_report(result))
-    print(f"wrote {args.out}" + (f" and {args.plot}" if args.plot else ""))
+    print(f"wrote {', '.join(outputs[:-1])} and {outputs[-1]}" if len(outputs) > 1 else f"wrote {args.out}")
     return 0
+
+
+def _write_report(path, result, inv, truth=None) -> None:
+    """The HTML page of ``result`` (``wavinv.page``), with the model's view of which parameters it learnt when it has one."""
+    from .page import Page, inversion_section, write_page
+
+    gen = result.generator
+    facts = [
+        ("target", result.target.source),
+        ("model", f"{result.method} on {inv.input}s, trained on {inv.store.get('n_train', '?')} clips of {inv.store.get('path', '?')}"),
+        ("generator", f"{gen.get('name')} v{gen.get('version')}"),
+        ("search", f"{result.n_draws} draws ({result.n_unique} distinct), {result.n_renders} renders in all, {result.timing.get('total', 0.0):.1f} s"),
+    ]
+    floor = inv.floor_level(result, truth) if truth is not None and result.chance else None
+    section = inversion_section(result, truth=truth, floor=floor, learnt=inv.validation.get("learnt"))
+    page = Page(f"{result.method} on {gen.get('name')}: {len(result.params)} candidates", [section], gen["sample_rate"], gen["n_samples"], result.frontend, facts)
+    write_page(path, page)
 
 
 # the best candidate this much quieter than the target is flagged: lsd_db can prefer "nothing" to "something elsewhere"
@@ -721,14 +749,15 @@ def _demo_steps(args, out: Path) -> int:
 
     print("4/4 writing results")
     waves = result.waveforms[:3]
-    names = ["candidates.json", "inversion.png"] + [f"candidate_{i + 1}.wav" for i in range(len(waves))]
+    names = ["candidates.json", "inversion.png", "report.html"] + [f"candidate_{i + 1}.wav" for i in range(len(waves))]
     with atomic_paths(*(out / name for name in names)) as tmps:  # every result file, or none
         tmps[0].write_text(json.dumps(result.to_json(), indent=2))
         plot_inversion(result, tmps[1])
-        for w, tmp in zip(waves, tmps[2:]):
+        _write_report(tmps[2], result, inv, truth=truth)
+        for w, tmp in zip(waves, tmps[3:]):
             save_wav(w, tmp, sr)
-    print(f"    {out / 'candidates.json'}, {out / 'inversion.png'}, {out}/candidate_*.wav")
-    print(f"done in {time.perf_counter() - t0:.0f} s. Listen to target.wav beside candidate_1.wav; look at inversion.png.")
+    print(f"    {out / 'candidates.json'}, {out / 'inversion.png'}, {out / 'report.html'}, {out}/candidate_*.wav")
+    print(f"done in {time.perf_counter() - t0:.0f} s. Open {out / 'report.html'} to hear the target beside every candidate.")
     return 0
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from . import __version__
 from .errors import InputError, ModelError, TimeLimitError
 from .frontend import Spectrogram, spectrogram
-from .generators import Generator, recorded_generator, render_checked, render_finite
+from .generators import Generator, recorded_generator, render_checked, render_finite, takes_seed
 from .limits import int_arg, require_memory
 from .methods import INPUTS
 from .metrics import lsd_db, mrstft
@@ -392,6 +392,16 @@ class Inverter:
             "frames": f"every {SHORTLIST_STEP}th frame" if self.coarse_frames else "all frames",
         }
         return result.chance
+
+    def floor_level(self, result: Inversion, truth: np.ndarray, seed: int = 1) -> float | None:
+        """lsd_db of the target's true parameters (natural units) rendered with noise seed ``seed``, scored on the
+        chance level's frames: what the same sound scores. None where the generator takes no seed."""
+        gen = self.attach()
+        if not takes_seed(gen):
+            return None
+        wave = render_checked(gen, np.asarray(truth, dtype=np.float64)[None], seed=seed)
+        module, reference = self._scoring()
+        return float(lsd_db(reference(result.target_spectrogram), spectrogram(wave, module))[0])
 
     def _scoring(self):
         """``(module, frames of a target picture)`` the shortlist scores with: every 8th frame, or all of them."""

@@ -60,11 +60,13 @@ def evaluate(
         truth = y_test[pos]
         lsd = res.distances["lsd_db"]
         if row in gallery_rows:
-            # float16 dB is within 0.06 dB at -100 dB: plenty for a picture
+            # float16 dB is within 0.06 dB at -100 dB: plenty for a picture; the clip and parameters are for the report page
             np.savez_compressed(
                 gallery_path(out, name, row),
                 target=res.target_spectrogram.astype(np.float16),
                 best=res.spectrograms[0].astype(np.float16),
+                wave=res.waveforms[0].astype(np.float32),
+                params=res.params[0],
             )
         ev["targets"][str(row)] = {
             "lsd_db_best": float(lsd[0]),

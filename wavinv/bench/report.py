@@ -49,7 +49,7 @@ def _fmt(x: float, decimals: int) -> str:
     return f"{round(x, decimals) + 0.0:.{decimals}f}"
 
 
-def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[str, str]) -> str:
+def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[str, str], page: str | None = None) -> str:
     """``results.md``: where the numbers come from, the table, what its columns mean, then the figures."""
     se = meta["settings"]
     lines = _provenance_table(meta) + _results_table(rows, se) + _glossary(se["k"])
@@ -60,6 +60,9 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
         lines += ["## Figures", ""]
         lines += [f"![{title}]({fname})" for fname, title in figures.items()]
         lines.append("")
+    if page:
+        lines += [f"To listen: [{page}]({page}), each gallery target beside every row's best candidate, "
+                  "with their spectrograms, lsd_db against chance and the floor, and their parameters.", ""]
     return "\n".join(lines)
 
 
@@ -147,7 +150,8 @@ def write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: Settings,
     gallery = [int(row) for row in target_rows[: s.gallery]]
     figures = {"lsd_db.png": "lsd_db per method and input", "quality_vs_cost.png": "quality vs cost"}
     figures.update({f"gallery-{j + 1}.png": f"gallery: test id {row}" for j, row in enumerate(gallery)})
-    names = [*figures, "results.md", "results.csv", "results.json"]
+    page = REPORT if gallery else None
+    names = [*figures, "results.md", "results.csv", "results.json", *([page] if page else [])]
     title = f"{meta['store']['generator']}, {meta['settings']['targets']} test targets, best {s.k} of {s.draws} draws"
     with atomic_paths(*(out / name for name in names)) as tmps:
         tmp = dict(zip(names, tmps))
@@ -155,10 +159,54 @@ def write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: Settings,
         bench_scatter(rows, tmp["quality_vs_cost.png"], title=title)
         for j, row in enumerate(gallery):
             _gallery_figure(tmp[f"gallery-{j + 1}.png"], out, row, j, pairs, evals, store, s.draws)
+        if page:
+            _gallery_page(tmp[page], out, gallery, pairs, evals, store, s, meta)
         tmp["results.csv"].write_text(csv_text(rows))
         tmp["results.json"].write_text(json_text({"meta": meta, "rows": rows}))
-        tmp["results.md"].write_text(_markdown(rows, meta, figures))
+        tmp["results.md"].write_text(_markdown(rows, meta, figures, page))
     return {name: out / name for name in names}
+
+
+# the page to listen to, beside results.md
+REPORT = "report.html"
+
+
+def _row_label(method: str, input: str) -> str:
+    return method + ("" if method == "prior" else f" / {input}")
+
+
+def _gallery_page(path: Path, out: Path, gallery: list[int], pairs, evals, store: Store, s: Settings, meta: dict[str, Any]) -> None:
+    """``report.html``: each gallery target (its clip and true parameters) beside every row's best candidate,
+    on the scale of that target's chance (the prior row) and floor."""
+    from ..page import Clip, Page, Reference, Section, write_page
+
+    truths = store.read_rows("params", np.asarray(sorted(gallery)))
+    clips = store.clips(np.asarray(sorted(gallery)))
+    order = {row: i for i, row in enumerate(sorted(gallery))}
+    sections = []
+    for j, row in enumerate(gallery):
+        cands, scale, notes, target = [], [], [], None
+        for method, input in pairs:
+            lsd = float(evals[(method, input)]["records"][j]["lsd_db_best"])
+            if method == "floor":
+                scale.append(Reference("floor: the true parameters re-rendered with another noise seed", lsd, "floor"))
+                continue
+            label = _row_label(method, input)
+            with np.load(gallery_path(out, f"{method}-{input}", row)) as z:
+                target = target if target is not None else z["target"].astype(np.float32)
+                kept = {"wave", "params"} <= set(z.files)  # galleries saved by an earlier wavinv hold pictures only
+                cands.append(Clip(label, z["best"].astype(np.float32), z["wave"] if kept else None, {"lsd_db": lsd}, z["params"] if kept else None))
+            if not kept:
+                notes.append(f"{label}: no clip kept with this result (delete its evals/ files to evaluate it again)")
+            kind = "chance" if method == "prior" else "candidate"
+            scale.append(Reference(f"{label}" + (" (chance)" if method == "prior" else ""), lsd, kind))
+        i = order[row]
+        section = Section(f"test id {row}", Clip("target", target, clips[i], params=truths[i]), cands, store.space, scale, notes)
+        sections.append(section)
+    gen = store.generator
+    facts = [("command", meta["command"]), ("date", meta["date"]), ("store", f"{meta['store']['path']} ({gen['name']}, {meta['store']['n']} clips)")]
+    title = f"{gen['name']}: {len(gallery)} test target{'s' if len(gallery) > 1 else ''}, each beside the best of {s.draws} draws of every method"
+    write_page(path, Page(title, sections, gen["sample_rate"], gen["n_samples"], store.frontend_config, facts))
 
 
 def _gallery_figure(path: Path, out: Path, row: int, j: int, pairs, evals, store: Store, draws: int) -> None:
