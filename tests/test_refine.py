@@ -3,6 +3,8 @@
 import time
 from pathlib import Path
 
+import json
+
 import numpy as np
 import pytest
 
@@ -283,3 +285,22 @@ def test_an_interrupted_refinement_leaves_the_output_as_it_was(tmp_path, monkeyp
                  "--n", "2", "--draws", "4", "--refine", "200", "--out", str(out)])
     assert len(searched) == 3 and code == 130 and "interrupted" in capsys.readouterr().err
     assert out.read_text() == "an earlier answer" and sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_invert_shows_the_search_progress_unless_quiet(tmp_path, capsys):
+    """A search of many renders shows a bar on stderr; ``-q`` silences it and leaves the answer the same."""
+    from wavinv.cli import main
+    from wavinv.generate import generate
+    from wavinv.inverter import fit_inverter
+
+    store = generate(tmp_path / "store", f"{TOY}:toy", n=64, seed=0, progress=False)
+    fit_inverter(store, "prior", "waveform", progress=False).save(tmp_path / "model.joblib")
+    np.save(tmp_path / "target.npy", store.waveforms("test")[0])
+    args = ["invert", "--model", str(tmp_path / "model.joblib"), "--generator", f"{TOY}:toy", "--target", str(tmp_path / "target.npy"),
+            "--n", "2", "--draws", "4", "--refine", "60"]
+    assert main(args + ["--out", str(tmp_path / "a.json")]) == 0
+    assert "search" in capsys.readouterr().err
+    assert main(args + ["--out", str(tmp_path / "b.json"), "-q"]) == 0
+    assert "search" not in capsys.readouterr().err
+    a, b = (json.loads((tmp_path / f).read_text())["candidates"] for f in ("a.json", "b.json"))
+    assert a == b

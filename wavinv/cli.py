@@ -493,6 +493,7 @@ def _add_invert(sub) -> None:
     )
     p.add_argument("--out", required=True, help="JSON file to write (an existing file is replaced, never an input)")
     p.add_argument("--plot", help="PNG of the target beside the best candidates (written together with --out, or neither)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (the search's renders, the estimator's steps)")
     p.add_argument(
         "--report",
         metavar="PAGE.html",
@@ -538,7 +539,7 @@ def _cmd_invert(args) -> int:
     target = load_target(args.target, gen["sample_rate"], gen["n_samples"], spec_shape=inv.spec_shape, db_range=db_range, pad=args.pad)
     result = inv.invert(
         target, n=args.n, draws=args.draws, random_state=args.seed, shortlist=args.shortlist, refine=args.refine, time_limit=args.time_limit,
-        refine_options=None if args.min_distance is None else {"min_distance": args.min_distance},
+        refine_options=None if args.min_distance is None else {"min_distance": args.min_distance}, progress=not args.quiet,
     )
     if not args.no_chance:
         inv.chance_level(result, random_state=args.seed)
@@ -730,10 +731,12 @@ def _demo_steps(args, out: Path) -> int:
     tried = _demo_targets(store, rest if len(rest) else test_ids)
     refined = f", then {args.refine} renders of search through the synth" if args.refine else ""
     print(f"3/4 inverting {len(tried)} loud, sustained held-out sounds ({', '.join(map(str, tried))}): 256 draws each, re-rendered and ranked{refined}")
+    from tqdm.auto import tqdm
+
     results = {}
-    for i in tried:
+    for i in tqdm(tried, desc="inverting", unit="sound", disable=args.quiet):
         target = Target("waveform", store.waveforms()[i], str(out / "target.wav"))
-        results[i] = inv.invert(target, n=8, draws=256, random_state=0, refine=args.refine)
+        results[i] = inv.invert(target, n=8, draws=256, random_state=0, refine=args.refine, progress=not args.quiet)
         inv.chance_level(results[i], random_state=0)
     margin = {i: r.chance["lsd_db"] - r.chance["best_lsd_db"] for i, r in results.items()}
     target_id = max(tried, key=lambda i: margin[i])

@@ -31,6 +31,7 @@ from typing import Any, Iterator
 
 import joblib
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import InputError, ModelError, TimeLimitError
@@ -249,7 +250,7 @@ class Inverter:
         the draws says cannot finish in time, and stops a search that runs past
         it (an error, not a shorter search: the same seed gives the same result).
         ``progress=True`` lets the estimator show its progress bars while it
-        samples (quiet by default: one target is one short step).
+        samples, and shows the search's renders (quiet by default).
         """
         target, shortlist, gen = self._check_request(target, n, draws, generator, random_state, shortlist, refine)
         timing: dict[str, float] = {}
@@ -269,7 +270,7 @@ class Inverter:
         if refine:
             t4 = time.perf_counter()
             deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
-            ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, refine, random_state, refine_options, deadline)
+            ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, refine, random_state, refine_options, deadline, progress)
             n_renders += spent
             timing["refine"] = time.perf_counter() - t4
         unique, params, waves, specs, lsd = ranked
@@ -337,12 +338,13 @@ class Inverter:
         timing["score"] = time.perf_counter() - t3
         return unique, params, waves, specs, lsd
 
-    def _searched(self, gen, target_spec, ranked: tuple[np.ndarray, ...], n: int, budget: int, random_state, options, deadline):
+    def _searched(self, gen, target_spec, ranked: tuple[np.ndarray, ...], n: int, budget: int, random_state, options, deadline, progress: bool = False):
         """``ranked`` (``_scored_draws``'s arrays) joined to what a search from its best draws found
         (``_refine``), the renders the search spent, and the distance to keep between candidates."""
         unique, _, _, specs, lsd = ranked
         best = np.argsort(lsd, kind="stable")
-        *refined, n_evals, min_distance = self._refine(gen, target_spec, unique[best], specs[best], n, int(budget), random_state, options, deadline)
+        with tqdm(total=int(budget), desc="search", unit="render", disable=not progress, leave=False) as bar:
+            *refined, n_evals, min_distance = self._refine(gen, target_spec, unique[best], specs[best], n, int(budget), random_state, options, deadline, bar)
         return _joined(ranked, tuple(refined)), n_evals + len(refined[0]), min_distance
 
     def _check_request(self, target, n, draws, generator, random_state, shortlist, refine) -> tuple[Target, int, Generator]:
@@ -409,7 +411,7 @@ class Inverter:
             return self._coarse(), lambda spec: spec[:, ::SHORTLIST_STEP]
         return self.frontend_module(), lambda spec: spec
 
-    def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, ranked_specs: np.ndarray, n: int, budget: int, random_state, options, deadline=None):
+    def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, ranked_specs: np.ndarray, n: int, budget: int, random_state, options, deadline=None, bar=None):
         """Refine the best of ``ranked`` (unit draws, best first, with their full pictures);
         return the refined points' unit values, params, waves, pictures, exact lsd_db, renders spent
         and the distance kept between candidates."""
@@ -430,6 +432,8 @@ class Inverter:
 
         def residual(x: np.ndarray) -> np.ndarray:
             waves, finite = render_finite(gen, space.from_unit(x))
+            if bar is not None:
+                bar.update(len(x))
             out = spectrogram(waves, module) - reference
             out[~finite] = np.nan  # a point the generator cannot render: the search scores it worst
             return out
