@@ -1,9 +1,8 @@
 """Refinement through the generator: the search itself, the inverter's use of it, and seeded renders."""
 
+import json
 import time
 from pathlib import Path
-
-import json
 
 import numpy as np
 import pytest
