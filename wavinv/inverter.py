@@ -249,15 +249,14 @@ class Inverter:
         ``TimeLimitError``, a ``refine`` budget that the render rate measured on
         the draws says cannot finish in time, and stops a search that runs past
         it (an error, not a shorter search: the same seed gives the same result).
-        ``progress=True`` lets the estimator show its progress bars while it
-        samples, and shows the search's renders (quiet by default).
+        ``progress=True`` shows the search's renders as a progress bar (quiet by default).
         """
         target, shortlist, gen = self._check_request(target, n, draws, generator, random_state, shortlist, refine)
         timing: dict[str, float] = {}
         t0 = time.perf_counter()
         X, target_spec = self._target_features(target)
         corrections = self._learnt_renders(draws, n)
-        with estimator_progress(self.estimator, progress):
+        with estimator_progress(self.estimator, False):  # one target is one short step: no bar to flicker
             samples = self.estimator.sample(X, draws - corrections, random_state=random_state)[0]  # (M, P) unit scale
         timing["sample"] = time.perf_counter() - t0
         drawn = self._rendered_draws(gen, samples, timing)
