@@ -190,3 +190,15 @@ def test_cli_fit_writes_a_model_that_info_describes(fitted, tmp_path, capsys):
     assert code == 0 and "prior" in out and "toy" in out and "train clips" in out
     code, out, err = run(capsys, "info", tmp_path / "p.joblib", "--json")
     assert json.loads(out)["generator"]["fingerprint"] == load(tmp_path / "p.joblib").fingerprint
+
+
+def test_learnt_parameters_tell_a_pinned_parameter_from_a_free_one():
+    from wavinv.inverter import learnt_parameters
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((200, 2))
+    samples = np.stack([truth[:, 0][:, None] + rng.normal(0, 0.02, (200, 32)), rng.random((200, 32))], axis=-1)
+    learnt = learnt_parameters(["pinned", "free"], truth, np.clip(samples, 0, 1))
+    assert list(learnt) == ["pinned", "free"]  # lowest ratio first
+    assert learnt["pinned"]["ratio"] < 0.1 and abs(learnt["free"]["ratio"] - 1) < 0.05
+    assert abs(learnt["free"]["prior"] - 1 / 3) < 0.03  # a uniform draw is 1/3 from a uniform truth on average

@@ -93,6 +93,8 @@ def test_info_shows_a_planted_file_without_running_it_and_prints_its_sha256(mode
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"sha256      {sha256(path)}" in out and "runs code" in out and "--sha256" in out
+    assert main(["info", str(model)]) == 0
+    assert "learnt      " in capsys.readouterr().out  # which parameters the model pins down, read without unpickling
     assert main(["info", "--json", str(model)]) == 0
     assert json.loads(capsys.readouterr().out)["sha256"] == sha256(model)
     assert main(["info", str(path), "--sha256", sha256(model)]) == 2

@@ -215,11 +215,19 @@ def _format_model_info(m: dict) -> str:
             f"picture     {picture_label(m['frontend'])}",
             f"trained on  {st.get('path')} ({st.get('n_train')} train clips, store {st.get('fingerprint')})",
             f"validation  {metrics or 'none'}",
+            *([f"learnt      {_learnt_line(v['learnt'])}"] if isinstance(v.get("learnt"), dict) and v["learnt"] else []),
             f"sha256      {m['sha256']}",
             "warning     a model file is a pickle: loading it (invert, wavinv.load) runs code. Load only files you made or trust, "
             "pinned by their SHA-256: wavinv invert --sha256 HEX, wavinv.load(path, sha256=HEX)",
         ]
     )
+
+
+def _learnt_line(learnt: dict, show: int = 6) -> str:
+    """The parameters a model pins down best: each one's draw error over the prior's (1 = nothing learnt)."""
+    rows = [(name, r.get("ratio")) for name, r in learnt.items() if isinstance(r, dict) and isinstance(r.get("ratio"), (int, float))]
+    shown = ", ".join(f"{name} {ratio:.2f}" for name, ratio in rows[:show])
+    return f"{shown} (a draw's error over a random draw's, lowest first; {len(rows)} parameters)"
 
 
 _DB_RANGE = dict(

@@ -607,7 +607,7 @@ def _timed_fit(estimator, store, input: str, X, y: np.ndarray, scheduler: Any) -
 
 
 def _validation(estimator, store, input: str, picture, n_validation: int, random_state: int) -> dict[str, Any]:
-    """``{"n_val", "param_mae", "param_mae_centre_guess", "coverage@80"}`` of a fitted estimator on the
+    """``{"n_val", "param_mae", "param_mae_centre_guess", "coverage@80", "learnt"}`` of a fitted estimator on the
     first ``n_validation`` rows of the val split (only ``n_val`` when the split is empty)."""
     from .metrics import coverage, param_mae
 
@@ -626,7 +626,21 @@ def _validation(estimator, store, input: str, picture, n_validation: int, random
         "param_mae": float(param_mae(yv[keep], pred)),
         "param_mae_centre_guess": float(param_mae(yv[keep], np.full_like(yv[keep], 0.5))),
         "coverage@80": float(coverage(yv[keep], samples, level=0.8)),
+        "learnt": learnt_parameters([p.name for p in store.space.params], yv[keep], samples),
     }
+
+
+def learnt_parameters(names, truth: np.ndarray, samples: np.ndarray) -> dict[str, dict[str, float]]:
+    """Which parameters the samples pin down: per parameter, the mean distance of a draw from the truth
+    (``posterior``), that of a uniform draw from the prior (``prior``: (t^2 + (1-t)^2) / 2 for truth t,
+    exactly) and their ``ratio`` (1: nothing learnt; lower: learnt), lowest ratio first.
+
+    ``truth`` (N, P) and ``samples`` (N, S, P) are unit-scaled."""
+    posterior = np.abs(samples - truth[:, None, :]).mean(axis=(0, 1))
+    prior = ((truth**2 + (1 - truth) ** 2) / 2).mean(axis=0)
+    ratio = posterior / np.maximum(prior, 1e-12)
+    return {names[j]: {"posterior": round(float(posterior[j]), 4), "prior": round(float(prior[j]), 4), "ratio": round(float(ratio[j]), 3)}
+            for j in np.argsort(ratio, kind="stable")}
 
 
 def _inverter_problem(inv: Inverter) -> str | None:
