@@ -86,3 +86,17 @@ def test_bad_correction_steps(toy):
     for bad in ((), (30, 10), (0, 5), "ab"):
         with pytest.raises(InputError, match="correction_steps"):
             small(correction_steps=bad).fit(X, y)
+
+
+@pytest.mark.parametrize("name, bad", [("learning_rate", -1.0), ("learning_rate", "fast"), ("step_size", 0), ("step_size", float("nan")),
+                                       ("max_time", -5), ("validation_fraction", 1.0), ("validation_fraction", True), ("n_threads", 0)])
+def test_bad_numbers_are_refused_at_fit(toy, name, bad):
+    X, y, _, _ = toy
+    with pytest.raises(InputError, match=name):
+        small(**{name: bad}).fit(X, y)
+
+
+def test_features_are_the_reducers_projection(toy):
+    X, y, Xt, _ = toy
+    est = small(max_epochs=1).fit(X, y)
+    np.testing.assert_allclose(est._features(Xt), est.reducer_.transform(Xt) / est.z_scale_, rtol=1e-5, atol=1e-5)

@@ -176,6 +176,12 @@ def optional(check: Check) -> Check:
     return lambda name, value: None if value is None else check(name, value)
 
 
+def positive_number(name: str, value: Any) -> None:
+    """A real number > 0 (a rate, a step, seconds)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0.0 < float(value) < np.inf:
+        raise InputError(f"{name} must be a number > 0, got {value!r}")
+
+
 def check_n_samples(n_samples) -> int:
     return positive_int("n_samples", n_samples)
 

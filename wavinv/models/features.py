@@ -177,6 +177,17 @@ class FeatureReducer(TransformerMixin, BaseEstimator):
             z[a : a + 4096] = self.pca_.transform(pooled[a : a + 4096]) / self.scale_
         return z
 
+    def transform_exact(self, X) -> np.ndarray:
+        """``transform`` in float64: rounded to float32 by the caller, the same bytes in any process
+        (a float32 projection differs in its last bit with the arrays' alignment and the BLAS threads),
+        for estimators whose output moves continuously with the features."""
+        check_is_fitted(self)
+        components = self.pca_.components_.T.astype(np.float64) / self.scale_.astype(np.float64)
+        out = np.empty((len(X), self.n_components_), dtype=np.float64)
+        for idx, rows in self._batches(X, "features"):
+            out[idx] = (rows.astype(np.float64) - self.pca_.mean_) @ components
+        return out
+
     def transform(self, X) -> np.ndarray:
         """Features ``(N, n_components_)`` of ``X``, read batch by batch."""
         check_is_fitted(self)

@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 from ..device import torch_threads
 from ..errors import InputError
 from ..limits import int_arg, positive_int
-from .base import Check, WavinvEstimator, as_generator, check_n_samples, n_threads
-from .features import FeatureReducer, iter_pooled
+from .base import Check, WavinvEstimator, as_generator, check_n_samples, n_threads, optional, positive_number
+from .features import FeatureReducer
 
 __all__ = ["ProxySearch"]
 
@@ -46,6 +46,11 @@ def _positive(name: str, value: Any) -> None:
 
 def _count(name: str, value: Any) -> None:
     int_arg(name, value, 0)
+
+
+def _fraction(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
+        raise InputError(f"{name} must be a number in [0, 1), got {value!r}")
 
 
 def _step_counts(name: str, value: Any) -> None:
@@ -90,7 +95,7 @@ class ProxySearch(WavinvEstimator):
     n_freqs : Fourier features of each parameter fed to the MLP (0: the parameters alone).
     max_epochs, batch_size, learning_rate, max_time : the proxy's training
         (Adam with a cosine schedule; ``max_time`` seconds stop it early).
-    validation_fraction : rows held out to report the proxy's error (``proxy_error_``).
+    validation_fraction : rows held out to report the proxy's error (``proxy_error_``; 0: none, NaN).
     n_starts : nearest training examples a target's search starts from
         (at least ``n_samples`` are used).
     steps, step_size : projected Adam steps through the proxy and their size (unit scale);
@@ -109,7 +114,9 @@ class ProxySearch(WavinvEstimator):
     _kind: ClassVar[str] = "proxy"
     _checks: ClassVar[dict[str, Check]] = {
         name: _positive for name in ("n_components", "hidden", "depth", "max_epochs", "batch_size", "n_starts")
-    } | {"steps": _count, "n_freqs": _count, "rounds": _count, "keep": _positive, "correction_steps": _step_counts}
+    } | {"steps": _count, "n_freqs": _count, "rounds": _count, "keep": _positive, "correction_steps": _step_counts,
+         "learning_rate": positive_number, "step_size": positive_number, "max_time": optional(positive_number),
+         "validation_fraction": _fraction, "n_threads": optional(_positive)}
 
     def __init__(
         self,
@@ -177,7 +184,8 @@ class ProxySearch(WavinvEstimator):
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         n = len(y)
-        n_val = min(max(int(round(float(self.validation_fraction) * n)), 1), n - 1) if n > 2 else 0
+        frac = float(self.validation_fraction)
+        n_val = min(max(int(round(frac * n)), 1), n - 1) if frac > 0 and n > 2 else 0
         perm = rng.permutation(n)
         val, train = perm[:n_val], perm[n_val:]
         net = _mlp(y.shape[1], z.shape[1], int(self.hidden), int(self.depth), int(self.n_freqs))
@@ -220,14 +228,8 @@ class ProxySearch(WavinvEstimator):
 
     # -- search ------------------------------------------------------------------
     def _features(self, X) -> np.ndarray:
-        """The proxy's coordinates of ``X``: PCA features over their scale, projected in float64 so the
-        float32 result (and every search from it) has the same bytes in any process: a float32
-        projection differs in its last bit with the arrays' alignment and the BLAS threads."""
-        pca = self.reducer_.pca_
-        z = np.empty((len(X), pca.n_components_), dtype=np.float32)
-        for idx, rows in iter_pooled(X, self.reducer_.grid_, int(self.batch_size)):
-            z[idx] = (rows.astype(np.float64) - pca.mean_) @ pca.components_.T.astype(np.float64) / self.z_scale_
-        return z
+        """The proxy's coordinates of ``X``: PCA features over their scale, the same bytes in any process."""
+        return (self.reducer_.transform_exact(X) / self.z_scale_).astype(np.float32)
 
     def _searched(self, X, n_samples: int, random_state, n_starts: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(points (N, S, P), proxy distances (N, S))`` of every start after the search, closest first."""
