@@ -17,6 +17,15 @@ of those, again that far apart, are returned. ``refine_options`` hold ``runs``
 (how many of the best draws to refine, default ``n``), ``exact``,
 ``min_distance``, and what goes to ``wavinv.refine.refine`` (``sigma``,
 ``popsize``, ``strategy``, ``halving``, ``polish``).
+
+**Anytime record** (``invert(..., budgets=[16, 64, ...])``): the best lsd_db
+reached after each number of renders, in render order (the draws in the order
+the estimator gives them, its learnt rounds, then the search's evaluations).
+The search and the shortlist score on every 8th frame, so at each budget the
+best point by that score so far also joins the exact ranking (a draw's picture,
+or one more render for a point of the search): every value of the record is
+the full picture's lsd_db of a point the inversion ranked, as its candidates'
+are, and the last one is its best candidate's.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import joblib
 import numpy as np
@@ -37,7 +46,7 @@ from . import __version__
 from .errors import InputError, ModelError, TimeLimitError
 from .frontend import Spectrogram, spectrogram
 from .generators import Generator, recorded_generator, render_checked, render_finite, takes_seed
-from .limits import int_arg, require_memory
+from .limits import budget_list, int_arg, require_memory
 from .methods import INPUTS
 from .metrics import lsd_db, mrstft
 from .modelfile import FORMAT, FORMAT_VERSION, read_bytes_pinned, read_manifest
@@ -78,6 +87,8 @@ class Inversion:
     timing: dict[str, float] = field(default_factory=dict)
     frontend: dict[str, Any] = field(default_factory=dict)  # the picture spectrograms were made with
     chance: dict[str, Any] = field(default_factory=dict)  # see Inverter.chance_level
+    # with invert's budgets: [(renders, best lsd_db reached by then), ...], the last at n_renders
+    anytime: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def candidates(self) -> list[dict[str, Any]]:
@@ -107,6 +118,8 @@ class Inversion:
         }
         if self.chance:
             doc["chance"] = self.chance
+        if self.anytime:
+            doc["anytime"] = [{"renders": b, "lsd_db": v} for b, v in self.anytime]
         return doc
 
     def level_gap_db(self) -> float:
@@ -213,15 +226,16 @@ class Inverter:
         return target.data[None].astype(np.float32), target.data.astype(np.float32)
 
     # -- inversion --------------------------------------------------------------
-    def _shortlist(self, target_spec: np.ndarray, waves: np.ndarray, keep: int) -> np.ndarray:
-        """Indices of the ``keep`` draws closest to the target on every ``SHORTLIST_STEP``-th frame.
+    def _shortlist(self, target_spec: np.ndarray, waves: np.ndarray, keep: int, rendered_at: np.ndarray, budgets=()) -> np.ndarray:
+        """Indices of the ``keep`` draws closest to the target on every ``SHORTLIST_STEP``-th frame,
+        and of the closest among those rendered before each of ``budgets``.
 
         Those columns are exactly the full spectrogram's (same window, longer hop),
         so this is lsd_db on a subset of frames at a fraction of the STFT cost.
         """
         coarse = spectrogram(waves, self._coarse())
         lsd = lsd_db(target_spec[:, ::SHORTLIST_STEP], coarse)
-        return np.sort(np.argsort(lsd, kind="stable")[:keep])
+        return np.union1d(np.argsort(lsd, kind="stable")[:keep], _best_before(lsd, rendered_at, budgets))
 
     def invert(
         self,
@@ -235,6 +249,7 @@ class Inverter:
         refine_options: dict[str, Any] | None = None,
         time_limit: float | None = None,
         progress: bool = False,
+        budgets: Sequence[int] | None = None,
     ) -> Inversion:
         """Draw ``draws`` parameter sets, re-render each, return the best ``n`` by lsd_db.
 
@@ -250,8 +265,10 @@ class Inverter:
         the draws says cannot finish in time, and stops a search that runs past
         it (an error, not a shorter search: the same seed gives the same result).
         ``progress=True`` shows the search's renders as a progress bar (quiet by default).
+        ``budgets`` (increasing render counts) fills ``Inversion.anytime``: the module docstring says how.
         """
         target, shortlist, gen = self._check_request(target, n, draws, generator, random_state, shortlist, refine)
+        budgets = () if budgets is None else tuple(budget_list(budgets))
         timing: dict[str, float] = {}
         t0 = time.perf_counter()
         X, target_spec = self._target_features(target)
@@ -260,19 +277,19 @@ class Inverter:
             samples = self.estimator.sample(X, draws - corrections, random_state=random_state)[0]  # (M, P) unit scale
         timing["sample"] = time.perf_counter() - t0
         drawn = self._rendered_draws(gen, samples, timing)
-        ranked = self._scored_draws(target_spec, *drawn, shortlist, timing)
+        ranked = self._scored_draws(target_spec, *drawn, shortlist, timing, budgets)
         n_unique = len(drawn[0])  # the learnt rounds' renders count as draws: they come out of the same budget
         if corrections:
-            ranked, spent = self._learnt_rounds(X, gen, target_spec, ranked, timing)
+            ranked, spent = self._learnt_rounds(X, gen, target_spec, ranked, timing, n_unique)
             n_unique += spent
         n_renders, min_distance = n_unique, 0.0  # without a search, the best n whatever their distance
         if refine:
             t4 = time.perf_counter()
             deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
-            ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, refine, random_state, refine_options, deadline, progress)
+            ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, refine, random_state, refine_options, deadline, progress, n_unique, budgets)
             n_renders += spent
             timing["refine"] = time.perf_counter() - t4
-        unique, params, waves, specs, lsd = ranked
+        unique, params, waves, specs, lsd, rendered_at = ranked
         order = distinct_best(unique, lsd, n, min_distance)
         distances = {"lsd_db": lsd[order]}
         if target.kind == "waveform":
@@ -282,7 +299,7 @@ class Inverter:
             target=target, target_spectrogram=target_spec, params=params[order], params_unit=unique[order],
             waveforms=waves[order], spectrograms=specs[order], distances=distances, n_draws=draws,
             n_unique=int(n_unique), n_renders=int(n_renders), space=self.space, generator=self.generator,
-            method=self.method, timing=timing, frontend=self.frontend,
+            method=self.method, timing=timing, frontend=self.frontend, anytime=_anytime(lsd, rendered_at, budgets, n_renders),
         )
 
     def _learnt_renders(self, draws: int, n: int) -> int:
@@ -293,27 +310,29 @@ class Inverter:
         spent = int(self.estimator.correction_renders())
         return spent if draws - spent >= n else 0
 
-    def _learnt_rounds(self, X, gen, target_spec, ranked: tuple[np.ndarray, ...], timing: dict[str, float]) -> tuple[tuple[np.ndarray, ...], int]:
+    def _learnt_rounds(self, X, gen, target_spec, ranked: tuple[np.ndarray, ...], timing: dict[str, float], start: int) -> tuple[tuple[np.ndarray, ...], int]:
         """The estimator's rounds: its best rendered candidates, moved by ``correct`` from what their
-        renders look like, rendered and joined to ``ranked``; also the renders spent. Times ``"learnt"``."""
+        renders look like, rendered (after the ``start`` renders before them) and joined to ``ranked``;
+        also the renders spent. Times ``"learnt"``."""
         t = time.perf_counter()
         est = self.estimator
         spent = 0
         for _ in range(int(est.rounds)):
-            unique, _, waves, specs, lsd = ranked
+            unique, _, waves, specs, lsd, _ = ranked
             best = np.argsort(lsd, kind="stable")[: int(est.keep)]
             rendered = specs[best] if self.input == "spectrogram" else waves[best]
             proposed = est.correct(X, unique[best], rendered)
-            drawn = self._rendered_draws(gen, proposed, {})
+            drawn = self._rendered_draws(gen, proposed, {}, start + spent)
             spent += len(drawn[0])
             ranked = _joined(ranked, self._scored_draws(target_spec, *drawn, len(drawn[0]), {}))
         timing["learnt"] = time.perf_counter() - t
         return ranked, spent
 
-    def _rendered_draws(self, gen, samples: np.ndarray, timing: dict[str, float]) -> tuple[np.ndarray, ...]:
-        """``(unit, params, waves)`` of the distinct draws, in the order first drawn; times ``"render"``.
+    def _rendered_draws(self, gen, samples: np.ndarray, timing: dict[str, float], start: int = 0) -> tuple[np.ndarray, ...]:
+        """``(unit, params, waves, rendered_at)`` of the distinct draws, in the order first drawn; times ``"render"``.
 
         Point estimators repeat one draw: each distinct candidate is rendered once.
+        ``rendered_at`` numbers the renders, from ``start`` (the renders before these).
         """
         _, first = np.unique(samples, axis=0, return_index=True)
         unique = samples[np.sort(first)]
@@ -321,29 +340,34 @@ class Inverter:
         t1 = time.perf_counter()
         waves = render_checked(gen, params)
         timing["render"] = time.perf_counter() - t1
-        return unique, params, waves
+        return unique, params, waves, start + np.arange(len(unique))
 
-    def _scored_draws(self, target_spec, unique, params, waves, shortlist: int, timing: dict[str, float]) -> tuple[np.ndarray, ...]:
-        """``(unit, params, waves, pictures, lsd_db)`` of the draws that reach the exact ranking (the
-        shortlist's, when there are more than ``shortlist``); times ``"shortlist"`` and ``"score"``."""
+    def _scored_draws(self, target_spec, unique, params, waves, rendered_at, shortlist: int, timing: dict[str, float], budgets=()) -> tuple[np.ndarray, ...]:
+        """``(unit, params, waves, pictures, lsd_db, rendered_at)`` of the draws that reach the exact
+        ranking (the shortlist's, when there are more than ``shortlist``, and the best of those
+        rendered before each of ``budgets``); times ``"shortlist"`` and ``"score"``."""
         if len(unique) > shortlist and self.coarse_frames:
             t2 = time.perf_counter()
-            keep = self._shortlist(target_spec, waves, shortlist)
-            unique, params, waves = unique[keep], params[keep], waves[keep]
+            keep = self._shortlist(target_spec, waves, shortlist, rendered_at, budgets)
+            unique, params, waves, rendered_at = unique[keep], params[keep], waves[keep], rendered_at[keep]
             timing["shortlist"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         specs = self.spectrograms(waves)
         lsd = lsd_db(target_spec, specs)
         timing["score"] = time.perf_counter() - t3
-        return unique, params, waves, specs, lsd
+        return unique, params, waves, specs, lsd, rendered_at
 
-    def _searched(self, gen, target_spec, ranked: tuple[np.ndarray, ...], n: int, budget: int, random_state, options, deadline, progress: bool = False):
+    def _searched(self, gen, target_spec, ranked: tuple[np.ndarray, ...], n: int, budget: int, random_state, options, deadline, progress: bool = False,
+                  start: int = 0, budgets=()):
         """``ranked`` (``_scored_draws``'s arrays) joined to what a search from its best draws found
-        (``_refine``), the renders the search spent, and the distance to keep between candidates."""
-        unique, _, _, specs, lsd = ranked
+        (``_refine``, after the ``start`` renders of the draws), the renders the search spent, and the
+        distance to keep between candidates."""
+        unique, _, _, specs, lsd, _ = ranked
         best = np.argsort(lsd, kind="stable")
         with tqdm(total=int(budget), desc="search", unit="render", disable=not progress, leave=False) as bar:
-            *refined, n_evals, min_distance = self._refine(gen, target_spec, unique[best], specs[best], n, int(budget), random_state, options, deadline, bar)
+            *refined, n_evals, min_distance = self._refine(
+                gen, target_spec, unique[best], specs[best], n, int(budget), random_state, options, deadline, bar, start, budgets
+            )
         return _joined(ranked, tuple(refined)), n_evals + len(refined[0]), min_distance
 
     def _check_request(self, target, n, draws, generator, random_state, shortlist, refine) -> tuple[Target, int, Generator]:
@@ -410,10 +434,12 @@ class Inverter:
             return self._coarse(), lambda spec: spec[:, ::SHORTLIST_STEP]
         return self.frontend_module(), lambda spec: spec
 
-    def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, ranked_specs: np.ndarray, n: int, budget: int, random_state, options, deadline=None, bar=None):
+    def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, ranked_specs: np.ndarray, n: int, budget: int, random_state, options, deadline=None, bar=None,
+                start: int = 0, budgets=()):
         """Refine the best of ``ranked`` (unit draws, best first, with their full pictures);
-        return the refined points' unit values, params, waves, pictures, exact lsd_db, renders spent
-        and the distance kept between candidates."""
+        return the refined points' unit values, params, waves, pictures, exact lsd_db, when they were
+        rendered (counting from ``start``), renders spent and the distance kept between candidates.
+        Besides the best distinct points, the best found before each of ``budgets`` is ranked exactly."""
         from .refine import refine  # the name `refine` is invert's budget argument there
 
         options = dict(options or {})
@@ -450,14 +476,18 @@ class Inverter:
         # every point tried, not only each run's best: the neighbourhood of a good point holds other good
         # answers that differ on parameters the sound barely depends on; the best distinct ones are ranked exactly
         rendered = np.flatnonzero(res.tried_scores < FAILED)
-        unit = res.tried_unit[rendered[distinct_best(res.tried_unit[rendered], res.tried_scores[rendered], exact, min_distance)]]
-        if not len(unit):  # a budget too small for one generation
-            unit = res.params_unit
+        kept = rendered[distinct_best(res.tried_unit[rendered], res.tried_scores[rendered], exact, min_distance)]
+        when = start + np.arange(len(res.tried_scores))
+        extra = np.setdiff1d([i for i in _best_before(res.tried_scores, when, budgets) if res.tried_scores[i] < FAILED], kept)
+        kept = np.concatenate([kept, extra.astype(np.intp)])
+        unit, at = res.tried_unit[kept], when[kept]
+        if not len(unit):  # a budget too small for one generation: the seeds, draws rendered before the search
+            unit, at = res.params_unit, np.full(len(res.params_unit), start - 1)
         params = space.from_unit(unit)
         waves = render_checked(gen, params)
         specs = self.spectrograms(waves)
         # report the unit point of what was rendered (ints rounded, choices snapped)
-        return space.to_unit(params), params, waves, specs, lsd_db(target_spec, specs), res.n_evals, min_distance
+        return space.to_unit(params), params, waves, specs, lsd_db(target_spec, specs), at, res.n_evals, min_distance
 
     def _coarse(self) -> Spectrogram:
         if self._coarse_module is None:
@@ -507,6 +537,26 @@ def _joined(ranked: tuple[np.ndarray, ...], refined: tuple[np.ndarray, ...]) -> 
     _, first = np.unique(joined[1], axis=0, return_index=True)
     keep = np.sort(first)
     return tuple(a[keep] for a in joined)
+
+
+def _best_before(scores: np.ndarray, rendered_at: np.ndarray, budgets) -> np.ndarray:
+    """Indices of the lowest of ``scores`` among the points rendered before each of ``budgets``, for the
+    budgets that fall after the first of these renders and before their last (else none is needed)."""
+    picks = []
+    for b in budgets:
+        before = np.flatnonzero(rendered_at < b)
+        if 0 < len(before) < len(rendered_at):
+            picks.append(before[np.argmin(scores[before])])
+    return np.unique(np.asarray(picks, dtype=np.intp))
+
+
+def _anytime(lsd: np.ndarray, rendered_at: np.ndarray, budgets, n_renders: int) -> list[tuple[int, float]]:
+    """``[(b, best lsd_db of the ranked points rendered before b), ...]`` for the budgets below
+    ``n_renders``, then ``(n_renders, the best of all)``; empty without budgets."""
+    if not budgets:
+        return []
+    curve = [(int(b), float(lsd[rendered_at < b].min())) for b in budgets if b < n_renders and (rendered_at < b).any()]
+    return curve + [(int(n_renders), float(lsd.min()))]
 
 
 def _time_budget(limit: float, refine: int, n_drawn: int, timing: dict[str, float], elapsed: float) -> float:

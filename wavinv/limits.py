@@ -42,6 +42,32 @@ def positive_int(name: str, value: Any) -> int:
     return int_arg(name, value, 1)
 
 
+def budget_list(value: Any, name: str = "budgets") -> list[int]:
+    """Render budgets: ``"16,64,256"`` or a sequence of ints, increasing, each >= 1, at least one.
+
+    ``InputError`` naming ``name`` for an empty, unsorted or repeating list, or an item that is not
+    a positive integer (``"16.5"``, ``"x"``, ``0``, a bool).
+    """
+    items = [s.strip() for s in value.split(",")] if isinstance(value, str) else value
+    try:
+        items = list(items)
+    except TypeError:
+        raise InputError(f"{name} must be a comma-separated list of render counts, got {value!r}") from None
+    if not items or any(isinstance(i, str) and not i for i in items):
+        raise InputError(f"{name} must list at least one render count, without empty items, got {value!r}")
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            try:
+                item = int(item, 10)
+            except ValueError:
+                raise InputError(f"{name} must be whole numbers of renders, got {item!r} in {value!r}") from None
+        out.append(int_arg(f"each of {name}", item, 1))
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise InputError(f"{name} must increase, without repeats, got {value!r}")
+    return out
+
+
 def cpu_count() -> int:
     """The cores this process may run on (its affinity mask where the OS has one), at least 1."""
     if hasattr(os, "sched_getaffinity"):
