@@ -80,6 +80,8 @@ def make_eval_key(model_key: dict[str, Any], s: Settings, entry: Entry) -> dict[
         key["search"] = {"version": SEARCH_VERSION, "min_distance": MIN_DISTANCE}
     if entry.draws is not None:
         key["draws"] = entry.draws
+    if entry.searches and s.budgets:
+        key["budgets"] = s.budgets  # each budget's best so far joins the exact ranking: another set of candidates
     return key
 
 

@@ -53,6 +53,7 @@ def evaluate(
             generator=gen,
             random_state=seed_draws,
             refine=entry.refine,
+            budgets=s.budgets if entry.searches else None,
         )
         X = wave[None] if inv.input == "waveform" else res.target_spectrogram[None]
         with estimator_progress(inv.estimator, False):  # one bar per row and target is enough
@@ -82,6 +83,8 @@ def evaluate(
             "n_unique": int(res.n_unique),
             "n_renders": int(res.n_renders),
         }
+        if res.anytime:  # [[renders, best lsd_db by then], ...], the last at n_renders
+            ev["targets"][str(row)]["anytime"] = [[b, v] for b, v in res.anytime]
         write_json(ev_path, ev)
 
 

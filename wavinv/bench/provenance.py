@@ -82,7 +82,7 @@ def command_line(store: Store, out: Path, s: Settings, generator: str | None) ->
     args += ["--methods", ",".join(s.methods), "--inputs", ",".join(s.inputs)]
     args += ["--targets", str(s.targets), "--k", str(s.k), "--draws", str(s.draws), "--samples", str(s.samples), "--seed", str(s.seed)]
     if s.refine:
-        args += ["--refine", str(s.refine)]
+        args += ["--refine", str(s.refine), "--budgets", ",".join(map(str, s.budgets))]
     if generator:
         args += ["--generator", generator]
     return shlex.join(args)
@@ -119,6 +119,7 @@ def run_meta(store: Store, out: Path, s: Settings, n_test: int, rows, evals: dic
             "samples": s.samples,
             "seed": s.seed,
             "refine": s.refine,
+            "budgets": s.budgets,
             "bootstrap": {"resamples": N_BOOT, "level": LEVEL},
             "overrides": {f"{m}:{i}": s.overrides_for(m, i) for m, i in pairs_of(s) if s.overrides_for(m, i)},
         },

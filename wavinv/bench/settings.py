@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..errors import InputError
-from ..limits import int_arg
+from ..limits import budget_list, int_arg
 from ..methods import INPUTS, build_method, method_names
 from ..profiles import PROFILES  # plain data, also read by the CLI's help
 
@@ -21,6 +21,10 @@ __all__: list[str] = []  # internal: wavinv's own modules import what they need 
 
 # one logger for the whole package: its lines read "wavinv.bench: ..." wherever they come from
 log = logging.getLogger(__package__)
+
+# Renders per target at which the rows with a search record their best so far (the anytime table),
+# besides the search rows' own budget (draws + refine).
+DEFAULT_BUDGETS = (16, 64, 256, 1024, 4096)
 
 
 def get_profile(name: str) -> dict[str, Any]:
@@ -55,14 +59,19 @@ class Settings:
     seed: int
     overrides: dict[str, dict[str, Any]]
     refine: int = 0
+    budgets: list[int] = field(default_factory=list)  # renders per target where the search rows record their best so far
 
     def overrides_for(self, method: str, input: str) -> dict[str, Any]:
         """``overrides[method]`` updated by ``overrides["method:input"]``."""
         return {**self.overrides.get(method, {}), **self.overrides.get(f"{method}:{input}", {})}
 
 
-def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine=None) -> Settings:
-    """``bench``'s arguments over the profile's defaults, checked: a bad one raises ``InputError`` before any work."""
+def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine=None, budgets=None) -> Settings:
+    """``bench``'s arguments over the profile's defaults, checked: a bad one raises ``InputError`` before any work.
+
+    ``budgets`` (increasing render counts, or ``"16,64"``) default to the profile's, else
+    ``DEFAULT_BUDGETS``, each with the search rows' own budget (draws + refine) added.
+    """
     prof = get_profile(profile)
     known = method_names()
     if methods is None:
@@ -99,6 +108,10 @@ def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gal
     )
     if s.k > s.draws:
         raise InputError(f"k (candidates kept) must be <= draws, got k={s.k}, draws={s.draws}")
+    if budgets is not None:
+        s.budgets = budget_list(budgets)
+    else:
+        s.budgets = sorted({*budget_list(prof.get("budgets", DEFAULT_BUDGETS)), *([s.draws + s.refine] if s.refine else [])})
     return s
 
 
@@ -117,6 +130,11 @@ class Entry:
     sampler: str | None = None
     refine: int = 0  # extra renders per target spent on search through the generator
     draws: int | None = None  # None: the settings' draws
+
+    @property
+    def searches(self) -> bool:
+        """A row with a search (``+refine`` rows, cma-search, random-search): it records its best lsd_db so far."""
+        return bool(self.refine) or self.draws is not None
 
 
 def make_entries(s: Settings) -> list[Entry]:
