@@ -101,6 +101,13 @@ def _plain_log_ticks(ax) -> None:
     ax.xaxis.set_minor_formatter(plain if hi / lo < 10 else NullFormatter())
 
 
+def _save(fig, path: str | os.PathLike) -> None:
+    """Write a bench figure as a PNG, whole or not at all, and free it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    _pyplot().close(fig)
+
+
 # rows drawn as reference lines, not as bars or points: chance and the same-sound floor
 _REFERENCES = ("prior", "floor")
 
@@ -138,9 +145,7 @@ def bench_bars(
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def bench_scatter(
@@ -181,6 +186,33 @@ def bench_scatter(
     fig.legend(handles, labels, loc="outside right center", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _save(fig, path)
+
+
+def bench_anytime(cells: Sequence[Mapping[str, Any]], budgets: Sequence[int], path: str | os.PathLike, title: str | None = None) -> None:
+    """Gap closed against renders per target (log x): one line per row with a search, its interval as a band;
+    chance (0) and the same sound (1) as reference lines. ``cells`` as in the bench's ``anytime.csv``."""
+    plt = _pyplot()
+    rows = list(dict.fromkeys((c["method"], c["input"]) for c in cells))
+    colors = {r: plt.get_cmap("tab10")(i % 10) for i, r in enumerate(rows)}
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), constrained_layout=True)
+    for row in rows:
+        got = [c for c in cells if (c["method"], c["input"]) == row and c["gap_closed"] is not None and np.isfinite(c["gap_closed"])]
+        if not got:
+            continue
+        x = np.array([c["budget"] for c in got], dtype=float)
+        label = row[0] if row[1] == "any" else f"{row[0]} / {row[1]}"
+        ax.plot(x, [c["gap_closed"] for c in got], marker="o", ms=3, color=colors[row], label=label)
+        ax.fill_between(x, [c["gap_closed_lo"] for c in got], [c["gap_closed_hi"] for c in got], color=colors[row], alpha=0.15, lw=0)
+    ax.axhline(0.0, color="k", ls="--", lw=1, label="prior (chance)")
+    ax.axhline(1.0, color="tab:green", ls=":", lw=1.5, label="floor (same sound)")
+    ax.set_xscale("log")
+    ax.set_xlim(min(budgets) / 1.3, max(budgets) * 1.3)
+    _plain_log_ticks(ax)
+    ax.set_xlabel("renders per target")
+    ax.set_ylabel("gap closed")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    _save(fig, path)

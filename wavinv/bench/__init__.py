@@ -9,6 +9,9 @@ candidate with the generator and writes, into ``out``:
   (random parameters) is the chance level and is always there;
 - ``lsd_db.png`` (bars), ``quality_vs_cost.png`` (scatter), ``gallery-N.png``
   (a target beside every method's best candidate);
+- with a search (``refine``), the anytime table: each search row's gap closed
+  after each budget of renders per target (``results.md``, ``anytime.csv``,
+  ``anytime.png``), from the best lsd_db each inversion recorded on the way;
 - ``models/{method}-{input}.joblib`` + ``.json`` and ``evals/{method}-{input}.json``:
   fitted models and per-target results, reused when the store and settings
   match, so an interrupted bench resumes where it stopped.
@@ -19,7 +22,8 @@ paired one: ``results`` reports each row's lsd_db best-of-K minus the best row's
 
 Modules, lowest first (a module imports only those above it): ``stats``
 (bootstrap), ``settings`` (profile, settings, rows), ``table`` (metrics and the
-rows' numbers), ``cache`` (files kept between runs, fitted models),
+rows' numbers), ``anytime`` (the search rows' gap closed per budget),
+``cache`` (files kept between runs, fitted models),
 ``evaluate`` (per-target scores, the floor), ``report`` (tables and figures),
 ``provenance`` (machine, version, command), ``run`` (the ``bench`` driver).
 """

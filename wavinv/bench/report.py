@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -12,22 +10,13 @@ import numpy as np
 
 from ..outputs import atomic_paths
 from ..store import Store
+from .anytime import COLUMNS as ANYTIME_COLUMNS, anytime_markdown
 from .cache import gallery_path, json_text
 from .settings import Settings
 from .stats import LEVEL
-from .table import CSV_COLUMNS, METRICS
+from .table import CSV_COLUMNS, METRICS, csv_text
 
 __all__: list[str] = []  # internal: wavinv's own modules import what they need by name
-
-
-def csv_text(rows: list[dict[str, Any]]) -> str:
-    """``results.csv``: every column of every row, floats to 6 significant digits, empty where a row has no value."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({c: (f"{r[c]:.6g}" if isinstance(r[c], float) else "" if r[c] is None else r[c]) for c in CSV_COLUMNS})
-    return buf.getvalue()
 
 
 def _best_index(rows: list[dict[str, Any]], key: str, better) -> int | None:
@@ -49,13 +38,14 @@ def _fmt(x: float, decimals: int) -> str:
     return f"{round(x, decimals) + 0.0:.{decimals}f}"
 
 
-def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[str, str], page: str | None = None) -> str:
-    """``results.md``: where the numbers come from, the table, what its columns mean, then the figures."""
+def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[str, str], page: str | None = None, anytime: list[str] = ()) -> str:
+    """``results.md``: where the numbers come from, the table, what its columns mean, the anytime section, then the figures."""
     se = meta["settings"]
     lines = _provenance_table(meta) + _results_table(rows, se) + _glossary(se["k"])
     if se["overrides"]:
         lines += ["Hyper-parameters changed from the methods' defaults: "
                   + "; ".join(f"{name} `{json.dumps(ov, sort_keys=True)}`" for name, ov in se["overrides"].items()) + ".", ""]
+    lines += anytime
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{title}]({fname})" for fname, title in figures.items()]
@@ -143,15 +133,20 @@ def _glossary(k: int) -> list[str]:
     ]
 
 
-def write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: Settings, store: Store) -> dict[str, Path]:
-    """Tables and figures, all written or none (the per-row models and evals are kept either way)."""
-    from ..plots import bench_bars, bench_scatter
+def write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: Settings, store: Store, anytime=((), ())) -> dict[str, Path]:
+    """Tables and figures, all written or none (the per-row models and evals are kept either way).
 
+    ``anytime`` is ``anytime_rows``' ``(cells, missing)``: with cells, ``anytime.png`` and ``anytime.csv`` too.
+    """
+    from ..plots import bench_anytime, bench_bars, bench_scatter
+
+    cells, missing = anytime
     gallery = [int(row) for row in target_rows[: s.gallery]]
     figures = {"lsd_db.png": "lsd_db per method and input", "quality_vs_cost.png": "quality vs cost"}
     figures.update({f"gallery-{j + 1}.png": f"gallery: test id {row}" for j, row in enumerate(gallery)})
     page = REPORT if gallery else None
-    names = [*figures, "results.md", "results.csv", "results.json", *([page] if page else [])]
+    curve = ["anytime.png", "anytime.csv"] if cells else []
+    names = [*figures, *curve, "results.md", "results.csv", "results.json", *([page] if page else [])]
     title = f"{meta['store']['generator']}, {meta['settings']['targets']} test targets, best {s.k} of {s.draws} draws"
     with atomic_paths(*(out / name for name in names)) as tmps:
         tmp = dict(zip(names, tmps))
@@ -161,9 +156,13 @@ def write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: Settings,
             _gallery_figure(tmp[f"gallery-{j + 1}.png"], out, row, j, pairs, evals, store, s.draws)
         if page:
             _gallery_page(tmp[page], out, gallery, pairs, evals, store, s, meta)
-        tmp["results.csv"].write_text(csv_text(rows))
-        tmp["results.json"].write_text(json_text({"meta": meta, "rows": rows}))
-        tmp["results.md"].write_text(_markdown(rows, meta, figures, page))
+        if cells:
+            bench_anytime(cells, s.budgets, tmp["anytime.png"], title=f"{title}: gap closed against renders per target")
+            tmp["anytime.csv"].write_text(csv_text(cells, ANYTIME_COLUMNS))
+        tmp["results.csv"].write_text(csv_text(rows, CSV_COLUMNS))
+        tmp["results.json"].write_text(json_text({"meta": meta, "rows": rows, "anytime": {"budgets": s.budgets, "rows": list(cells), "missing": list(missing)}}))
+        section = anytime_markdown(list(cells), list(missing), s, "anytime.png" if cells else None) if s.budgets and (cells or missing) else []
+        tmp["results.md"].write_text(_markdown(rows, meta, figures, page, section))
     return {name: out / name for name in names}
 
 

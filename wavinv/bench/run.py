@@ -20,6 +20,7 @@ from ..limits import require_memory
 from ..outputs import check_output_dir
 from ..store import Store, open_store, same_generator
 from .cache import fit_or_load, load_evals, make_eval_key, make_model_key, model_info
+from .anytime import anytime_rows
 from .evaluate import evaluate, evaluate_floor
 from .provenance import command_line, run_meta
 from .report import write_outputs
@@ -34,7 +35,8 @@ log = logging.getLogger(__package__)
 
 @dataclass
 class BenchResult:
-    """What ``bench`` wrote: rows (as in ``results.csv``), provenance, files and what was reused."""
+    """What ``bench`` wrote: rows (as in ``results.csv``), the anytime cells (as in ``anytime.csv``),
+    provenance, files and what was reused."""
 
     rows: list[dict[str, Any]]
     meta: dict[str, Any]
@@ -43,6 +45,7 @@ class BenchResult:
     fitted: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     evaluated: list[str] = field(default_factory=list)
+    anytime: list[dict[str, Any]] = field(default_factory=list)
 
     def markdown(self) -> str:
         return (self.out / "results.md").read_text()
@@ -75,6 +78,7 @@ def bench(
     command: str | None = None,
     progress: bool = True,
     refine: int | None = None,
+    budgets: str | Sequence[int] | None = None,
 ) -> BenchResult:
     """Fit, invert and score every (method, input) pair; write tables and plots into ``out``.
 
@@ -82,7 +86,9 @@ def bench(
     clips are inverted, keeping the best ``k`` of ``draws`` draws each; diversity,
     coverage@80 and param_mae of the mean use ``samples`` more draws per target.
     ``overrides`` maps a method (or ``"method:input"``) to hyper-parameters.
-    ``refine`` > 0 adds ``METHOD+refine`` rows and the search peers (see ``make_entries``).
+    ``refine`` > 0 adds ``METHOD+refine`` rows and the search peers (see ``make_entries``);
+    those record their best lsd_db after each of ``budgets`` renders per target (increasing;
+    default ``DEFAULT_BUDGETS`` and draws + refine), the anytime table and ``anytime.png``.
     A generator that takes a seed gets a ``floor`` row: each target's true
     parameters re-rendered with another noise seed.
     ``generator`` re-renders candidates (default: the store's built-in generator).
@@ -90,7 +96,7 @@ def bench(
     equivalent ``wavinv bench`` command). Bad settings raise ``InputError``, a
     missing or incomplete store ``StoreError``.
     """
-    s = make_settings(profile, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine)
+    s = make_settings(profile, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine, budgets)
     store = _open_store(store, s)
     n_test, positions, rows = _pick_targets(store, s)
     entries = make_entries(s)  # builds every estimator: a bad hyper-parameter fails now, not an hour in
@@ -104,7 +110,9 @@ def bench(
     pairs, evals = _run_rows(entries, store, gen, s, positions, rows, out, result, progress, inner)
     result.rows = table_rows(evals, pairs, s)
     result.meta = run_meta(store, out, s, n_test, rows, evals, t_start, command or command_line(store, out, s, generator))
-    result.files = write_outputs(out, result.rows, result.meta, evals, pairs, rows, s, store)
+    cells, missing = anytime_rows(evals, pairs, s, [(e.label, e.input) for e in entries if e.searches])
+    result.anytime = cells
+    result.files = write_outputs(out, result.rows, result.meta, evals, pairs, rows, s, store, (cells, missing))
     return result
 
 

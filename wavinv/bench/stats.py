@@ -34,8 +34,12 @@ def bootstrap_ci(values, n_boot: int = N_BOOT, level: float = LEVEL, seed: int =
     return float(x.mean()), float(lo), float(hi)
 
 
-def gap_closed(chance: np.ndarray, floor: np.ndarray, values: np.ndarray, idx: np.ndarray) -> tuple[float, float, float]:
+def gap_closed(chance: np.ndarray, floor: np.ndarray, values: np.ndarray, idx: np.ndarray, start: np.ndarray | None = None) -> tuple[float, float, float]:
     """(mean chance - mean row) / (mean chance - mean floor), with its paired bootstrap interval.
+
+    With ``start`` (another row's per-target values), (mean start - mean row) / (mean chance - mean
+    floor) instead: how much more of the gap the row closes than that one, on the same scale and
+    resamples.
 
     A ratio of means, not a mean of per-target ratios: on a target whose chance
     level is about its floor (a noisy sound that random patches match as well as
@@ -43,9 +47,11 @@ def gap_closed(chance: np.ndarray, floor: np.ndarray, values: np.ndarray, idx: n
     the mean by itself.
     """
 
+    start = chance if start is None else start
+
     def ratio(rows: np.ndarray) -> np.ndarray:
         span = chance[rows].mean(axis=-1) - floor[rows].mean(axis=-1)
-        return (chance[rows].mean(axis=-1) - values[rows].mean(axis=-1)) / np.where(span > 0, span, np.nan)
+        return (start[rows].mean(axis=-1) - values[rows].mean(axis=-1)) / np.where(span > 0, span, np.nan)
 
     point = float(ratio(np.arange(len(chance))))
     lo, hi = np.nanquantile(ratio(idx), [(1 - LEVEL) / 2, (1 + LEVEL) / 2]) if np.isfinite(point) else (np.nan, np.nan)

@@ -7,6 +7,8 @@ and the floor, and the costs.
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,25 @@ CSV_COLUMNS = (
 )
 
 
+def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A CSV of ``columns`` of every row (``results.csv``, ``anytime.csv``): floats to 6 significant digits,
+    empty where a row has no value."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: (f"{r[c]:.6g}" if isinstance(r[c], float) else "" if r[c] is None else r[c]) for c in columns})
+    return buf.getvalue()
+
+
+def chance_and_floor(evals: dict, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per target, the scale of gap closed: the prior's best-of-K lsd_db (chance; its row is always first)
+    and the floor's (zeros where there is no floor row)."""
+    best = {pair: np.array([r["lsd_db_best"] for r in evals[pair]["records"]]) for pair in pairs}
+    chance = best[pairs[0]]
+    return chance, next((v for (m, _), v in best.items() if m == "floor"), np.zeros(len(chance)))
+
+
 def table_rows(evals: dict, pairs: list[tuple[str, str]], s: Settings) -> list[dict[str, Any]]:
     """One row per pair: mean and bootstrap interval of each metric, cost columns."""
     n = len(next(iter(evals.values()))["records"])
@@ -64,8 +85,7 @@ def table_rows(evals: dict, pairs: list[tuple[str, str]], s: Settings) -> list[d
         table.append(row)
     methods = [i for i, (m, _) in enumerate(pairs) if m != "floor"]
     best = methods[int(np.argmin([table[i]["lsd_db_best"] for i in methods]))]
-    chance = per_target[0]  # the prior's row is always first
-    floor = next((v for (m, _), v in zip(pairs, per_target) if m == "floor"), np.zeros(n))
+    chance, floor = chance_and_floor(evals, pairs)
 
     for row, values in zip(table, per_target):
         # paired: the same targets and the same resamples for both rows
