@@ -9,7 +9,8 @@
 
 Profiles are the plain dicts in ``wavinv.bench.PROFILES`` (store size and seed,
 methods, inputs, targets, K, draws, per-method hyper-parameters); the command
-line can change the number of targets, K and draws, and ``--generator`` (with
+line can change the number of targets, K, draws, the search's renders and the
+budgets of the anytime table, and ``--generator`` (with
 ``--n``) builds and benchmarks another generator's store. Work files (store, fitted
 models, per-target results) go under ``data/`` and are reused: re-running the
 same command resumes an interrupted run. ``--publish DIR`` copies the tables and
@@ -35,6 +36,7 @@ from wavinv.cli import parse_overrides
 from wavinv.errors import InputError, WavinvError
 from wavinv.generate import generate
 from wavinv.generators import generator_file, portable_spec
+from wavinv.limits import budget_list
 from wavinv.store import is_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +58,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--k", type=int, default=None)
     ap.add_argument("--draws", type=int, default=None)
     ap.add_argument("--refine", type=int, default=None, help="renders of search per target: METHOD+refine rows and the search peers (default: the profile's)")
+    ap.add_argument("--budgets", default=None, metavar="B1,B2,...",
+                    help="renders per target at which the rows with a search record their best so far, for the anytime table "
+                    "(increasing; default 16,64,256,1024,4096 and draws + refine)")
     ap.add_argument("--workers", type=int, default=1, help="processes rendering the store")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     prof = get_profile(args.profile)
+    try:  # checked before a store is built or anything written
+        budgets = None if args.budgets is None else budget_list(args.budgets, "--budgets")
+    except InputError as e:
+        fail(str(e))
     spec = dict(prof["store"])
     if args.generator is not None:
         if args.store is None:
@@ -103,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         k=args.k,
         draws=args.draws,
         refine=args.refine,
+        budgets=budgets,
         generator=args.generator,
         command=command,
         progress=not args.quiet,
@@ -115,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in _costs(out, name).items()))
     if publish is not None:
         publish.mkdir(parents=True, exist_ok=True)
-        for old in publish.glob("gallery-*.png"):  # an earlier run may have had more
+        for old in [*publish.glob("gallery-*.png"), *publish.glob("anytime.*")]:  # an earlier run may have had more
             old.unlink()
         for path in res.files.values():
             shutil.copy2(path, publish / path.name)

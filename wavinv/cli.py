@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError, StoreError, WavinvError
-from .limits import human_bytes, total_memory
+from .limits import budget_list, human_bytes, total_memory
 from .methods import INPUTS
 from .outputs import atomic_paths, check_output_dir, check_outputs, new_folder
 from .params import SAMPLINGS
@@ -51,6 +51,14 @@ def _count(low: int):
 
 
 _NONNEG, _POSITIVE = _count(0), _count(1)
+
+
+def _budgets(text: str) -> list[int]:
+    """An argparse type: increasing positive render counts, ``16,64,256``."""
+    try:
+        return budget_list(text, "the budgets")
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _number(low: float, high: float, unit: str, low_open: bool = False):
@@ -348,6 +356,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         generator=args.generator,
         progress=not args.quiet,
         refine=args.refine,
+        budgets=args.budgets,
     )
     if not args.quiet:
         print(res.summary())
@@ -380,6 +389,14 @@ def _add_bench(sub) -> None:
         metavar="R",
         help="also invert every method with R more renders of search through the generator (METHOD+refine rows), "
         "beside two search-only peers at the same budget (default: the profile's, 0 = off)",
+    )
+    p.add_argument(
+        "--budgets",
+        type=_budgets,
+        default=None,
+        metavar="B1,B2,...",
+        help="renders per target at which the rows with a search record their best so far: the anytime table and anytime.png "
+        "(increasing; default 16,64,256,1024,4096 and draws + refine)",
     )
     p.add_argument("--generator", default=None, metavar="SPEC", help="generator to re-render with (default: the store's built-in one)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
