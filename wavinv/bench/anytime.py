@@ -81,10 +81,10 @@ def anytime_markdown(cells: list[dict[str, Any]], missing: list[str], s: Setting
         return lines + ["No row with a search recorded its best lsd_db at these budgets" + (f" ({', '.join(missing)})" if missing else "") + ".", ""]
     lines += [
         "The best lsd_db reached after each number of renders per target, in the order they were rendered: "
-        "the draws first (in the order the method gives them: independent draws for the prior and the sampling methods, "
-        "closest first for a method that ranks its samples), its learnt rounds, then the search's evaluations, as one search spends them. "
-        "A column below the draws is the best of the first draws, what a run with that many draws would get from a method "
-        "whose draws are independent or ranked; a column inside the search is a moment of one search, not a shorter search "
+        "the draws first, in the order the method gives them, then its learnt rounds, then the search's evaluations, as one search spends them. "
+        "A column below the draws is the best of the first draws: what a run with that many draws would render, since the draws "
+        "are independent (the prior, the sampling methods) or come best first (knn's weighted picks without repeats, the proxy's "
+        "closest points); a column inside the search is a moment of one search, not a shorter search "
         "(that one would split its budget otherwise). The search ranks on every 8th frame, so at each budget its best point "
         "by that score is also ranked on the whole picture (one more render each, in the total): every value is the same "
         "full-picture lsd_db as the main table's best-of-K, whose value the curve ends at. A point counts from its first render; "
