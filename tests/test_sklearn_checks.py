@@ -22,9 +22,12 @@ HAS_SBI = importlib.util.find_spec("sbi") is not None
 FOR_CHECKS: dict[str, dict] = {"spec-cnn": {"frontend": {"n_freq": 2, "n_frames": 2, "n_fft": 2}}}
 
 _ONE_EPOCH = "TINY trains a smoke-test network for one epoch; it is not meant to reach the R^2 > 0.5 this check asks for"
+# float32 convolutions on CPU may sum a row in an order set by its place in the batch (the kernels
+# block the batch): reordered rows agree to about 1e-7, short of the 1e-9 asked of float64 output
+_ROW_ORDER = "a float32 network's convolutions may round a row differently at another place in the batch (about 1e-7 relative)"
 EXPECTED_FAILED: dict[str, dict[str, str]] = {
-    "conv1d": {"check_regressors_train": _ONE_EPOCH},
-    "spec-cnn": {"check_regressors_train": _ONE_EPOCH},
+    "conv1d": {"check_regressors_train": _ONE_EPOCH, "check_methods_sample_order_invariance": _ROW_ORDER},
+    "spec-cnn": {"check_regressors_train": _ONE_EPOCH, "check_methods_sample_order_invariance": _ROW_ORDER},
     "proxy": {"check_regressors_train": "TINY trains a 16-wide proxy for two epochs; its point estimate is a search, not a fit to y, and is not meant to reach R^2 > 0.5 here"},
     "sbi-npe": {
         "check_regressors_train": _ONE_EPOCH,
