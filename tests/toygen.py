@@ -5,6 +5,7 @@ Load them by file spec, e.g. ``tests/toygen.py:toy``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -88,3 +89,26 @@ pictured = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_
 # the same sound, another picture: a model fitted on ``pictured`` must refuse it
 repictured = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
                                spectrogram=_other_picture, spectrogram_range=(PICTURE_FLOOR, 0.0))
+
+
+# -- generators with noise and a seed, for the same-sound floor --------------------------------
+def _noise_row(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(N_SAMPLES)
+
+
+def _fixed_noise(params: np.ndarray, seed: int | None = None) -> np.ndarray:
+    """The toy plus one noise row for every patch (a fixed table): parameters next to a patch reproduce its noise."""
+    noise = _noise_row(0 if seed is None else seed + 1)
+    return (render_clips(params) + 0.3 * params[:, 1:2] * noise).astype(np.float32)
+
+
+def _patch_noise(params: np.ndarray, seed: int | None = None) -> np.ndarray:
+    """The toy plus noise seeded by a hash of the patch (salted by ``seed``): any other patch, or seed, has other noise."""
+    salt = b"" if seed is None else b"seed" + int(seed).to_bytes(8, "little")
+    rows = np.asarray(params, dtype="<f8")
+    noise = np.stack([_noise_row(int.from_bytes(hashlib.sha256(row.tobytes() + salt).digest()[:8], "little")) for row in rows])
+    return (render_clips(params) + 0.3 * params[:, 1:2] * noise).astype(np.float32)
+
+
+fixed_noise = _make(_fixed_noise, name="fixed-noise")
+patch_noise = _make(_patch_noise, name="patch-noise")

@@ -44,8 +44,9 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import InputError, ModelError, TimeLimitError
+from .floor import floor_waves, probe_floor
 from .frontend import Spectrogram, spectrogram
-from .generators import Generator, recorded_generator, render_checked, render_finite, takes_seed
+from .generators import Generator, recorded_generator, render_checked, render_finite
 from .limits import budget_list, int_arg, require_memory
 from .methods import INPUTS
 from .metrics import lsd_db, mrstft
@@ -418,15 +419,22 @@ class Inverter:
         }
         return result.chance
 
-    def floor_level(self, result: Inversion, truth: np.ndarray, seed: int = 1) -> float | None:
-        """lsd_db of the target's true parameters (natural units) rendered with noise seed ``seed``, scored on the
-        chance level's frames: what the same sound scores. None where the generator takes no seed."""
+    def floor_level(self, result: Inversion, truth: np.ndarray) -> dict[str, Any]:
+        """What the same sound scores against ``result``'s target, whose true parameters (natural units) are ``truth``.
+
+        ``wavinv.floor``'s rule, probed on this one target (``probe_floor``): its decision
+        and figures, and under ``"lsd_db"`` the floor's distance, scored on the chance level's frames.
+        """
         gen = self.attach()
-        if not takes_seed(gen):
-            return None
-        wave = render_checked(gen, np.asarray(truth, dtype=np.float64)[None], seed=seed)
         module, reference = self._scoring()
-        return float(lsd_db(reference(result.target_spectrogram), spectrogram(wave, module))[0])
+        target = reference(result.target_spectrogram)
+
+        def distance(waves: np.ndarray) -> np.ndarray:
+            return lsd_db(target, spectrogram(waves, module))
+
+        params = np.asarray(truth, dtype=np.float64)[None]
+        floor = probe_floor(gen, params, distance)
+        return {**floor, "lsd_db": float(distance(floor_waves(gen, params, floor))[0])}
 
     def _scoring(self):
         """``(module, frames of a target picture)`` the shortlist scores with: every 8th frame, or all of them."""

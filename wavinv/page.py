@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .floor import DESCRIPTION as FLOOR_DESCRIPTION, floor_sentence
 from .outputs import atomic_path
 from .picture import grid_axes
 
@@ -86,13 +87,13 @@ class Page:
 
 
 def inversion_section(
-    result, truth: Sequence[float] | None = None, floor: float | None = None, learnt: Mapping[str, Mapping[str, float]] | None = None
+    result, truth: Sequence[float] | None = None, floor: Mapping[str, Any] | None = None, learnt: Mapping[str, Mapping[str, float]] | None = None
 ) -> Section:
     """A ``Section`` for an ``Inversion``: its target, every candidate, and its chance level when it has one.
 
     ``truth`` (natural units) is the target's parameters where known (a demo's held-out
-    sound), ``floor`` what they score re-rendered with another noise seed, on the chance
-    level's frames (``Inverter.floor_level``); ``learnt`` the model's per-parameter view
+    sound), ``floor`` what the same sound scores on the chance level's frames and which
+    render of them that is (``Inverter.floor_level``); ``learnt`` the model's per-parameter view
     of what it learnt.
     """
     target = Clip("target", result.target_spectrogram, result.target.waveform, params=truth)
@@ -110,12 +111,10 @@ def inversion_section(
     else:
         notes.append("No chance level was measured for this inversion (--no-chance).")
     if c and floor is not None:
-        scale.append(Reference("floor: the true parameters re-rendered with another noise seed, on the same frames", floor, "floor"))
+        scale.append(Reference(f"floor: {FLOOR_DESCRIPTION[floor['kind']]}, on the same frames", floor["lsd_db"], "floor"))
+        notes.append(floor_sentence(floor))
     elif c:
-        notes.append(
-            "The floor (the same sound re-rendered with another noise seed) needs the target's true parameters: "
-            "wavinv bench measures it on held-out sounds."
-        )
+        notes.append("The floor (what the same sound scores) needs the target's true parameters: wavinv bench measures it on held-out sounds.")
     if result.target.waveform is None:
         notes.append("The target is a picture: there is no clip of it to play.")
     head = f"{result.target.source}: {len(cands)} candidates, best first"
@@ -286,7 +285,8 @@ def _section_view(s: Section, db_range, sample_rate: int, share: int, gain: floa
         by_kind = {r.kind: r.lsd_db for r in s.scale}
         if by_kind["chance"] > by_kind["floor"]:
             closed = (by_kind["chance"] - by_kind["candidate"]) / (by_kind["chance"] - by_kind["floor"])
-            notes.insert(0, f"Gap closed: {closed:.2f} (0 is chance, 1 is as close as the same sound re-rendered).")
+            beyond = ", above 1: #1 is closer to the target than the floor" if closed > 1 else ""
+            notes.insert(0, f"Gap closed: {closed:.2f} (0 is chance, 1 is as close as the same sound{beyond}).")
     learnt = None
     if s.learnt:
         cols = list(dict.fromkeys(k for row in s.learnt.values() for k in row))
@@ -418,7 +418,7 @@ _TEMPLATE = """<!DOCTYPE html>
 {% endfor %}
 <footer>
 lsd_db: log-spectral distance in dB between the target's spectrogram and a candidate's (lower is closer).
-Chance: the best of as many random parameter sets; floor: the target's own parameters re-rendered with another noise seed, what the same sound scores.
+Chance: the best of as many random parameter sets; floor: what the same sound scores, the target's own parameters re-rendered with another noise seed, or their own render where parameters next to them reproduce its noise.
 Made by wavinv.
 </footer>
 </main>
