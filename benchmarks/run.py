@@ -9,7 +9,8 @@
 
 Profiles are the plain dicts in ``wavinv.bench.PROFILES`` (store size and seed,
 methods, inputs, targets, K, draws, per-method hyper-parameters); the command
-line can change the number of targets, K, draws, the search's renders and the
+line can change the number of targets and where they come from (``--targets-from``,
+``--target-noise-seed``), K, draws, the search's renders and the
 budgets of the anytime table, and ``--generator`` (with
 ``--n``) builds and benchmarks another generator's store. Work files (store, fitted
 models, per-target results) go under ``data/`` and are reused: re-running the
@@ -32,10 +33,11 @@ from pathlib import Path
 
 from wavinv import open_store
 from wavinv.bench import PROFILES, bench, get_profile
+from wavinv.bench.targets import require_seed, target_options
 from wavinv.cli import parse_overrides
 from wavinv.errors import InputError, WavinvError
 from wavinv.generate import generate
-from wavinv.generators import generator_file, portable_spec
+from wavinv.generators import generator_file, load_generator, portable_spec
 from wavinv.limits import budget_list
 from wavinv.store import is_store
 
@@ -55,6 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--inputs", default=None, help="comma-separated subset of spectrogram,waveform (default: the profile's)")
     ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE", help="a hyper-parameter of one method (JSON value), e.g. conv1d.max_time=1800")
     ap.add_argument("--targets", type=int, default=None)
+    ap.add_argument("--targets-from", default="test", metavar="test|prior",
+                    help="test: the store's test split (default); prior: patches drawn from the parameter prior with the bench seed, outside the store")
+    ap.add_argument("--target-noise-seed", type=int, default=None, metavar="S",
+                    help="render the targets with noise seed S instead of the generator's default (a generator that takes a seed)")
     ap.add_argument("--k", type=int, default=None)
     ap.add_argument("--draws", type=int, default=None)
     ap.add_argument("--refine", type=int, default=None, help="renders of search per target: METHOD+refine rows and the search peers (default: the profile's)")
@@ -67,15 +73,18 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     prof = get_profile(args.profile)
-    try:  # checked before a store is built or anything written
-        budgets = None if args.budgets is None else budget_list(args.budgets, "--budgets")
-    except InputError as e:
-        fail(str(e))
     spec = dict(prof["store"])
     if args.generator is not None:
         if args.store is None:
             fail("--generator needs --store: the profile's store is another generator's")
         spec["generator"] = args.generator
+    try:  # checked before a store is built or anything written
+        budgets = None if args.budgets is None else budget_list(args.budgets, "--budgets")
+        targets_from, noise_seed = target_options(args.targets_from, args.target_noise_seed)
+        if noise_seed is not None:
+            require_seed(load_generator(spec["generator"]), noise_seed)
+    except WavinvError as e:
+        fail(str(e))
     if args.n is not None:
         if args.n < 1:
             fail(f"--n must be a positive number of clips, got {args.n}")
@@ -113,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         draws=args.draws,
         refine=args.refine,
         budgets=budgets,
+        targets_from=targets_from,
+        target_noise_seed=noise_seed,
         generator=args.generator,
         command=command,
         progress=not args.quiet,

@@ -140,7 +140,7 @@ def test_bench_uses_the_users_picture(work, capsys):
     # into a log (not a terminal): one bar per row, no bars nested inside it, no cursor moves
     assert "\x1b" not in err and "features" not in err and "target/s" not in err and "bench" in err
     rows = json.loads((work / "bench" / "results.json").read_text())["rows"]
-    assert {r["method"] for r in rows} == {"prior", "knn"}
+    assert {r["method"] for r in rows} == {"prior", "knn", "floor"}
     assert "| picture | the generator's own spectrogram function (toy): 64x64" in (work / "bench" / "results.md").read_text()
     gallery = np.load(next((work / "bench" / "evals").glob("knn-spectrogram.gallery-*.npz")))
     assert gallery["target"].shape == (64, 64) and gallery["target"].min() >= toygen.PICTURE_FLOOR - 0.1

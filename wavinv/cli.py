@@ -357,6 +357,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         refine=args.refine,
         budgets=args.budgets,
+        targets_from=args.targets_from,
+        target_noise_seed=args.target_noise_seed,
     )
     if not args.quiet:
         print(res.summary())
@@ -377,7 +379,12 @@ def _add_bench(sub) -> None:
     p.add_argument("--profile", default="quick", metavar="NAME", help=_profiles_help())
     p.add_argument("--methods", default=None, metavar="A,B", help="methods to compare (default: the profile's; prior is always added)")
     p.add_argument("--inputs", default=None, metavar="I,J", help="spectrogram, waveform or both (default: the profile's)")
-    p.add_argument("--targets", type=_POSITIVE, default=None, metavar="N", help="test targets to invert")
+    p.add_argument("--targets", type=_POSITIVE, default=None, metavar="N", help="targets to invert")
+    p.add_argument("--targets-from", default="test", metavar="test|prior",
+                   help="test: the store's test split (default); prior: patches drawn from the parameter prior with --seed, "
+                   "rendered by the generator, outside the store")
+    p.add_argument("--target-noise-seed", type=_NONNEG, default=None, metavar="S",
+                   help="render the targets with noise seed S instead of the generator's default (a generator that takes a seed)")
     p.add_argument("--k", type=_POSITIVE, default=None, metavar="K", help="candidates kept per target (best K)")
     p.add_argument("--draws", type=_POSITIVE, default=None, metavar="M", help="draws rendered per target")
     p.add_argument("--samples", type=_count(2), default=None, metavar="S", help="samples per target for diversity and coverage@80")

@@ -1,8 +1,9 @@
 """The benchmark harness: which input and which method invert the generator best, at what cost.
 
 ``bench`` fits every (method, input) pair on a store's train split, inverts
-held-out targets from its test split (never seen in fitting), re-renders every
-candidate with the generator and writes, into ``out``:
+held-out targets (its test split, never seen in fitting, or patches drawn from
+the prior outside the store), re-renders every candidate with the generator,
+scores the same-sound floor (``wavinv.floor``'s rule) and writes, into ``out``:
 
 - ``results.md``, ``results.csv``, ``results.json``: one row per (method, input),
   each metric the mean over targets with a 95% bootstrap interval; the prior row
@@ -14,24 +15,25 @@ candidate with the generator and writes, into ``out``:
   ``anytime.png``), from the best lsd_db each inversion recorded on the way;
 - ``models/{method}-{input}.joblib`` + ``.json`` and ``evals/{method}-{input}.json``:
   fitted models and per-target results, reused when the store and settings
-  match, so an interrupted bench resumes where it stopped.
+  match, so an interrupted bench resumes where it stopped; ``evals/floor.json``:
+  the floor's probe, decision and per-target records.
 
 Bootstrap resamples are drawn once and shared by every row (the targets are the
 same for every row), so the interval of a difference between two rows is a
 paired one: ``results`` reports each row's lsd_db best-of-K minus the best row's.
 
 Modules, lowest first (a module imports only those above it): ``stats``
-(bootstrap), ``settings`` (profile, settings, rows), ``table`` (metrics and the
-rows' numbers), ``anytime`` (the search rows' gap closed per budget),
-``cache`` (files kept between runs, fitted models),
-``evaluate`` (per-target scores, the floor), ``report`` (tables and figures),
+(bootstrap), ``targets`` (the sounds inverted), ``settings`` (profile, settings,
+rows), ``table`` (metrics and the rows' numbers), ``anytime`` (the search rows'
+gap closed per budget), ``cache`` (files kept between runs, fitted models),
+``evaluate`` (per-target scores), ``floor`` (the floor row), ``report`` (tables and figures),
 ``provenance`` (machine, version, command), ``run`` (the ``bench`` driver).
 """
 
 from __future__ import annotations
 
 from ..profiles import PROFILES
-from .evaluate import FLOOR_SEED, target_seeds
+from .evaluate import target_seeds
 from .provenance import machine_info
 from .run import BenchResult, bench
 from .settings import get_profile, parse_list

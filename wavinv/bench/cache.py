@@ -82,6 +82,8 @@ def make_eval_key(model_key: dict[str, Any], s: Settings, entry: Entry) -> dict[
         key["draws"] = entry.draws
     if entry.searches and s.budgets:
         key["budgets"] = s.budgets  # each budget's best so far joins the exact ranking: another set of candidates
+    if s.targets_key() is not None:  # absent for the store's own test clips: results made before the option stay valid
+        key["targets"] = s.targets_key()
     return key
 
 

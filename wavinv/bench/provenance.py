@@ -16,6 +16,7 @@ from ..picture import picture_label
 from ..store import Store
 from .settings import Settings, pairs_of
 from .stats import LEVEL, N_BOOT
+from .targets import BenchTargets
 
 __all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
@@ -83,13 +84,19 @@ def command_line(store: Store, out: Path, s: Settings, generator: str | None) ->
     args += ["--targets", str(s.targets), "--k", str(s.k), "--draws", str(s.draws), "--samples", str(s.samples), "--seed", str(s.seed)]
     if s.refine:
         args += ["--refine", str(s.refine), "--budgets", ",".join(map(str, s.budgets))]
+    if s.targets_from != "test":
+        args += ["--targets-from", s.targets_from]
+    if s.target_noise_seed is not None:
+        args += ["--target-noise-seed", str(s.target_noise_seed)]
     if generator:
         args += ["--generator", generator]
     return shlex.join(args)
 
 
-def run_meta(store: Store, out: Path, s: Settings, n_test: int, rows, evals: dict, t_start: float, command: str) -> dict[str, Any]:
+def run_meta(store: Store, out: Path, s: Settings, targets: BenchTargets, floor: dict[str, Any], evals: dict, t_start: float, command: str) -> dict[str, Any]:
     """The run's provenance as ``results.json`` records it under ``meta`` (in this key order).
+
+    ``floor`` is the floor's probe and decision (``wavinv.floor.probe_floor``).
 
     ``wall_s`` is this run's time since ``t_start``; the fit and invert totals
     are summed over every run that contributed (a resumed bench reuses earlier work).
@@ -105,7 +112,7 @@ def run_meta(store: Store, out: Path, s: Settings, n_test: int, rows, evals: dic
             "generator": f"{store.generator['name']} v{store.generator['version']}",
             "n": store.n,
             "n_train": int(len(store.split_indices("train"))),
-            "n_test": int(n_test),
+            "n_test": int(len(store.split_indices("test"))),
             "seed": store.seed,
             "picture": picture_label(store.frontend_config),
         },
@@ -113,7 +120,9 @@ def run_meta(store: Store, out: Path, s: Settings, n_test: int, rows, evals: dic
             "profile": s.profile,
             "methods": s.methods,
             "inputs": s.inputs,
-            "targets": int(len(rows)),
+            "targets": int(len(targets.ids)),
+            "targets_from": s.targets_from,
+            "target_noise_seed": s.target_noise_seed,
             "k": s.k,
             "draws": s.draws,
             "samples": s.samples,
@@ -123,7 +132,9 @@ def run_meta(store: Store, out: Path, s: Settings, n_test: int, rows, evals: dic
             "bootstrap": {"resamples": N_BOOT, "level": LEVEL},
             "overrides": {f"{m}:{i}": s.overrides_for(m, i) for m, i in pairs_of(s) if s.overrides_for(m, i)},
         },
-        "target_ids": [int(r) for r in rows],
+        "target_ids": [int(r) for r in targets.ids],
+        "targets": targets.describe(),
+        "floor": floor,
         "wall_s": round(time.perf_counter() - t_start, 1),
         "fit_wall_s": round(sum(ev["model"].get("fit_wall_s", ev["model"]["fit_s"]) for ev in evals.values()), 1),
         "invert_wall_s": round(sum(r["invert_s"] for ev in evals.values() for r in ev["records"]), 1),

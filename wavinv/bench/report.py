@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..floor import DESCRIPTION as FLOOR_DESCRIPTION, floor_sentence
 from ..outputs import atomic_paths
 from ..store import Store
 from .anytime import COLUMNS as ANYTIME_COLUMNS, anytime_markdown
@@ -15,6 +16,7 @@ from .cache import gallery_path, json_text
 from .settings import Settings
 from .stats import LEVEL
 from .table import CSV_COLUMNS, METRICS, csv_text
+from .targets import BenchTargets
 
 __all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
@@ -41,7 +43,7 @@ def _fmt(x: float, decimals: int) -> str:
 def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[str, str], page: str | None = None, anytime: list[str] = ()) -> str:
     """``results.md``: where the numbers come from, the table, what its columns mean, the anytime section, then the figures."""
     se = meta["settings"]
-    lines = _provenance_table(meta) + _results_table(rows, se) + _glossary(se["k"])
+    lines = _provenance_table(meta) + _results_table(rows, se) + _floor_lines(rows, meta) + _glossary(se["k"])
     if se["overrides"]:
         lines += ["Hyper-parameters changed from the methods' defaults: "
                   + "; ".join(f"{name} `{json.dumps(ov, sort_keys=True)}`" for name, ov in se["overrides"].items()) + ".", ""]
@@ -71,7 +73,8 @@ def _provenance_table(meta: dict[str, Any]) -> list[str]:
         f"| wavinv | {m['wavinv']}" + (f" (git {m['git']})" if m["git"] else "") + " |",
         f"| store | `{st['path']}`: {st['generator']}, {st['n']} clips (train {st['n_train']}, test {st['n_test']}), seed {st['seed']}, fingerprint `{st['fingerprint']}` |",
         f"| picture | {st.get('picture', 'wavinv stft')} (lsd_db ranks and scores on it) |",
-        f"| settings | profile {se['profile']}: {se['targets']} test targets, best K={se['k']} of {se['draws']} draws, "
+        f"| targets | {meta['targets']} |",
+        f"| settings | profile {se['profile']}: {se['targets']} targets, best K={se['k']} of {se['draws']} draws, "
         f"{se['samples']} samples for diversity / coverage / mean, {se['bootstrap']['resamples']} bootstrap resamples, seed {se['seed']} |",
         "",
     ]
@@ -93,7 +96,8 @@ def _results_table(rows: list[dict[str, Any]], se: dict[str, Any]) -> list[str]:
     lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(headers) - 2)) + "|")
     best = {key: _best_index(rows, key, better) for key, (_, _, better) in METRICS.items()}
     for i, r in enumerate(rows):
-        cells = [r["method"] + {"prior": " (chance)", "floor": " (same sound)"}.get(r["method"], ""), r["input"]]
+        below = " †" if r["below_floor"] else ""
+        cells = [r["method"] + {"prior": " (chance)", "floor": " (same sound)"}.get(r["method"], "") + below, r["input"]]
         for key, (_, dec, _) in METRICS.items():
             if r[key] is None:
                 cells.append("-")
@@ -104,6 +108,17 @@ def _results_table(rows: list[dict[str, Any]], se: dict[str, Any]) -> list[str]:
         cells.append(f"{r['gap_closed']:.2f} [{r['gap_closed_lo']:.2f}, {r['gap_closed_hi']:.2f}]")
         cells += [f"{r['fit_s']:.1f}", f"{r['invert_s']:.2f}", f"{r['renders']:.0f}", f"{r['model_mb']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _floor_lines(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
+    """Which floor the table uses and why, then the rows that beat it on some targets (marked †)."""
+    lines = ["", floor_sentence(meta["floor"])]
+    below = [f"{r['method']}" + ("" if r["input"] == "any" else f" / {r['input']}") + f" {r['below_floor']} of {r['n_targets']}"
+             for r in rows if r["below_floor"]]
+    if below:
+        lines += ["", "† Below the floor on some targets (best-of-K closer to the target than the floor; "
+                  "there the row's own gap closed exceeds 1): " + ", ".join(below) + "."]
     return lines
 
 
@@ -121,9 +136,10 @@ def _glossary(k: int) -> list[str]:
         "**coverage@80**: share of true parameters inside the samples' central 80% interval.",
         "- **Δ lsd_db**: each row's best-of-K lsd_db minus the best row's, on the same targets (paired bootstrap); "
         "an interval that contains 0 means the two rows are not distinguishable on these targets.",
-        "- **floor**: each target's true parameters re-rendered with another noise seed (generators that take one): "
-        "what the same sound scores. **gap closed**: (chance - row) / (chance - floor) on the means over the targets, "
-        "chance being the prior's best-of-K lsd_db (floor 0 without a seed), with its paired bootstrap interval; "
+        "- **floor**: what the same sound scores: each target's true parameters re-rendered with another noise seed, "
+        "or their own render where parameters next to them reproduce the target's noise (or the generator takes no seed); "
+        "the sentence under the table says which and why. **gap closed**: (chance - row) / (chance - floor) on the means over "
+        "the targets, chance being the prior's best-of-K lsd_db, with its paired bootstrap interval; "
         "0 is chance, 1 is as good as the same sound.",
         "- **random-search** and **cma-search** learn nothing: the best of draws + refine random patches, and the "
         "prior's draws refined by the same search as the `+refine` rows; both at the `+refine` rows' render budget.",
@@ -133,7 +149,7 @@ def _glossary(k: int) -> list[str]:
     ]
 
 
-def write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: Settings, store: Store, anytime=((), ())) -> dict[str, Path]:
+def write_outputs(out: Path, rows, meta, evals, pairs, targets: BenchTargets, s: Settings, store: Store, anytime=((), ())) -> dict[str, Path]:
     """Tables and figures, all written or none (the per-row models and evals are kept either way).
 
     ``anytime`` is ``anytime_rows``' ``(cells, missing)``: with cells, ``anytime.png`` and ``anytime.csv`` too.
@@ -141,21 +157,21 @@ def write_outputs(out: Path, rows, meta, evals, pairs, target_rows, s: Settings,
     from ..plots import bench_anytime, bench_bars, bench_scatter
 
     cells, missing = anytime
-    gallery = [int(row) for row in target_rows[: s.gallery]]
+    gallery = [int(row) for row in targets.ids[: s.gallery]]
     figures = {"lsd_db.png": "lsd_db per method and input", "quality_vs_cost.png": "quality vs cost"}
-    figures.update({f"gallery-{j + 1}.png": f"gallery: test id {row}" for j, row in enumerate(gallery)})
+    figures.update({f"gallery-{j + 1}.png": f"gallery: {targets.label(j)}" for j in range(len(gallery))})
     page = REPORT if gallery else None
     curve = ["anytime.png", "anytime.csv"] if cells else []
     names = [*figures, *curve, "results.md", "results.csv", "results.json", *([page] if page else [])]
-    title = f"{meta['store']['generator']}, {meta['settings']['targets']} test targets, best {s.k} of {s.draws} draws"
+    title = f"{meta['store']['generator']}, {meta['settings']['targets']} {'test' if targets.source == 'test' else 'prior-drawn'} targets, best {s.k} of {s.draws} draws"
     with atomic_paths(*(out / name for name in names)) as tmps:
         tmp = dict(zip(names, tmps))
         bench_bars(rows, tmp["lsd_db.png"], title=title)
         bench_scatter(rows, tmp["quality_vs_cost.png"], title=title)
         for j, row in enumerate(gallery):
-            _gallery_figure(tmp[f"gallery-{j + 1}.png"], out, row, j, pairs, evals, store, s.draws)
+            _gallery_figure(tmp[f"gallery-{j + 1}.png"], out, row, j, targets.label(j), pairs, evals, store, s.draws)
         if page:
-            _gallery_page(tmp[page], out, gallery, pairs, evals, store, s, meta)
+            _gallery_page(tmp[page], out, targets, pairs, evals, store, s, meta)
         if cells:
             bench_anytime(cells, s.budgets, tmp["anytime.png"], title=f"{title}: gap closed against renders per target")
             tmp["anytime.csv"].write_text(csv_text(cells, ANYTIME_COLUMNS))
@@ -174,21 +190,19 @@ def _row_label(method: str, input: str) -> str:
     return method + ("" if method == "prior" else f" / {input}")
 
 
-def _gallery_page(path: Path, out: Path, gallery: list[int], pairs, evals, store: Store, s: Settings, meta: dict[str, Any]) -> None:
+def _gallery_page(path: Path, out: Path, targets: BenchTargets, pairs, evals, store: Store, s: Settings, meta: dict[str, Any]) -> None:
     """``report.html``: each gallery target (its clip and true parameters) beside every row's best candidate,
     on the scale of that target's chance (the prior row) and floor."""
     from ..page import Clip, Page, Reference, Section, write_page
 
-    truths = store.read_rows("params", np.asarray(sorted(gallery)))
-    clips = store.clips(np.asarray(sorted(gallery)))
-    order = {row: i for i, row in enumerate(sorted(gallery))}
+    gallery = [int(row) for row in targets.ids[: s.gallery]]
     sections = []
     for j, row in enumerate(gallery):
         cands, scale, notes, target = [], [], [], None
         for method, input in pairs:
             lsd = float(evals[(method, input)]["records"][j]["lsd_db_best"])
             if method == "floor":
-                scale.append(Reference("floor: the true parameters re-rendered with another noise seed", lsd, "floor"))
+                scale.append(Reference(f"floor: {FLOOR_DESCRIPTION[meta['floor']['kind']]}", lsd, "floor"))
                 continue
             label = _row_label(method, input)
             with np.load(gallery_path(out, f"{method}-{input}", row)) as z:
@@ -199,17 +213,18 @@ def _gallery_page(path: Path, out: Path, gallery: list[int], pairs, evals, store
                 notes.append(f"{label}: no clip kept with this result (delete its evals/ files to evaluate it again)")
             kind = "chance" if method == "prior" else "candidate"
             scale.append(Reference(f"{label}" + (" (chance)" if method == "prior" else ""), lsd, kind))
-        i = order[row]
-        section = Section(f"test id {row}", Clip("target", target, clips[i], params=truths[i]), cands, store.space, scale, notes)
+        section = Section(targets.label(j), Clip("target", target, targets.waves[j], params=targets.params[j]), cands, store.space, scale, notes)
         sections.append(section)
     gen = store.generator
-    facts = [("command", meta["command"]), ("date", meta["date"]), ("store", f"{meta['store']['path']} ({gen['name']}, {meta['store']['n']} clips)")]
-    title = f"{gen['name']}: {len(gallery)} test target{'s' if len(gallery) > 1 else ''}, each beside the best of {s.draws} draws of every method"
+    facts = [("command", meta["command"]), ("date", meta["date"]), ("store", f"{meta['store']['path']} ({gen['name']}, {meta['store']['n']} clips)"),
+             ("targets", meta["targets"]), ("floor", floor_sentence(meta["floor"]))]
+    kind = "test" if targets.source == "test" else "prior-drawn"
+    title = f"{gen['name']}: {len(gallery)} {kind} target{'s' if len(gallery) > 1 else ''}, each beside the best of {s.draws} draws of every method"
     write_page(path, Page(title, sections, gen["sample_rate"], gen["n_samples"], store.frontend_config, facts))
 
 
-def _gallery_figure(path: Path, out: Path, row: int, j: int, pairs, evals, store: Store, draws: int) -> None:
-    """Test id ``row`` (the ``j``-th target) beside each row's best candidate and its lsd_db, from the saved pictures."""
+def _gallery_figure(path: Path, out: Path, row: int, j: int, label: str, pairs, evals, store: Store, draws: int) -> None:
+    """Target ``row`` (the ``j``-th, titled ``label``) beside each row's best candidate and its lsd_db, from the saved pictures."""
     from ..picture import grid_axes
     from ..plots import spectrogram_grid
 
@@ -220,7 +235,7 @@ def _gallery_figure(path: Path, out: Path, row: int, j: int, pairs, evals, store
         with np.load(gallery_path(out, f"{method}-{input}", row)) as z:
             if not specs:
                 specs.append(z["target"].astype(np.float32))
-                titles.append(f"target (test id {row})")
+                titles.append(f"target ({label})")
             specs.append(z["best"].astype(np.float32))
         lsd = evals[(method, input)]["records"][j]["lsd_db_best"]
         titles.append(f"{method}" + ("" if method == "prior" else f" / {input}") + f": {lsd:.1f} dB")
@@ -231,5 +246,5 @@ def _gallery_figure(path: Path, out: Path, row: int, j: int, pairs, evals, store
         path,
         **grid_axes(store.frontend_config, gen["sample_rate"], gen["n_samples"]),
         ncols=4,
-        suptitle=f"test id {row}: target and the best of {draws} draws of each method (lsd_db)",
+        suptitle=f"{label}: target and the best of {draws} draws of each method (lsd_db)",
     )

@@ -10,22 +10,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import InputError, StoreError
-from ..generators import recorded_generator, takes_seed
+from ..errors import StoreError
+from ..generators import recorded_generator
 from ..inverter import inversion_memory
 from ..limits import require_memory
 from ..outputs import check_output_dir
 from ..store import Store, open_store, same_generator
 from .cache import fit_or_load, load_evals, make_eval_key, make_model_key, model_info
 from .anytime import anytime_rows
-from .evaluate import evaluate, evaluate_floor
+from .evaluate import evaluate
+from .floor import evaluate_floor
 from .provenance import command_line, run_meta
 from .report import write_outputs
 from .settings import Entry, Settings, make_entries, make_settings
 from .table import table_rows
+from .targets import BenchTargets, pick_targets
 
 __all__ = ["BenchResult", "bench"]
 
@@ -79,40 +80,44 @@ def bench(
     progress: bool = True,
     refine: int | None = None,
     budgets: str | Sequence[int] | None = None,
+    targets_from: str = "test",
+    target_noise_seed: int | None = None,
 ) -> BenchResult:
     """Fit, invert and score every (method, input) pair; write tables and plots into ``out``.
 
-    Settings not given come from ``profile`` (``PROFILES``). ``targets`` test-split
-    clips are inverted, keeping the best ``k`` of ``draws`` draws each; diversity,
+    Settings not given come from ``profile`` (``PROFILES``). ``targets`` clips are
+    inverted: the store's test split (``targets_from="test"``) or patches drawn from the
+    prior with ``seed`` (``"prior"``), rendered with ``target_noise_seed`` where given
+    (a generator that takes no seed refuses it); the best ``k`` of ``draws`` draws are kept; diversity,
     coverage@80 and param_mae of the mean use ``samples`` more draws per target.
     ``overrides`` maps a method (or ``"method:input"``) to hyper-parameters.
     ``refine`` > 0 adds ``METHOD+refine`` rows and the search peers (see ``make_entries``);
     those record their best lsd_db after each of ``budgets`` renders per target (increasing;
     default ``DEFAULT_BUDGETS`` and draws + refine), the anytime table and ``anytime.png``.
-    A generator that takes a seed gets a ``floor`` row: each target's true
-    parameters re-rendered with another noise seed.
+    The ``floor`` row is each target's true parameters rendered as ``wavinv.floor``'s rule
+    decides on the first targets (another noise seed, or their own render).
     ``generator`` re-renders candidates (default: the store's built-in generator).
     ``command`` is recorded as the command that made the results (default: the
     equivalent ``wavinv bench`` command). Bad settings raise ``InputError``, a
     missing or incomplete store ``StoreError``.
     """
-    s = make_settings(profile, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine, budgets)
+    s = make_settings(profile, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine, budgets, targets_from, target_noise_seed)
     store = _open_store(store, s)
-    n_test, positions, rows = _pick_targets(store, s)
     entries = make_entries(s)  # builds every estimator: a bad hyper-parameter fails now, not an hour in
     gen = _attach_generator(store, s, generator)
+    chosen = pick_targets(store, gen, s.targets_from, s.target_noise_seed, s.targets, s.seed)
     out = _prepare_out(out, store)
 
     result = BenchResult(rows=[], meta={}, out=out, files={})
     t_start = time.perf_counter()
     # bars inside a row's bar redraw it with cursor moves: only on a terminal, never into a log file
     inner = progress and sys.stderr.isatty()
-    pairs, evals = _run_rows(entries, store, gen, s, positions, rows, out, result, progress, inner)
+    pairs, evals, floor = _run_rows(entries, store, gen, s, chosen, out, result, progress, inner)
     result.rows = table_rows(evals, pairs, s)
-    result.meta = run_meta(store, out, s, n_test, rows, evals, t_start, command or command_line(store, out, s, generator))
+    result.meta = run_meta(store, out, s, chosen, floor, evals, t_start, command or command_line(store, out, s, generator))
     cells, missing = anytime_rows(evals, pairs, s, [(e.label, e.input) for e in entries if e.searches])
     result.anytime = cells
-    result.files = write_outputs(out, result.rows, result.meta, evals, pairs, rows, s, store, (cells, missing))
+    result.files = write_outputs(out, result.rows, result.meta, evals, pairs, chosen, s, store, (cells, missing))
     return result
 
 
@@ -123,21 +128,6 @@ def _open_store(store: str | os.PathLike | Store, s: Settings) -> Store:
     if "spectrogram" in s.inputs and store.frontend_config is None:
         raise StoreError(f"{store.location} records no frontend, so it has no spectrograms: use --inputs waveform")
     return store
-
-
-def _pick_targets(store: Store, s: Settings) -> tuple[int, np.ndarray, np.ndarray]:
-    """``(n_test, positions, rows)``: the targets' positions in the test split and their store rows.
-
-    A prefix of one fixed permutation of the test split, so asking for more
-    targets later keeps the first ones (and their saved results).
-    """
-    test_idx = store.split_indices("test")
-    if len(test_idx) == 0:
-        raise InputError(f"{store.location}: the test split is empty; generate more samples")
-    if s.targets > len(test_idx):
-        log.warning("%s has %d test clips; using all of them, not %d", store.location, len(test_idx), s.targets)
-    positions = np.random.default_rng(np.random.SeedSequence([s.seed, 7])).permutation(len(test_idx))[: s.targets]
-    return len(test_idx), positions, test_idx[positions]
 
 
 def _attach_generator(store: Store, s: Settings, generator: str | None):
@@ -161,9 +151,9 @@ def _prepare_out(out: str | os.PathLike, store: Store) -> Path:
 
 
 def _run_rows(
-    entries: list[Entry], store: Store, gen, s: Settings, positions, rows, out: Path, result: BenchResult, progress: bool, inner: bool
-) -> tuple[list[tuple[str, str]], dict[tuple[str, str], dict[str, Any]]]:
-    """Every row of the table, then the floor where the generator takes a seed: ``(pairs, evals)``.
+    entries: list[Entry], store: Store, gen, s: Settings, targets: BenchTargets, out: Path, result: BenchResult, progress: bool, inner: bool
+) -> tuple[list[tuple[str, str]], dict[tuple[str, str], dict[str, Any]], dict[str, Any]]:
+    """Every row of the table, then the floor: ``(pairs, evals, the floor's probe and decision)``.
 
     ``pairs`` lists the rows' ``(label, input)`` in table order; ``evals`` maps
     each to its model sidecar and its per-target records, in target order.
@@ -173,16 +163,15 @@ def _run_rows(
     bar = tqdm(entries, desc="bench", unit="row", disable=not progress)
     for entry in bar:
         bar.set_postfix_str(f"{entry.label}/{entry.input}")
-        evals[(entry.label, entry.input)] = _run_row(entry, store, gen, s, positions, rows, out, result, inner)
+        evals[(entry.label, entry.input)] = _run_row(entry, store, gen, s, targets, out, result, inner)
     bar.close()
-    if takes_seed(gen):
-        floor = evaluate_floor(gen, store, positions, rows, out, inner)
-        pairs.append(("floor", s.inputs[0]))
-        evals[("floor", s.inputs[0])] = {"model": {"fit_s": 0.0, "model_mb": 0.0}, "records": [floor["targets"][str(int(r))] for r in rows]}
-    return pairs, evals
+    floor = evaluate_floor(gen, store, s, targets, out, inner)
+    pairs.append(("floor", s.inputs[0]))
+    evals[("floor", s.inputs[0])] = {"model": {"fit_s": 0.0, "model_mb": 0.0}, "records": [floor["targets"][str(int(r))] for r in targets.ids]}
+    return pairs, evals, floor["probe"]
 
 
-def _run_row(entry: Entry, store: Store, gen, s: Settings, positions, rows, out: Path, result: BenchResult, inner: bool) -> dict[str, Any]:
+def _run_row(entry: Entry, store: Store, gen, s: Settings, targets: BenchTargets, out: Path, result: BenchResult, inner: bool) -> dict[str, Any]:
     """One row: reuse what a run with the same keys saved, fit or evaluate only what is missing.
 
     Records in ``result`` what was fitted, reused and evaluated; returns the
@@ -193,7 +182,7 @@ def _run_row(entry: Entry, store: Store, gen, s: Settings, positions, rows, out:
     key = make_model_key(store, s, method, input)
     ev_path = out / "evals" / f"{name}.json"
     ev = load_evals(ev_path, make_eval_key(key, s, entry), entry, model_name)
-    todo = [int(r) for r in rows if str(int(r)) not in ev["targets"]]
+    todo = [int(r) for r in targets.ids if str(int(r)) not in ev["targets"]]
     model = model_info(out, model_name, key)
     if todo or model is None:
         cached = model is not None
@@ -202,9 +191,9 @@ def _run_row(entry: Entry, store: Store, gen, s: Settings, positions, rows, out:
         if sampler is not None:
             inv.estimator.set_params(sampler=sampler)
         if todo:
-            evaluate(inv, gen, store, s, entry, positions, rows, ev, ev_path, out, name, inner)
+            evaluate(inv, gen, store, s, entry, targets, ev, ev_path, out, name, inner)
             result.evaluated.append(name)
     else:
         result.reused.append(name)
-        log.info("%s: model and all %d target results reused", name, len(rows))
-    return {"model": model, "records": [ev["targets"][str(int(r))] for r in rows]}
+        log.info("%s: model and all %d target results reused", name, len(targets.ids))
+    return {"model": model, "records": [ev["targets"][str(int(r))] for r in targets.ids]}

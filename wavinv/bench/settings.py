@@ -16,6 +16,7 @@ from ..errors import InputError
 from ..limits import budget_list, int_arg
 from ..methods import INPUTS, build_method, method_names
 from ..profiles import PROFILES  # plain data, also read by the CLI's help
+from .targets import target_options
 
 __all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
@@ -60,18 +61,29 @@ class Settings:
     overrides: dict[str, dict[str, Any]]
     refine: int = 0
     budgets: list[int] = field(default_factory=list)  # renders per target where the search rows record their best so far
+    targets_from: str = "test"  # one of targets.TARGET_SOURCES
+    target_noise_seed: int | None = None  # None: the generator's default render
+
+    def targets_key(self) -> dict[str, Any] | None:
+        """What the targets are, where they are not the store's test clips as it holds them (None there):
+        results made on other targets are never reused."""
+        if self.targets_from == "test" and self.target_noise_seed is None:
+            return None
+        return {"from": self.targets_from, "noise_seed": self.target_noise_seed}
 
     def overrides_for(self, method: str, input: str) -> dict[str, Any]:
         """``overrides[method]`` updated by ``overrides["method:input"]``."""
         return {**self.overrides.get(method, {}), **self.overrides.get(f"{method}:{input}", {})}
 
 
-def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine=None, budgets=None) -> Settings:
+def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine=None, budgets=None,
+                  targets_from="test", target_noise_seed=None) -> Settings:
     """``bench``'s arguments over the profile's defaults, checked: a bad one raises ``InputError`` before any work.
 
     ``budgets`` (increasing render counts, or ``"16,64"``) default to the profile's, else
     ``DEFAULT_BUDGETS``, each with the search rows' own budget (draws + refine) added.
     """
+    targets_from, target_noise_seed = target_options(targets_from, target_noise_seed)
     prof = get_profile(profile)
     known = method_names()
     if methods is None:
@@ -105,6 +117,8 @@ def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gal
         seed=int_arg("seed", prof.get("seed", 0) if seed is None else seed, 0),
         overrides=merged,
         refine=int_arg("refine", prof.get("refine", 0) if refine is None else refine, 0),
+        targets_from=targets_from,
+        target_noise_seed=target_noise_seed,
     )
     if s.k > s.draws:
         raise InputError(f"k (candidates kept) must be <= draws, got k={s.k}, draws={s.draws}")

@@ -2,7 +2,7 @@
 
 Each row holds every metric's mean over the targets with its bootstrap
 interval, the paired difference to the best row, the gap closed between chance
-and the floor, and the costs.
+and the floor, how many targets it scores below the floor on, and the costs.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ NOT_LEARNT = ("prior", "random-search", "cma-search", "floor")
 CSV_COLUMNS = (
     ["method", "input", "n_targets"]
     + [c for key in METRICS for c in (key, f"{key}_lo", f"{key}_hi")]
-    + ["d_lsd_db_best", "d_lsd_db_best_lo", "d_lsd_db_best_hi", "gap_closed", "gap_closed_lo", "gap_closed_hi"]
+    + ["d_lsd_db_best", "d_lsd_db_best_lo", "d_lsd_db_best_hi", "gap_closed", "gap_closed_lo", "gap_closed_hi", "below_floor"]
     + ["fit_s", "invert_s", "model_mb", "unique_draws", "renders"]
 )
 
@@ -55,10 +55,9 @@ def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def chance_and_floor(evals: dict, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
     """Per target, the scale of gap closed: the prior's best-of-K lsd_db (chance; its row is always first)
-    and the floor's (zeros where there is no floor row)."""
+    and the floor's (its row is always last)."""
     best = {pair: np.array([r["lsd_db_best"] for r in evals[pair]["records"]]) for pair in pairs}
-    chance = best[pairs[0]]
-    return chance, next((v for (m, _), v in best.items() if m == "floor"), np.zeros(len(chance)))
+    return best[pairs[0]], best[pairs[-1]]
 
 
 def table_rows(evals: dict, pairs: list[tuple[str, str]], s: Settings) -> list[dict[str, Any]]:
@@ -91,4 +90,6 @@ def table_rows(evals: dict, pairs: list[tuple[str, str]], s: Settings) -> list[d
         # paired: the same targets and the same resamples for both rows
         row["d_lsd_db_best"], row["d_lsd_db_best_lo"], row["d_lsd_db_best_hi"] = bootstrap_ci(values - per_target[best], indices=idx)
         row["gap_closed"], row["gap_closed_lo"], row["gap_closed_hi"] = gap_closed(chance, floor, values, idx)
+        # targets where the row beats the same sound: there its own gap closed exceeds 1, and the table says so
+        row["below_floor"] = int(np.sum(values < floor))
     return table
