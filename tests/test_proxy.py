@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 
 from wavinv.errors import InputError
@@ -100,3 +101,19 @@ def test_features_are_the_reducers_projection(toy):
     X, y, Xt, _ = toy
     est = small(max_epochs=1).fit(X, y)
     np.testing.assert_allclose(est._features(Xt), est.reducer_.transform(Xt) / est.z_scale_, rtol=1e-5, atol=1e-5)
+
+
+def test_an_ensemble_of_proxies_averages_members_from_other_starts(toy):
+    X, y, Xt, yt = toy
+    est = small(max_epochs=10, n_proxies=3).fit(X, y)
+    assert len(est.proxy_.members) == 3 and np.isfinite(est.proxy_error_)
+    z, x = torch.from_numpy(est._features(Xt)), torch.from_numpy(yt.astype(np.float32))
+    with torch.no_grad():
+        member_sq = [((m(x) - z) ** 2).sum(1).mean().item() for m in est.proxy_.members]
+        ensemble_sq = ((est.proxy_(x) - z) ** 2).sum(1).mean().item()
+    assert len(set(member_sq)) == 3  # other starting weights, other nets
+    assert ensemble_sq < np.mean(member_sq)  # on unseen rows the average errs less than its members do on average
+    again = small(max_epochs=10, n_proxies=3).fit(X, y)
+    assert np.array_equal(est.sample(Xt[:2], 4, random_state=0), again.sample(Xt[:2], 4, random_state=0))
+    with pytest.raises(InputError):
+        small(n_proxies=0).fit(X, y)

@@ -60,6 +60,9 @@ bad_shape = _make(_bad_shape)
 other = _make(render_clips, name="other")
 other_space = _make(render_clips, space=OTHER_SPACE)
 newer = _make(render_clips, version="2")
+# a fourth parameter the sound ignores: any value of it is as good an answer
+IDLE_SPACE = ParamSpace([*SPACE.params, Param("idle", 0.0, 1.0)])
+idle = _make(lambda params: render_clips(params[:, :3]), space=IDLE_SPACE, name="idle")
 
 
 # -- a generator with its own picture: 64 x 64, log-frequency, floored at -80 dB --------------

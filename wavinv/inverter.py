@@ -17,6 +17,10 @@ of those, again that far apart, are returned. ``refine_options`` hold ``runs``
 (how many of the best draws to refine, default ``n``), ``exact``,
 ``min_distance``, and what goes to ``wavinv.refine.refine`` (``sigma``,
 ``popsize``, ``strategy``, ``halving``, ``polish``).
+Then, unless ``refine_options["spread"]`` is False or the budget is under four
+times its cost, the kept candidates are spread over the parameters the sound
+does not pin down (``wavinv.spread``: about P + 3 (n - 1) of the R renders): the
+best stays, each other one may lose at most ``SPREAD_TOLERANCE`` dB.
 
 **Anytime record** (``invert(..., budgets=[16, 64, ...])``): the best lsd_db
 reached after each number of renders, in render order (the draws in the order
@@ -54,6 +58,7 @@ from .modelfile import FORMAT, FORMAT_VERSION, read_bytes_pinned, read_manifest
 from .outputs import atomic_path
 from .params import ParamSpace
 from .refine import FAILED, MIN_DISTANCE, POLISH, distinct_best, frame_rms
+from .spread import SPREAD_TOLERANCE, spread, spread_renders
 from .picture import KIND as PICTURE_KIND, GeneratorPicture
 from .pictures import Pictures, store_picture, store_spectrograms
 from .schema import frontend_problem, identity_problem, manifest_problem
@@ -284,14 +289,24 @@ class Inverter:
             ranked, spent = self._learnt_rounds(X, gen, target_spec, ranked, timing, n_unique)
             n_unique += spent
         n_renders, min_distance = n_unique, 0.0  # without a search, the best n whatever their distance
+        options = dict(refine_options or {})
+        spreads = bool(options.pop("spread", True)) and refine >= 4 * spread_renders(n, len(self.space))
         if refine:
             t4 = time.perf_counter()
             deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
-            ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, refine, random_state, refine_options, deadline, progress, n_unique, budgets)
+            search = refine - spread_renders(n, len(self.space)) if spreads else refine
+            ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, search, random_state, options, deadline, progress, n_unique, budgets)
             n_renders += spent
             timing["refine"] = time.perf_counter() - t4
+        order = distinct_best(ranked[0], ranked[4], n, min_distance)
+        scored, scored_at = ranked[4], ranked[5]  # every exactly ranked point, for the anytime record
+        if spreads:
+            t5 = time.perf_counter()
+            ranked, spent = self._spread(gen, target_spec, tuple(a[order] for a in ranked), random_state, n_renders, min_distance)
+            order, n_renders = np.argsort(ranked[4], kind="stable"), n_renders + spent
+            scored, scored_at = np.concatenate([scored, ranked[4]]), np.concatenate([scored_at, ranked[5]])
+            timing["spread"] = time.perf_counter() - t5
         unique, params, waves, specs, lsd, rendered_at = ranked
-        order = distinct_best(unique, lsd, n, min_distance)
         distances = {"lsd_db": lsd[order]}
         if target.kind == "waveform":
             distances["mrstft"] = np.asarray(mrstft(target.data, waves[order]))
@@ -300,7 +315,7 @@ class Inverter:
             target=target, target_spectrogram=target_spec, params=params[order], params_unit=unique[order],
             waveforms=waves[order], spectrograms=specs[order], distances=distances, n_draws=draws,
             n_unique=int(n_unique), n_renders=int(n_renders), space=self.space, generator=self.generator,
-            method=self.method, timing=timing, frontend=self.frontend, anytime=_anytime(lsd, rendered_at, budgets, n_renders),
+            method=self.method, timing=timing, frontend=self.frontend, anytime=_anytime(scored, scored_at, budgets, n_renders),
         )
 
     def _learnt_renders(self, draws: int, n: int) -> int:
@@ -370,6 +385,37 @@ class Inverter:
                 gen, target_spec, unique[best], specs[best], n, int(budget), random_state, options, deadline, bar, start, budgets
             )
         return _joined(ranked, tuple(refined)), n_evals + len(refined[0]), min_distance
+
+    def _spread(self, gen, target_spec, kept: tuple[np.ndarray, ...], random_state, start: int, min_distance: float) -> tuple[tuple[np.ndarray, ...], int]:
+        """``kept`` (``_scored_draws``'s arrays, best first) with their free parameters redrawn
+        (``wavinv.spread``), scored on the search's frames and then exactly: a redraw that costs more than
+        ``SPREAD_TOLERANCE`` on the full picture is undone. Also the renders spent (after ``start``)."""
+        unit, params, waves, specs, lsd, rendered_at = (a.copy() for a in kept)
+        module, frames = self._scoring()
+        reference = frames(target_spec)
+        made: dict[bytes, np.ndarray] = {}
+
+        def score(x: np.ndarray) -> np.ndarray:
+            w, finite = render_finite(gen, self.space.from_unit(x))
+            made.update((row.tobytes(), wave) for row, wave in zip(x, w))
+            out = np.asarray(lsd_db(reference, spectrogram(w, module)), dtype=np.float64)
+            out[~finite] = np.inf
+            return out
+
+        coarse = lsd_db(reference, np.stack([frames(spec) for spec in specs]))
+        seed = None if random_state is None else int(np.random.default_rng(random_state).integers(2**62)) + 1
+        res = spread(score, unit, coarse, random_state=seed, min_distance=min_distance,
+                     snap=lambda x: self.space.to_unit(self.space.from_unit(x)))
+        rows = np.flatnonzero(res.changed)
+        if len(rows):
+            new_waves = np.stack([made[res.unit[i].tobytes()] for i in rows])
+            new_specs = self.spectrograms(new_waves)
+            new_lsd = np.asarray(lsd_db(target_spec, new_specs))
+            ok = new_lsd <= lsd[rows] + SPREAD_TOLERANCE
+            rows = rows[ok]
+            unit[rows], params[rows], waves[rows] = res.unit[rows], self.space.from_unit(res.unit[rows]), new_waves[ok]
+            specs[rows], lsd[rows], rendered_at[rows] = new_specs[ok], new_lsd[ok], start + res.renders - 1
+        return (unit, params, waves, specs, lsd, rendered_at), res.renders
 
     def _check_request(self, target, n, draws, generator, random_state, shortlist, refine) -> tuple[Target, int, Generator]:
         """Refuse a bad request before any work (``InputError``); return the target, the shortlist size

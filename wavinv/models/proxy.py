@@ -75,6 +75,18 @@ class Fourier(nn.Module):
         return torch.cat([x, torch.sin(a).flatten(-2), torch.cos(a).flatten(-2)], dim=-1)
 
 
+class Ensemble(nn.Module):
+    """The mean of several proxies trained from other starting weights: their errors partly cancel,
+    so a search exploits fewer of them."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
 def _mlp(n_in: int, n_out: int, hidden: int, depth: int, n_freqs: int) -> nn.Sequential:
     layers: list[nn.Module] = [Fourier(n_freqs)]
     width = n_in * (1 + 2 * n_freqs)
@@ -92,6 +104,7 @@ class ProxySearch(WavinvEstimator):
     ----------
     n_components, pool_shape, pca_rows : the picture's features (see ``FeatureReducer``).
     hidden, depth : the proxy MLP's width and number of hidden layers.
+    n_proxies : MLPs trained from other initial weights and averaged (1: a single MLP).
     n_freqs : Fourier features of each parameter fed to the MLP (0: the parameters alone).
     max_epochs, batch_size, learning_rate, max_time : the proxy's training
         (Adam with a cosine schedule; ``max_time`` seconds stop it early).
@@ -113,7 +126,7 @@ class ProxySearch(WavinvEstimator):
 
     _kind: ClassVar[str] = "proxy"
     _checks: ClassVar[dict[str, Check]] = {
-        name: _positive for name in ("n_components", "hidden", "depth", "max_epochs", "batch_size", "n_starts")
+        name: _positive for name in ("n_components", "hidden", "depth", "n_proxies", "max_epochs", "batch_size", "n_starts")
     } | {"steps": _count, "n_freqs": _count, "rounds": _count, "keep": _positive, "correction_steps": _step_counts,
          "learning_rate": positive_number, "step_size": positive_number, "max_time": optional(positive_number),
          "validation_fraction": _fraction, "n_threads": optional(_positive)}
@@ -125,6 +138,7 @@ class ProxySearch(WavinvEstimator):
         pca_rows: int | None = 8192,
         hidden: int = 512,
         depth: int = 3,
+        n_proxies: int = 1,
         n_freqs: int = 4,
         max_epochs: int = 20,
         batch_size: int = 512,
@@ -146,6 +160,7 @@ class ProxySearch(WavinvEstimator):
         self.pca_rows = pca_rows
         self.hidden = hidden
         self.depth = depth
+        self.n_proxies = n_proxies
         self.n_freqs = n_freqs
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -177,17 +192,40 @@ class ProxySearch(WavinvEstimator):
         self.index_ = NearestNeighbors(n_neighbors=min(int(self.n_starts), len(z))).fit(z)
         self.y_train_ = y
         with torch_threads(n_threads(self.n_threads)):
-            self.proxy_, self.proxy_error_, self.fit_stats_ = self._train(y.astype(np.float32), z, seed)
+            self.proxy_, self.proxy_error_, self.fit_stats_ = self._train_all(y.astype(np.float32), z, seed)
         return self
 
-    def _train(self, y: np.ndarray, z: np.ndarray, seed: int) -> tuple[nn.Module, float, dict[str, Any]]:
+    def _train_all(self, y: np.ndarray, z: np.ndarray, seed: int) -> tuple[nn.Module, float, dict[str, Any]]:
+        """One MLP, or ``n_proxies`` of them averaged, each from its own seed; the held-out rows are the same for all."""
         rng = np.random.default_rng(seed)
-        torch.manual_seed(seed)
         n = len(y)
         frac = float(self.validation_fraction)
         n_val = min(max(int(round(frac * n)), 1), n - 1) if frac > 0 and n > 2 else 0
         perm = rng.permutation(n)
         val, train = perm[:n_val], perm[n_val:]
+        if int(self.n_proxies) == 1:
+            return self._train(y, z, train, val, rng, seed)
+        members, stats = [], []
+        for member_seed in rng.integers(2**31, size=int(self.n_proxies)):
+            net, _, member_stats = self._train(y, z, train, val, np.random.default_rng(member_seed), int(member_seed))
+            members.append(net)
+            stats.append(member_stats)
+        net = Ensemble(members)
+        error = self._held_out_error(net, y, z, val)
+        fit_stats = {"epochs": stats[-1]["epochs"], "stopped": stats[-1]["stopped"], "fit_s": sum(s["fit_s"] for s in stats)}
+        log.info("proxy ensemble of %d: held-out feature error %.3f", len(members), error)
+        return net, error, fit_stats
+
+    @staticmethod
+    def _held_out_error(net: nn.Module, y: np.ndarray, z: np.ndarray, val: np.ndarray) -> float:
+        if not len(val):
+            return float("nan")
+        with torch.no_grad():
+            return float(((net(torch.from_numpy(y[val])) - torch.from_numpy(z[val])) ** 2).sum(1).sqrt().mean())
+
+    def _train(self, y: np.ndarray, z: np.ndarray, train: np.ndarray, val: np.ndarray, rng: np.random.Generator,
+               seed: int) -> tuple[nn.Module, float, dict[str, Any]]:
+        torch.manual_seed(seed)
         net = _mlp(y.shape[1], z.shape[1], int(self.hidden), int(self.depth), int(self.n_freqs))
         opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate))
         bs = min(int(self.batch_size), len(train))
@@ -216,10 +254,7 @@ class ProxySearch(WavinvEstimator):
                 break
         bar.close()
         net.eval()
-        error = float("nan")
-        if n_val:
-            with torch.no_grad():
-                error = float(((net(yt[val]) - zt[val]) ** 2).sum(1).sqrt().mean())
+        error = self._held_out_error(net, y, z, val)
         for p in net.parameters():
             p.requires_grad_(False)
         stats = {"epochs": epoch + 1, "stopped": stopped, "fit_s": time.perf_counter() - t0}
