@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from wavinv import GeneratorError, InputError, RenderError, StoreError, load, open_store
+from wavinv import GeneratorError, InputError, RenderError, StoreError, load, load_generator, open_store
 from wavinv.baselines import conv1d, spec_cnn
 from wavinv.cli import main
 from wavinv.clips import clip_renderer, sequence_params_unit
@@ -76,6 +76,15 @@ def test_rendered_clips_are_the_bytes_generate_stores(stores, workers):
         assert np.concatenate(list(clips.read_blocks(blocks_of(len(clips), 7)))).tobytes() == more.waveforms("train")[:].tobytes()
         assert sequence_params_unit(wave, clips.ids).tobytes() == more.params_unit("train").tobytes()
         assert renderer.rendered > 2 * len(clips)
+
+
+def test_a_built_in_generator_renders_in_workers_even_when_passed_as_an_object(tmp_path):
+    kept = generate(tmp_path / "kept", "synth100", 24, progress=False)
+    bare = generate(tmp_path / "bare", "synth100", 24, progress=False, waveforms=False)
+    with clip_renderer(bare, load_generator("synth100"), progress=False) as renderer:  # as the bench passes it
+        assert renderer.workers >= 1
+        clips = renderer.split(24, None)
+        assert np.concatenate(list(clips.read_blocks(blocks_of(24, 10)))).tobytes() == kept.waveforms()[:].tobytes()
 
 
 def test_a_reader_may_stop_early_and_read_again(stores):
@@ -181,6 +190,7 @@ def test_render_clips_is_checked_before_any_work(stores, tmp_path, capsys):
     with pytest.raises(InputError, match="fewer than the 70 samples"):
         fit(stores["nowave"], generator=TOY, render_clips=N - 1)
     assert "fewer than the 70 samples" in fit_fails(capsys, stores["nowave"], tmp_path / "m.joblib", "--generator", TOY, "--render-clips", "69")
+    assert "--render-workers: must be >= 0" in fit_fails(capsys, stores["nowave"], tmp_path / "m.joblib", "--render-workers", "-1")
     with pytest.raises(StoreError, match="does not render the clips"):  # a store with waveforms compares the clips themselves
         fit(stores["wave"], generator=f"{HERE / 'toygen.py'}:altered", render_clips=MORE)
     with pytest.raises(InputError, match="by its spec"):  # an object cannot be sent to worker processes

@@ -255,11 +255,12 @@ class RenderedClips(LazyArray):
 
 
 def _worker_spec(store: Store, generator: "str | Generator | None") -> str | None:
-    """The spec worker processes load: the one named (a file's made absolute), the store's built-in one, or None for an object."""
+    """The spec worker processes load: the one named (a file's made absolute), else the store's when it is built in
+    (an object passed the identity check: it is that built-in, as the bench passes it), else None."""
     if isinstance(generator, str):
         return portable_spec(generator)[0]
     recorded = store.generator.get("spec")
-    return recorded if generator is None and recorded in BUILTIN_GENERATORS else None
+    return recorded if recorded in BUILTIN_GENERATORS else None
 
 
 def clip_renderer(store: Store, generator: "str | Generator | None" = None, workers: int | None = None, progress: bool = True) -> ClipRenderer:
@@ -272,7 +273,7 @@ def clip_renderer(store: Store, generator: "str | Generator | None" = None, work
     (their clips or, without waveforms, their pooled features): else ``StoreError``.
     ``workers``: render processes (None: ``default_render_workers()``; 0: render in
     the reading thread); they load the generator by its spec, so a generator object
-    renders in the reading thread.
+    renders in the reading thread unless it is the store's built-in one.
     """
     workers = None if workers is None else int_arg("render_workers", workers, 0)
     gen = store.attach(generator)
