@@ -45,7 +45,7 @@ from .params import ParamSpace
 from .store import WAVEFORM_DTYPE, Store, index_memory_problem, split_ids
 from .verify import rerendered_errors
 
-__all__ = ["ClipRenderer", "RenderedClips", "clip_renderer", "default_render_workers", "render_ids", "sequence_params_unit"]
+__all__ = ["ClipRenderer", "RenderedClips", "clip_count", "clip_renderer", "default_render_workers", "render_ids", "sequence_params_unit"]
 
 # samples re-rendered and compared with the store before any work
 _PROBE_SAMPLES = 2

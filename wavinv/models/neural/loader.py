@@ -23,9 +23,10 @@ class BlockLoader:
     stores); for training, the block order is shuffled per epoch and rows are
     shuffled inside a buffer of ``buffer_blocks`` blocks. Memory is bounded by
     ``(buffer_blocks * block_size + prefetch * batch_size)`` rows, whatever the
-    size of ``X``. ``wait_s`` accumulates the time the consumer waited for data.
-    An epoch's blocks are known when it starts, so an ``X`` that prepares rows ahead
-    (``lazy.read_blocks``: clips rendered in worker processes) is handed them all at once.
+    size of ``X``, plus the blocks an ``X`` that prepares rows ahead holds (clips
+    rendered in worker processes: ``2 * workers`` blocks). An epoch's blocks are
+    known when it starts, so such an ``X`` is handed them all at once
+    (``lazy.read_blocks``). ``wait_s`` accumulates the time the consumer waited for data.
     """
 
     def __init__(self, X, y: np.ndarray, blocks: list[np.ndarray], batch_size: int, buffer_blocks: int = 4, prefetch: int = 4, pin: bool = False):
