@@ -115,6 +115,11 @@ def test_spectrogram_fits_picture_rendered_clips(stores):
     assert_same_weights(rendered, stored)
 
 
+def test_a_fit_from_the_feature_cache_renders_nothing(stores):
+    inv = fit(stores["nowave"], method="knn", input="spectrogram", overrides={"n_components": 4, "n_neighbors": 3}, generator=TOY, render_workers=1)
+    assert inv.training == {}
+
+
 def test_render_clips_trains_on_the_clips_a_larger_store_holds(stores):
     grown = fit(stores["nowave"], generator=TOY, render_workers=1, render_clips=MORE)
     stored = fit(stores["more"])
@@ -191,6 +196,8 @@ def test_render_clips_is_checked_before_any_work(stores, tmp_path, capsys):
         fit(stores["nowave"], generator=TOY, render_clips=N - 1)
     assert "fewer than the 70 samples" in fit_fails(capsys, stores["nowave"], tmp_path / "m.joblib", "--generator", TOY, "--render-clips", "69")
     assert "--render-workers: must be >= 0" in fit_fails(capsys, stores["nowave"], tmp_path / "m.joblib", "--render-workers", "-1")
+    with pytest.raises(InputError, match="holds fewer clips than the 150 asked for: fit without a scheduler"):
+        fit(stores["wave"], generator=TOY, render_clips=MORE, scheduler="local:1")
     with pytest.raises(StoreError, match="does not render the clips"):  # a store with waveforms compares the clips themselves
         fit(stores["wave"], generator=f"{HERE / 'toygen.py'}:altered", render_clips=MORE)
     with pytest.raises(InputError, match="by its spec"):  # an object cannot be sent to worker processes

@@ -645,7 +645,8 @@ def fit_inverter(
     if generator is not None:
         store.attach(generator)
     if scheduler is not None and (not store.keeps_waveforms or n_clips is not None):
-        raise InputError(f"{store.location}: clips rendered while fitting and a scheduler do not mix: fit without --scheduler")
+        why = "keeps no waveforms" if not store.keeps_waveforms else f"holds fewer clips than the {n_clips} asked for"
+        raise InputError(f"{store.location} {why}: fit without a scheduler (clips are rendered while fitting; the pooling methods read a feature cache)")
     picture = store_picture(store, generator) if input == "spectrogram" else None
     with _clip_renderer(store, input, generator, render_workers, n_clips, progress) as renderer:
         train = None if renderer is None else renderer.split(n_clips or store.n, "train")
@@ -684,7 +685,7 @@ def _training_record(estimator, renderer) -> dict[str, Any]:
     and, when clips were rendered, by how many worker processes and how many."""
     share = getattr(estimator, "fit_stats_", {}).get("data_wait_share")
     record = {"data_wait_share": round(float(share), 4)} if isinstance(share, float) and np.isfinite(share) else {}
-    if renderer is not None:
+    if renderer is not None and renderer.rendered:  # a fit from a feature cache renders none
         record.update(render_workers=renderer.workers, clips_rendered=renderer.rendered)
     return record
 
