@@ -48,6 +48,18 @@ def _bad_shape(params: np.ndarray) -> np.ndarray:
     return render_clips(params)[:, :-1]
 
 
+def _louder(params: np.ndarray) -> np.ndarray:
+    return render_clips(params) * np.float32(1.5)
+
+
+def _dies(params: np.ndarray) -> np.ndarray:
+    """Kills its process on the row whose amp is ``TOYGEN_DIE_AMP`` (a crash in native code, as a test sees it)."""
+    amp = os.environ.get("TOYGEN_DIE_AMP")
+    if amp is not None and (params[:, 1] == float(amp)).any():
+        os._exit(3)
+    return render_clips(params)
+
+
 def _make(render, space=SPACE, name="toy", version="1") -> FunctionGenerator:
     return FunctionGenerator(space, render, sample_rate=8000, n_samples=N_SAMPLES, name=name, version=version)
 
@@ -63,6 +75,8 @@ newer = _make(render_clips, version="2")
 # a fourth parameter the sound ignores: any value of it is as good an answer
 IDLE_SPACE = ParamSpace([*SPACE.params, Param("idle", 0.0, 1.0)])
 idle = _make(lambda params: render_clips(params[:, :3]), space=IDLE_SPACE, name="idle")
+altered = _make(_louder)  # same identity as toy, other clips
+dies = _make(_dies)  # toy, but its process dies on one row (TOYGEN_DIE_AMP)
 
 
 # -- a generator with its own picture: 64 x 64, log-frequency, floored at -80 dB --------------

@@ -224,11 +224,23 @@ def _format_model_info(m: dict) -> str:
             f"trained on  {st.get('path')} ({st.get('n_train')} train clips, store {st.get('fingerprint')})",
             f"validation  {metrics or 'none'}",
             *([f"learnt      {_learnt_line(v['learnt'])}"] if isinstance(v.get("learnt"), dict) and v["learnt"] else []),
+            *([f"training    {_training_line(m['training'])}"] if m.get("training") else []),
             f"sha256      {m['sha256']}",
             "warning     a model file is a pickle: loading it (invert, wavinv.load) runs code. Load only files you made or trust, "
             "pinned by their SHA-256: wavinv invert --sha256 HEX, wavinv.load(path, sha256=HEX)",
         ]
     )
+
+
+def _training_line(training: dict) -> str:
+    """How a fit was fed: the share of its steps' time spent waiting on data, the clips rendered for it."""
+    parts = []
+    if isinstance(training.get("data_wait_share"), (int, float)):
+        parts.append(f"waited on data {100 * training['data_wait_share']:.1f}% of the step time")
+    if isinstance(training.get("clips_rendered"), int):
+        workers = training.get("render_workers")
+        parts.append(f"{training['clips_rendered']} clips rendered " + (f"by {workers} worker process{'es' * (workers > 1)}" if workers else "in the training process"))
+    return "; ".join(parts) or "no record"
 
 
 def _learnt_line(learnt: dict, show: int = 6) -> str:
@@ -428,6 +440,22 @@ def _add_fit(sub) -> None:
         help="the store's generator, needed for spectrograms when its picture is the generator's own spectrogram function (unless built in)",
     )
     p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + " (pca-lgbm and pca-lgbm-quantile)")
+    p.add_argument(
+        "--render-workers",
+        type=_NONNEG,
+        default=None,
+        metavar="W",
+        help="processes rendering clips ahead of the training, for a store without waveforms or --render-clips "
+        "(default: half the CPUs; 0: in the training process)",
+    )
+    p.add_argument(
+        "--render-clips",
+        type=_POSITIVE,
+        default=None,
+        metavar="N",
+        help="train on the train split of N clips rendered while training: the store's and those `generate --n N` would add "
+        "(N >= the store's size; no disk needed for them)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_fit)
 
@@ -465,10 +493,14 @@ def _cmd_fit(args) -> int:
         scheduler=args.scheduler,
         progress=not args.quiet,
         generator=args.generator,
+        render_workers=args.render_workers,
+        render_clips=args.render_clips,
     )
     inv.save(out)
     v = inv.validation
     print(f"fitted {args.method} on {args.input} ({inv.store['n_train']} train clips) in {v['fit_s']:.1f} s -> {out}")
+    if inv.training:
+        print(f"training: {_training_line(inv.training)}")
     if "param_mae" in v:
         print(f"validation ({v['n_val']} clips): param_mae {v['param_mae']:.4f} (centre guess {v['param_mae_centre_guess']:.4f}), coverage@80 {v['coverage@80']:.3f}")
     return 0

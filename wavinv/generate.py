@@ -520,7 +520,7 @@ def _run(path: Location, spec: str | None, gen: Generator, pending: list[int], c
         # spawn: worker processes start clean (torch and fork do not mix) and load the spec themselves
         ctx = multiprocessing.get_context("spawn")
         n_workers = min(workers, len(pending))
-        init = (_init_worker, (ctx.Value("i", 0), n_workers))
+        init = (init_worker, (ctx.Value("i", 0), n_workers))
         with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=init[0], initargs=init[1]) as pool:
             futures = [pool.submit(render_chunk, str(path), _worker_spec(spec), k) for k in pending]
             try:
@@ -535,7 +535,7 @@ def _run(path: Location, spec: str | None, gen: Generator, pending: list[int], c
                     fut.cancel()
 
 
-def _init_worker(counter, workers: int) -> None:
+def init_worker(counter, workers: int) -> None:
     """Set up worker ``i`` of ``workers``: exit with the parent, and take a share of the CPUs.
 
     Multi-threaded generators (numpy thread pools, torch, OpenMP) size their

@@ -50,7 +50,8 @@ from . import __version__
 from .errors import InputError, ModelError, TimeLimitError
 from .floor import floor_waves, probe_floor
 from .frontend import Spectrogram, spectrogram
-from .generators import Generator, recorded_generator, render_checked, render_finite
+from .clips import clip_count, clip_renderer, sequence_params_unit
+from .generators import BUILTIN_GENERATORS, Generator, recorded_generator, render_checked, render_finite
 from .limits import budget_list, int_arg, require_memory
 from .methods import INPUTS
 from .metrics import lsd_db, mrstft
@@ -150,6 +151,7 @@ class Inverter:
         self.method = method
         self.store = store or {}
         self.validation: dict[str, float] = {}
+        self.training: dict[str, Any] = {}  # how the fit was fed: its wait on data, the clips rendered for it
         self._gen: Generator | None = None
         self._frontend_module: Spectrogram | None = None
         self._coarse_module: Spectrogram | None = None
@@ -179,6 +181,7 @@ class Inverter:
             "frontend": self.frontend,
             "store": self.store,
             "validation": self.validation,
+            "training": self.training,
         }
 
     # -- generator --------------------------------------------------------------
@@ -557,7 +560,8 @@ class Inverter:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"_gen": None, "_frontend_module": None, "_coarse_module": None, **state})
+        # models saved before a fit recorded how it was fed have no ``training``
+        self.__dict__.update({"_gen": None, "_frontend_module": None, "_coarse_module": None, "training": {}, **state})
 
     def save(self, path: str | Path) -> Path:
         """Write ``{"manifest", "inverter"}`` with joblib, atomically (``OutputError`` when it cannot be written)."""
@@ -641,13 +645,16 @@ def inversion_memory(n_samples: int, n_params: int, spec_shape: tuple[int, int],
     return int(draws * per_draw + kept * 8 * f * t)
 
 
-def store_inputs(store, split: str, input: str, frontend=None):
-    """The estimator's ``X`` for a split of a store: lazy waveforms or lazy spectrograms (``frontend``: ``store_picture(store, ...)``)."""
+def store_inputs(store, split: str, input: str, frontend=None, clips=None):
+    """The estimator's ``X`` for a split of a store: lazy waveforms or lazy spectrograms (``frontend``: ``store_picture(store, ...)``).
+
+    ``clips``: the split's clips rendered as they are read (``clips.RenderedClips``) instead of the store's.
+    """
     if input not in INPUTS:
         raise InputError(f"input must be one of {', '.join(INPUTS)}, got {input!r}")
     if input == "waveform":
-        return store.waveforms(split)
-    return store_spectrograms(store, split, frontend=frontend)
+        return store.waveforms(split) if clips is None else clips
+    return store_spectrograms(store, split, frontend=frontend, clips=clips)
 
 
 def fit_inverter(
@@ -660,6 +667,8 @@ def fit_inverter(
     scheduler: Any = None,
     progress: bool = True,
     generator: Generator | str | None = None,
+    render_workers: int | None = None,
+    render_clips: int | None = None,
 ) -> Inverter:
     """Fit ``method`` on the store's train split and summarise it on (part of) the val split.
 
@@ -668,34 +677,71 @@ def fit_inverter(
     estimator's progress bars (when it has any). ``generator`` (an object or a
     spec) is needed for spectrograms when the store's picture is its generator's
     own ``spectrogram`` function (``pictures.store_picture``) and that generator is not built in,
-    and to re-render clips of a store that keeps none (``Store.attach``); the
-    methods that pool spectrograms read a store's feature cache when it has one.
+    and to render clips of a store that keeps none; the methods that pool
+    spectrograms read a store's feature cache when it has one.
+
+    Clips a store does not keep are rendered while the estimator reads them, in
+    ``render_workers`` processes (default: half the CPUs; 0: in the reading
+    thread), ahead of the reader (``wavinv.clips``), after checking that the
+    generator loads, is the store's and renders what the store recorded.
+    ``render_clips=N`` trains on the train split of the first N samples of the
+    store's sequence (N >= the store's size): the store's and those ``generate --n N``
+    would add, every clip rendered. ``Inverter.training`` records the share of the
+    training steps' time spent waiting on data and the clips rendered.
     """
     from .methods import build_method
 
     random_state = int_arg("seed", random_state, 0)
+    n_clips = None if render_clips is None else clip_count(store, render_clips)
     estimator = build_method(method, **(overrides or {}))
     if not progress and "progress" in estimator.get_params():
         estimator.set_params(progress=False)
     if generator is not None:
         store.attach(generator)
-    if scheduler is not None and not store.keeps_waveforms:
-        raise InputError(f"{store.location} keeps no waveforms: fit without a scheduler (the pooling methods read its feature cache)")
+    if scheduler is not None and (not store.keeps_waveforms or n_clips is not None):
+        why = "keeps no waveforms" if not store.keeps_waveforms else f"holds fewer clips than the {n_clips} asked for"
+        raise InputError(f"{store.location} {why}: fit without a scheduler (clips are rendered while fitting; the pooling methods read a feature cache)")
     picture = store_picture(store, generator) if input == "spectrogram" else None
-    X, y = store_inputs(store, "train", input, picture), store.params_unit("train")
-    if len(y) < 2:
-        raise InputError(f"{store.location}: the train split has {len(y)} samples; generate more")
-    fit_s = _timed_fit(estimator, store, input, X, y, scheduler)
-    inv = Inverter(
-        estimator,
-        generator=store.generator,
-        input=input,
-        frontend=store.frontend_config,
-        method=method,
-        store={"path": str(store.location), "fingerprint": store.fingerprint, "n_train": int(len(y))},
-    )
-    inv.validation = {"fit_s": round(fit_s, 3), **_validation(estimator, store, input, picture, n_validation, random_state)}
+    with _clip_renderer(store, input, generator, render_workers, n_clips, progress) as renderer:
+        train = None if renderer is None else renderer.split(n_clips or store.n, "train")
+        X = store_inputs(store, "train", input, picture, train)
+        y = store.params_unit("train") if train is None else sequence_params_unit(store, train.ids)
+        if len(y) < 2:
+            raise InputError(f"{store.location}: the train split has {len(y)} samples; generate more")
+        fit_s = _timed_fit(estimator, store, input, X, y, scheduler)
+        inv = Inverter(
+            estimator,
+            generator=store.generator,
+            input=input,
+            frontend=store.frontend_config,
+            method=method,
+            store={"path": str(store.location), "fingerprint": store.fingerprint, "n_train": int(len(y)), **({"n_clips": n_clips} if n_clips else {})},
+        )
+        val = None if renderer is None or store.keeps_waveforms else renderer.split(store.n, "val")
+        inv.validation = {"fit_s": round(fit_s, 3), **_validation(estimator, store, input, picture, n_validation, random_state, val)}
+        inv.training = _training_record(estimator, renderer)
     return inv
+
+
+def _clip_renderer(store, input: str, generator, workers: int | None, n_clips: int | None, progress: bool):
+    """The ``ClipRenderer`` a fit reads clips from (checked before any work), or a null context when it reads the store's.
+
+    Clips are rendered when the store keeps none or ``n_clips`` asks for more. A
+    spectrogram fit on a store without waveforms renders them only when the
+    generator is named or built in: without it, the methods that pool still read the feature cache.
+    """
+    renders = n_clips is not None or (not store.keeps_waveforms and (input == "waveform" or generator is not None or store.generator.get("spec") in BUILTIN_GENERATORS))
+    return clip_renderer(store, generator, workers, progress) if renders else contextlib.nullcontext()
+
+
+def _training_record(estimator, renderer) -> dict[str, Any]:
+    """What ``Inverter.training`` records: the share of the steps' time waiting on data (estimators that measure it)
+    and, when clips were rendered, by how many worker processes and how many."""
+    share = getattr(estimator, "fit_stats_", {}).get("data_wait_share")
+    record = {"data_wait_share": round(float(share), 4)} if isinstance(share, float) and np.isfinite(share) else {}
+    if renderer is not None and renderer.rendered:  # a fit from a feature cache renders none
+        record.update(render_workers=renderer.workers, clips_rendered=renderer.rendered)
+    return record
 
 
 def _timed_fit(estimator, store, input: str, X, y: np.ndarray, scheduler: Any) -> float:
@@ -710,12 +756,12 @@ def _timed_fit(estimator, store, input: str, X, y: np.ndarray, scheduler: Any) -
     return time.perf_counter() - t0
 
 
-def _validation(estimator, store, input: str, picture, n_validation: int, random_state: int) -> dict[str, Any]:
+def _validation(estimator, store, input: str, picture, n_validation: int, random_state: int, clips=None) -> dict[str, Any]:
     """``{"n_val", "param_mae", "param_mae_centre_guess", "coverage@80", "learnt"}`` of a fitted estimator on the
-    first ``n_validation`` rows of the val split (only ``n_val`` when the split is empty)."""
+    first ``n_validation`` rows of the val split (only ``n_val`` when the split is empty; ``clips``: its rendered clips)."""
     from .metrics import coverage, param_mae
 
-    Xv, yv = store_inputs(store, "val", input, picture), store.params_unit("val")
+    Xv, yv = store_inputs(store, "val", input, picture, clips), store.params_unit("val")
     keep = np.arange(min(n_validation, len(yv)))
     if not len(keep):
         return {"n_val": 0}

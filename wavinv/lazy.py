@@ -3,10 +3,14 @@
 Estimators take ``X`` as a numpy array *or* a ``LazyArray`` (for example a store's
 waveforms, or spectrograms computed on the fly), and walk it with
 ``iter_batches`` so memory stays bounded by the batch size, not the data set.
+A lazy array that can prepare rows ahead of their reader (clips rendered in
+worker processes: ``wavinv.clips``) offers ``read_blocks(blocks)``; readers
+that know their next blocks call ``read_blocks(X, blocks)``, which uses it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Iterator
 
 import numpy as np
@@ -75,15 +79,24 @@ def n_rows(X) -> int:
     return len(X)
 
 
+def read_blocks(X, blocks: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """The rows of each of ``blocks`` (index arrays into ``X``) in turn: ``X.read_blocks`` when ``X`` has it
+    (it may prepare the next blocks while this one is used), else ``X[block]`` one block at a time.
+
+    Close the iterator (``contextlib.closing``) when stopping early, so work ahead is cancelled.
+    """
+    ahead = getattr(X, "read_blocks", None)
+    if ahead is not None:
+        return ahead(blocks)
+    return (X[b] if isinstance(X, np.ndarray) else np.asarray(X[b]) for b in blocks)
+
+
 def iter_batches(X, batch_size: int, indices: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(row_indices, rows)`` of ``X`` (numpy or lazy) ``batch_size`` rows at a time."""
     idx = np.arange(len(X)) if indices is None else np.asarray(indices, dtype=np.int64)
-    for s in range(0, len(idx), batch_size):
-        sel = idx[s : s + batch_size]
-        if isinstance(X, np.ndarray):
-            yield sel, X[sel]
-        else:
-            yield sel, np.asarray(X[sel])
+    blocks = [idx[s : s + batch_size] for s in range(0, len(idx), batch_size)]
+    with contextlib.closing(read_blocks(X, blocks)) as rows:
+        yield from zip(blocks, rows)
 
 
 def as_array(X, dtype=np.float32) -> np.ndarray:

@@ -61,14 +61,17 @@ def _picture_module(store: Store, frontend):
     return frontend
 
 
-def store_spectrograms(store: Store, split: str | None = None, frontend=None, device=None, batch_size: int | None = None) -> "Pictures":
+def store_spectrograms(store: Store, split: str | None = None, frontend=None, device=None, batch_size: int | None = None, clips=None) -> "Pictures":
     """Lazy ``(n_split, F, T)`` dB spectrograms of a store's split, computed on the fly from its clips.
 
     ``frontend``: a config dict or ``Spectrogram`` module (or ``store_picture(store, generator)``); default the store's.
     The result also offers the rows' pooled features from a feature cache (``Pictures.pooled``).
+    ``clips``: the split's clips rendered as they are read (``clips.RenderedClips``, its ids may go past
+    the store's end) instead of the store's.
     """
     store.require_complete()
-    return Pictures(store, store.split_indices(split), _picture_module(store, frontend), device, batch_size)
+    idx = store.split_indices(split) if clips is None else clips.ids
+    return Pictures(store, idx, _picture_module(store, frontend), device, batch_size, clips)
 
 
 def spectrogram_batches(
@@ -97,19 +100,32 @@ class Pictures(LazyArray):
     """Lazy dB spectrograms of some rows of a store, which also offer those rows' pooled features.
 
     Indexing computes spectrograms from the clips (read, or re-rendered by a store
-    without waveforms). ``pooled(grid)`` gives the rows pooled to ``grid`` from the
-    store's feature cache of this picture, so estimators that pool
-    (``models.features.iter_pooled``) never compute a spectrogram.
+    without waveforms, or those of ``clips``, a ``clips.RenderedClips`` of the ids
+    ``idx``, which also renders blocks ahead: ``read_blocks``). ``pooled(grid)``
+    gives the rows pooled to ``grid`` from the store's feature cache of this
+    picture, so estimators that pool (``models.features.iter_pooled``) never
+    compute a spectrogram.
     """
 
-    def __init__(self, store: Store, idx: np.ndarray, module, device=None, batch_size: int | None = None):
-        self.store, self.idx, self.module, self.device, self.batch_size = store, idx, module, device, batch_size
+    def __init__(self, store: Store, idx: np.ndarray, module, device=None, batch_size: int | None = None, clips=None):
+        self.store, self.idx, self.module, self.device, self.batch_size, self.clips = store, idx, module, device, batch_size, clips
         super().__init__(len(idx), module.output_shape, np.float32, self._pictures)
 
-    def _pictures(self, rows: np.ndarray) -> np.ndarray:
+    def _pictured(self, waves: np.ndarray) -> np.ndarray:
         from . import frontend as fe  # torch is imported only when spectrograms are computed
 
-        return fe.spectrogram(self.store.clips(self.idx[rows]), self.module, self.batch_size, self.device)
+        return fe.spectrogram(waves, self.module, self.batch_size, self.device)
+
+    def _pictures(self, rows: np.ndarray) -> np.ndarray:
+        return self._pictured(self.store.clips(self.idx[rows]) if self.clips is None else self.clips[rows])
+
+    def read_blocks(self, blocks: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """The spectrograms of each of ``blocks`` in turn; rendered clips are rendered ahead (``lazy.read_blocks``)."""
+        if self.clips is None:
+            yield from map(self.__getitem__, blocks)
+            return
+        with contextlib.closing(self.clips.read_blocks(blocks)) as waves:
+            yield from map(self._pictured, waves)
 
     def pooled(self, grid: tuple[int, ...]) -> LazyArray | None:
         """The rows pooled to ``grid`` ``(n, prod(grid))`` from a complete, current cache; None when there is none.
@@ -117,10 +133,12 @@ class Pictures(LazyArray):
         A store without waveforms has no other way to them: then a missing cache is
         a ``StoreError`` naming the command that builds it.
         """
+        if len(self.idx) and self.idx.max() >= self.store.n:  # rendered samples past the store's end: pooled from their pictures
+            return None
         cfg = self.module.config()
         cache = self.store.feature_cache(cfg, tuple(grid))
         if cache is None:
-            if not self.store.keeps_waveforms:
+            if not self.store.keeps_waveforms and self.clips is None:
                 have = ", ".join(f"{c.label} of {c.picture.get('kind')}" for c in self.store.feature_caches().values()) or "none"
                 raise StoreError(
                     f"{self.store.location} keeps no waveforms and has no complete feature cache of this picture pooled to "
@@ -135,4 +153,5 @@ class Pictures(LazyArray):
         indices = np.asarray(indices, dtype=np.int64)
         if np.any(np.diff(indices) < 0):
             return super().take(indices)
-        return Pictures(self.store, self.idx[np.asarray(indices, dtype=np.int64)], self.module, self.device, self.batch_size)
+        clips = None if self.clips is None else self.clips.take(indices)
+        return Pictures(self.store, self.idx[indices], self.module, self.device, self.batch_size, clips)

@@ -127,7 +127,7 @@ def manifest_problem(manifest: Any, format: str, format_version: int, inputs: tu
     p = _first(
         *(field_problem(manifest, k, "str") for k in ("method", "input", "estimator", "wavinv_version")),
         field_problem(manifest, "generator", "dict"),
-        *(f"{k!r} must be dict, got {manifest[k]!r}"[:200] for k in ("store", "validation") if not isinstance(manifest.get(k, {}), dict)),
+        *(f"{k!r} must be dict, got {manifest[k]!r}"[:200] for k in ("store", "validation", "training") if not isinstance(manifest.get(k, {}), dict)),
     )
     if p:
         return p

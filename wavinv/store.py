@@ -133,6 +133,15 @@ def split_of(ids: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, u, side="right")
 
 
+def split_ids(n: int, split: str | None = None) -> np.ndarray:
+    """Sorted ids of a split among ids ``0 .. n-1`` (``None``: all): a store of ``n`` samples, or one grown to ``n``."""
+    if split is None:
+        return np.arange(n, dtype=np.int64)
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {', '.join(SPLITS)} or None, got {split!r}")
+    return np.flatnonzero(split_of(np.arange(n)) == list(SPLITS).index(split)).astype(np.int64)
+
+
 def chunk_digest(ids: np.ndarray, params: np.ndarray, params_unit: np.ndarray, waveform: np.ndarray | None = None) -> int:
     """The completion record of one chunk: the first 64 bits of the SHA-256 of its data (never 0).
 
@@ -712,11 +721,7 @@ class Store:
     # -- reading -------------------------------------------------------------------
     def split_indices(self, split: str | None = None) -> np.ndarray:
         """Sorted row indices of a split (``None``: every row)."""
-        if split is None:
-            return np.arange(self.n, dtype=np.int64)
-        if split not in SPLITS:
-            raise InputError(f"split must be one of {', '.join(SPLITS)} or None, got {split!r}")
-        return np.flatnonzero(split_of(np.arange(self.n)) == list(SPLITS).index(split)).astype(np.int64)
+        return split_ids(self.n, split)
 
     def ids(self, split: str | None = None) -> np.ndarray:
         self.require_complete()

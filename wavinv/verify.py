@@ -17,7 +17,7 @@ from .generators import Generator, recorded_generator, render_checked
 from .limits import int_arg
 from .store import WAVEFORM_DTYPE, FeatureCache, Store, chunk_digest, features_digest, open_store, same_generator
 
-__all__ = ["VerifyReport", "verify"]
+__all__ = ["VerifyReport", "rerendered_errors", "verify"]
 
 
 @dataclass
@@ -196,20 +196,28 @@ def _rerender(store: Store, rep: VerifyReport, k: int, gen: Generator, seed: int
         return
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(rows, size=min(k, len(rows)), replace=False))
-    params = np.concatenate([store.space.sample(i, i + 1, store.seed, store.sampling) for i in pick])
-    stored_params = store.read_rows("params", pick)
-    wave = render_checked(gen, params, offset=0).astype(WAVEFORM_DTYPE)
-    if store.keeps_waveforms:
-        err, atol, what = np.abs(wave - store.read_rows("waveform", pick)).max(axis=1), RERENDER_ATOL, ""
-    else:
-        err, atol, what = _feature_errors(store, gen, pick, wave), RERENDER_FEATURES_ATOL_DB, " features (dB)"
-        if not any(c.current().all() for c in store.feature_caches().values()):
-            rep.notes.append("no complete feature cache to compare the re-rendered clips with: only their parameters were compared")
+    params, err, atol, what = rerendered_errors(store, gen, pick)
+    if not store.keeps_waveforms and not any(c.current().all() for c in store.feature_caches().values()):
+        rep.notes.append("no complete feature cache to compare the re-rendered clips with: only their parameters were compared")
     rep.rerendered = [int(i) for i in pick]
     rep.max_abs_error = float(err.max())
-    bad = pick[(err > atol) | (stored_params != params).any(axis=1)]
+    bad = pick[(err > atol) | (store.read_rows("params", pick) != params).any(axis=1)]
     if len(bad):
         rep.problems.append(f"re-rendered samples differ from the stored ones: ids {_spans(bad)} (max abs error{what} {err.max():.3g})")
+
+
+def rerendered_errors(store: Store, gen: Generator, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """Re-render the samples ``pick`` (sorted ids) of ``store`` with ``gen``: ``(their parameters, drawn by id,
+    per sample the largest difference from what the store holds of it, the tolerance, what was compared)``.
+
+    A store with waveforms is compared clip against clip; one without, by the clips' pooled features
+    against every complete feature cache (no complete cache: every difference is 0).
+    """
+    params = np.concatenate([store.space.sample(i, i + 1, store.seed, store.sampling) for i in pick])
+    wave = render_checked(gen, params, ids=pick).astype(WAVEFORM_DTYPE)
+    if store.keeps_waveforms:
+        return params, np.abs(wave - store.read_rows("waveform", pick)).max(axis=1), RERENDER_ATOL, ""
+    return params, _feature_errors(store, gen, pick, wave), RERENDER_FEATURES_ATOL_DB, " features (dB)"
 
 
 def _feature_errors(store: Store, gen: Generator, pick: np.ndarray, wave: np.ndarray) -> np.ndarray:

@@ -129,36 +129,39 @@ def check_generator(obj: Any, origin: str = "") -> Any:
     return obj
 
 
-def render_checked(gen: Generator, params: np.ndarray, offset: int = 0, seed: int | None = None) -> np.ndarray:
-    """Render and validate: float32 ``(B, n_samples)``, finite. ``offset`` names samples in errors.
+def render_checked(gen: Generator, params: np.ndarray, offset: int = 0, seed: int | None = None, ids: np.ndarray | None = None) -> np.ndarray:
+    """Render and validate: float32 ``(B, n_samples)``, finite. Errors name the samples ``offset``,
+    ``offset + 1``, ... or, for rows that are not consecutive samples, their ``ids``.
 
     ``seed`` (for generators that ``takes_seed``) renders another noise realisation.
     """
-    out = _render_shaped(gen, params, offset, seed)
+    names = np.arange(offset, offset + len(params)) if ids is None else np.asarray(ids)
+    out = _render_shaped(gen, params, names, seed)
     finite = np.isfinite(out).all(axis=1)
     if not finite.all():
         i = int(np.argmin(finite))
-        raise RenderError(f"{gen.name}: sample {offset + i} contains NaN or Inf")
+        raise RenderError(f"{gen.name}: sample {names[i]} contains NaN or Inf")
     return out
 
 
 def render_finite(gen: Generator, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Render for a search: ``(clips, finite)``, where a clip with NaN or Inf is zeroed and flagged
     ``False`` instead of failing the batch (a search may try a corner the generator cannot render)."""
-    out = _render_shaped(gen, params, 0, None)
+    out = _render_shaped(gen, params, np.arange(len(params)), None)
     finite = np.isfinite(out).all(axis=1)
     if not finite.all():
         out = np.where(finite[:, None], out, np.float32(0.0))
     return out, finite
 
 
-def _render_shaped(gen: Generator, params: np.ndarray, offset: int, seed: int | None) -> np.ndarray:
-    """Render; refuse anything but float32 ``(B, n_samples)`` (``RenderError``)."""
+def _render_shaped(gen: Generator, params: np.ndarray, names: np.ndarray, seed: int | None) -> np.ndarray:
+    """Render; refuse anything but float32 ``(B, n_samples)`` (``RenderError``). ``names``: the rows' sample numbers, for errors."""
     params = np.asarray(params, dtype=np.float64)
     try:
         out = gen.render(params) if seed is None else gen.render(params, seed=seed)
     except (Exception, SystemExit) as e:  # a user's code may raise anything; report it as a render failure
-        raise RenderError(f"{gen.name}: render failed for samples {offset}..{offset + len(params) - 1}: {type(e).__name__}: {e}") from e
+        which = f"{names[0]}..{names[-1]}" if len(names) else "(none)"
+        raise RenderError(f"{gen.name}: render failed for samples {which}: {type(e).__name__}: {e}") from e
     if hasattr(out, "detach"):  # torch tensors are accepted
         out = out.detach().cpu().numpy()
     if not isinstance(out, np.ndarray):

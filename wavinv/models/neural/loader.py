@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -9,6 +10,8 @@ from typing import Iterator
 
 import numpy as np
 import torch
+
+from ...lazy import read_blocks
 
 __all__: list[str] = []  # internal: wavinv's own modules import what they need by name
 
@@ -20,7 +23,10 @@ class BlockLoader:
     stores); for training, the block order is shuffled per epoch and rows are
     shuffled inside a buffer of ``buffer_blocks`` blocks. Memory is bounded by
     ``(buffer_blocks * block_size + prefetch * batch_size)`` rows, whatever the
-    size of ``X``. ``wait_s`` accumulates the time the consumer waited for data.
+    size of ``X``, plus the blocks an ``X`` that prepares rows ahead holds (clips
+    rendered in worker processes: ``2 * workers`` blocks). An epoch's blocks are
+    known when it starts, so such an ``X`` is handed them all at once
+    (``lazy.read_blocks``). ``wait_s`` accumulates the time the consumer waited for data.
     """
 
     def __init__(self, X, y: np.ndarray, blocks: list[np.ndarray], batch_size: int, buffer_blocks: int = 4, prefetch: int = 4, pin: bool = False):
@@ -39,32 +45,35 @@ class BlockLoader:
 
     def _produce(self, rng, out: queue.Queue, stop: threading.Event) -> None:
         try:
-            pending_x: list[np.ndarray] = []
-            pending_y: list[np.ndarray] = []
-            for group in self._plan(rng):
-                xs = [self._read(rows) for rows in group]
-                ys = [self.y[rows] for rows in group]
-                x, y = np.concatenate(pending_x + xs), np.concatenate(pending_y + ys)
-                if rng is not None:
-                    perm = rng.permutation(len(x))
-                    x, y = x[perm], y[perm]
-                n_full = len(x) // self.batch_size * self.batch_size
-                for s in range(0, n_full, self.batch_size):
-                    if stop.is_set():
-                        return
-                    out.put(self._tensors(x[s : s + self.batch_size], y[s : s + self.batch_size]))
-                pending_x, pending_y = [x[n_full:]], [y[n_full:]]
-            rest = pending_x[0] if pending_x else np.empty(0)
-            # a last batch of one row would break batch normalisation in training
-            if len(rest) > (1 if rng is not None else 0):
-                out.put(self._tensors(rest, pending_y[0]))
+            groups = list(self._plan(rng))
+            with contextlib.closing(read_blocks(self.X, [rows for group in groups for rows in group])) as reads:
+                self._batches(groups, reads, rng, out, stop)
         except BaseException as e:  # re-raised in the consumer
             out.put(e)
         finally:
             out.put(None)
 
-    def _read(self, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(self.X[rows], dtype=np.float32)
+    def _batches(self, groups: list[list[np.ndarray]], reads, rng, out: queue.Queue, stop: threading.Event) -> None:
+        """Put the batches of ``groups`` (their rows' data coming from ``reads``, block by block) on ``out``."""
+        pending_x: list[np.ndarray] = []
+        pending_y: list[np.ndarray] = []
+        for group in groups:
+            xs = [np.asarray(next(reads), dtype=np.float32) for _ in group]
+            ys = [self.y[rows] for rows in group]
+            x, y = np.concatenate(pending_x + xs), np.concatenate(pending_y + ys)
+            if rng is not None:
+                perm = rng.permutation(len(x))
+                x, y = x[perm], y[perm]
+            n_full = len(x) // self.batch_size * self.batch_size
+            for s in range(0, n_full, self.batch_size):
+                if stop.is_set():
+                    return
+                out.put(self._tensors(x[s : s + self.batch_size], y[s : s + self.batch_size]))
+            pending_x, pending_y = [x[n_full:]], [y[n_full:]]
+        rest = pending_x[0] if pending_x else np.empty(0)
+        # a last batch of one row would break batch normalisation in training
+        if len(rest) > (1 if rng is not None else 0):
+            out.put(self._tensors(rest, pending_y[0]))
 
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         tx, ty = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
