@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..generators import render_checked
-from ..inverter import Inverter, estimator_progress
+from ..inverter import Inverter
 from ..metrics import coverage, diversity, lsd_db, mrstft, param_mae
 from ..pictures import store_picture
 from ..store import Store
@@ -56,8 +56,7 @@ def evaluate(
             budgets=s.budgets if entry.searches else None,
         )
         X = wave[None] if inv.input == "waveform" else res.target_spectrogram[None]
-        with estimator_progress(inv.estimator, False):  # one bar per row and target is enough
-            samples = np.asarray(inv.estimator.sample(X, s.samples, random_state=seed_samples))[0]
+        samples = inv.sample(X, s.samples, random_state=seed_samples)[0]
         truth = y_test[pos]
         lsd = res.distances["lsd_db"]
         if row in gallery_rows:
