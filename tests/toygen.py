@@ -88,3 +88,19 @@ pictured = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_
 # the same sound, another picture: a model fitted on ``pictured`` must refuse it
 repictured = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
                                spectrogram=_other_picture, spectrogram_range=(PICTURE_FLOOR, 0.0))
+
+
+def _marked_picture(waves: np.ndarray) -> np.ndarray:
+    """``log_picture``; with ``TOYGEN_MARKER`` set, a batch of clips (not the one-clip probe) first touches that
+    file, then sleeps ``TOYGEN_DELAY`` seconds: a fit caught reading its training pictures, for a signal to stop."""
+    marker = os.environ.get("TOYGEN_MARKER")
+    if marker and len(waves) > 1:
+        with open(marker, "a"):
+            pass
+        time.sleep(float(os.environ.get("TOYGEN_DELAY", "0.02")))
+    return log_picture(waves)
+
+
+# ``pictured`` that can be caught mid-fit: the same identity and picture
+marked = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
+                           spectrogram=_marked_picture, spectrogram_range=(PICTURE_FLOOR, 0.0))

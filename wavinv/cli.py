@@ -7,10 +7,13 @@ user can cause are ``WavinvError``: one line on stderr, exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
 import logging.handlers
+import os
+import signal
 import sys
 import time
 import warnings
@@ -449,17 +452,18 @@ def _cmd_fit(args) -> int:
     out = Path(args.out)
     check_outputs({"--out": out}, {"store": args.store if "://" not in args.store else None, "generator file": generator_file(args.generator)})
     store = open_store(args.store)
-    inv = fit_inverter(
-        store,
-        args.method,
-        args.input,
-        overrides=parse_overrides(args.set),
-        random_state=args.seed,
-        scheduler=args.scheduler,
-        progress=not args.quiet,
-        generator=args.generator,
-    )
-    inv.save(out)
+    with _sigterm_as_interrupt():  # a scheduler's kill unwinds as Ctrl-C does: an earlier model file stays as it was
+        inv = fit_inverter(
+            store,
+            args.method,
+            args.input,
+            overrides=parse_overrides(args.set),
+            random_state=args.seed,
+            scheduler=args.scheduler,
+            progress=not args.quiet,
+            generator=args.generator,
+        )
+        inv.save(out)  # written beside it, then renamed over it: whole or not at all
     v = inv.validation
     print(f"fitted {args.method} on {args.input} ({inv.store['n_train']} train clips) in {v['fit_s']:.1f} s -> {out}")
     if "param_mae" in v:
@@ -971,10 +975,11 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as e:  # the last net: a write or read the checks before the work could not foresee
                 where = f" {e.filename}" if getattr(e, "filename", None) else ""
                 return _fail(args.command, f"cannot access{where}: {e.strerror or e}", held)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as e:
                 held.flush()
-                print(f"wavinv {args.command}: interrupted", file=sys.stderr)
-                return 130
+                terminated = isinstance(e, _Terminated)
+                print(f"wavinv {args.command}: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+                return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
         held.flush()
         for w in caught:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
@@ -982,6 +987,34 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler stopping the job) where ``_sigterm_as_interrupt`` turns it into an exception."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While inside, SIGTERM raises ``_Terminated`` (a ``KeyboardInterrupt``) in this process, so the work unwinds
+    as after Ctrl-C: temporary files removed, nothing half-written. A process forked meanwhile still dies of it."""
+    pid = os.getpid()
+
+    def raise_terminated(signum, frame):
+        if os.getpid() != pid:  # a forked worker inherited the handler: end as SIGTERM ends it
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread (main() called from another): SIGTERM keeps its handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fail(command: str, message: str, held: logging.handlers.MemoryHandler) -> int:
