@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
-from .errors import InputError, MismatchError, ModelError, TimeLimitError
+from .errors import InputError, MismatchError, ModelError, StoreError, TimeLimitError
 from .frontend import Spectrogram, spectrogram
 from .generators import Generator, identity_differences, identity_label, recorded_generator, render_checked, render_finite, takes_seed
 from .limits import budget_list, int_arg, require_memory
@@ -661,7 +662,9 @@ def fit_inverter(
     estimator's progress bars (when it has any). ``generator`` (an object or a
     spec) is needed for spectrograms when the store's picture is its generator's
     own ``spectrogram`` function (``pictures.store_picture``) and that generator is not built in,
-    and to re-render clips of a store that keeps none (``Store.attach``); the
+    to re-render clips of a store that keeps none (``Store.attach``), and to measure each
+    parameter's sensitivity (``wavinv.sensitivity``, into ``validation["learnt"]``; without a
+    generator at hand, ``validation["sensitivity"]`` says it was skipped); the
     methods that pool spectrograms read a store's feature cache when it has one.
     """
     from .methods import build_method
@@ -688,6 +691,8 @@ def fit_inverter(
         store={"path": str(store.location), "fingerprint": store.fingerprint, "n_train": int(len(y))},
     )
     inv.validation = {"fit_s": round(fit_s, 3), **_validation(estimator, store, input, picture, n_validation, random_state)}
+    if inv.validation.get("learnt"):
+        _add_sensitivity(inv.validation, store, generator, random_state, progress)
     return inv
 
 
@@ -725,6 +730,35 @@ def _validation(estimator, store, input: str, picture, n_validation: int, random
         "coverage@80": float(coverage(yv[keep], samples, level=0.8)),
         "learnt": learnt_parameters([p.name for p in store.space.params], yv[keep], samples),
     }
+
+
+def _add_sensitivity(validation: dict[str, Any], store, generator, random_state: int, progress: bool) -> None:
+    """Each parameter's ``sensitivity_db`` (``wavinv.sensitivity``, on the validation rows) into
+    ``validation["learnt"]``, and how it was measured into ``validation["sensitivity"]``; only
+    ``{"skipped": why}`` there where the generator is not at hand or the store has no picture."""
+    from .sensitivity import parameter_sensitivity
+
+    if store.frontend_config is None:
+        validation["sensitivity"] = {"skipped": "the store records no picture"}
+        return
+    try:
+        gen = store.attach(generator)
+    except StoreError:  # a recorded generator that is not built in and was not named: never imported
+        validation["sensitivity"] = {"skipped": "its generator was not named (wavinv fit --generator SPEC measures it)"}
+        return
+    # the store (its generator, rows and picture) and the seed fix the numbers: every method fitted on it shares them
+    key = (store.fingerprint, json.dumps(store.frontend_config, sort_keys=True), validation["n_val"], random_state)
+    if key not in _SENSITIVITY:
+        rows = store.params_unit("val")[: validation["n_val"]]
+        _SENSITIVITY[key] = parameter_sensitivity(gen, rows, store_picture(store, gen), SHORTLIST_STEP, random_state, progress=progress)
+    measured = dict(_SENSITIVITY[key])
+    for name, db in measured.pop("sensitivity_db").items():
+        validation["learnt"][name]["sensitivity_db"] = db
+    validation["sensitivity"] = measured
+
+
+# the sensitivities measured in this process, by store, picture, validation rows and seed (see _add_sensitivity)
+_SENSITIVITY: dict[tuple, dict[str, Any]] = {}
 
 
 def learnt_parameters(names, truth: np.ndarray, samples: np.ndarray) -> dict[str, dict[str, float]]:

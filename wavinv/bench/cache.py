@@ -141,7 +141,7 @@ def fit_or_load(store: Store, gen, out: Path, name: str, model_key, method: str,
     if "checkpoint" in known and "checkpoint" not in overrides:
         overrides["checkpoint"] = str(ckpt)
     t0 = time.perf_counter()
-    inv = fit_inverter(store, method, input, overrides=overrides, generator=gen)
+    inv = fit_inverter(store, method, input, overrides=overrides, generator=gen, progress=progress)
     wall = time.perf_counter() - t0
     inv.save(path)
     ckpt.unlink(missing_ok=True)  # the saved model supersedes it
