@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in _costs(out, name).items()))
     if publish is not None:
         publish.mkdir(parents=True, exist_ok=True)
-        for old in [*publish.glob("gallery-*.png"), *publish.glob("anytime.*")]:  # an earlier run may have had more
+        for old in [*publish.glob("gallery-*.png"), *publish.glob("anytime.*"), *publish.glob("learnt.csv")]:  # an earlier run may have had more
             old.unlink()
         for path in res.files.values():
             shutil.copy2(path, publish / path.name)

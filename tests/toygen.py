@@ -129,3 +129,19 @@ def _patch_noise(params: np.ndarray, seed: int | None = None) -> np.ndarray:
 
 fixed_noise = _make(_fixed_noise, name="fixed-noise")
 patch_noise = _make(_patch_noise, name="patch-noise")
+
+
+def _marked_picture(waves: np.ndarray) -> np.ndarray:
+    """``log_picture``; with ``TOYGEN_MARKER`` set, a batch of clips (not the one-clip probe) first touches that
+    file, then sleeps ``TOYGEN_DELAY`` seconds: a fit caught reading its training pictures, for a signal to stop."""
+    marker = os.environ.get("TOYGEN_MARKER")
+    if marker and len(waves) > 1:
+        with open(marker, "a"):
+            pass
+        time.sleep(float(os.environ.get("TOYGEN_DELAY", "0.02")))
+    return log_picture(waves)
+
+
+# ``pictured`` that can be caught mid-fit: the same identity and picture
+marked = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
+                           spectrogram=_marked_picture, spectrogram_range=(PICTURE_FLOOR, 0.0))

@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 from .errors import (  # noqa: E402
     GeneratorError,
     InputError,
+    MismatchError,
     ModelError,
     OutputError,
     ParamSpaceError,
@@ -58,6 +59,7 @@ __all__ = [
     "Generator",
     "GeneratorError",
     "InputError",
+    "MismatchError",
     "ModelError",
     "OutputError",
     "Param",

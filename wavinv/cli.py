@@ -7,10 +7,13 @@ user can cause are ``WavinvError``: one line on stderr, exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
 import logging.handlers
+import os
+import signal
 import sys
 import time
 import warnings
@@ -223,7 +226,7 @@ def _format_model_info(m: dict) -> str:
             f"picture     {picture_label(m['frontend'])}",
             f"trained on  {st.get('path')} ({st.get('n_train')} train clips, store {st.get('fingerprint')})",
             f"validation  {metrics or 'none'}",
-            *([f"learnt      {_learnt_line(v['learnt'])}"] if isinstance(v.get("learnt"), dict) and v["learnt"] else []),
+            *_learnt_lines(v),
             *([f"training    {_training_line(m['training'])}"] if m.get("training") else []),
             f"sha256      {m['sha256']}",
             "warning     a model file is a pickle: loading it (invert, wavinv.load) runs code. Load only files you made or trust, "
@@ -243,11 +246,35 @@ def _training_line(training: dict) -> str:
     return "; ".join(parts) or "no record"
 
 
-def _learnt_line(learnt: dict, show: int = 6) -> str:
-    """The parameters a model pins down best: each one's draw error over the prior's (1 = nothing learnt)."""
-    rows = [(name, r.get("ratio")) for name, r in learnt.items() if isinstance(r, dict) and isinstance(r.get("ratio"), (int, float))]
-    shown = ", ".join(f"{name} {ratio:.2f}" for name, ratio in rows[:show])
-    return f"{shown} (a draw's error over a random draw's, lowest first; {len(rows)} parameters)"
+def _learnt_lines(validation: dict) -> list[str]:
+    """Which parameters a model pins down: each one's draw error over the prior's (1 = nothing learnt), and,
+    where the fit measured it, a table beside each one's sensitivity (the most sensitive first)."""
+    learnt = validation.get("learnt")
+    rows = {n: r for n, r in learnt.items() if isinstance(r, dict)} if isinstance(learnt, dict) else {}
+    if not rows:
+        return []
+    how = validation.get("sensitivity") if isinstance(validation.get("sensitivity"), dict) else {}
+    if not any(isinstance(r.get("sensitivity_db"), (int, float)) for r in rows.values()):
+        ratios = [(n, r["ratio"]) for n, r in rows.items() if isinstance(r.get("ratio"), (int, float))]
+        shown = ", ".join(f"{n} {ratio:.2f}" for n, ratio in ratios[:6])
+        skipped = [f"sensitivity not measured: {how['skipped']}"] if "skipped" in how else []
+        return [f"learnt      {shown} (a draw's error over a random draw's, lowest first; {len(ratios)} parameters)", *(f"            {line}" for line in skipped)]
+
+    def cell(value, width: int, fmt: str) -> str:
+        return f"{value:>{width}{fmt}}" if isinstance(value, (int, float)) else f"{'-':>{width}}"
+
+    from .sensitivity import most_sensitive_first
+
+    width = min(max(len(n) for n in [*rows, "parameter"]), 28)
+    lines = [
+        f"learnt      per parameter, the most sensitive first: a draw's error, a random draw's, their ratio (1: nothing learnt) and the sound's "
+        f"change when it alone is redrawn (lsd_db, median of {how.get('rows', '?')} rows, {how.get('frames', '?')})",
+        f"            {'parameter':<{width}}  posterior   prior   ratio  sensitivity dB",
+    ]
+    for name, r in most_sensitive_first(rows):
+        lines.append(f"            {name[:width]:<{width}}  {cell(r.get('posterior'), 9, '.4f')} {cell(r.get('prior'), 7, '.4f')} "
+                     f"{cell(r.get('ratio'), 7, '.2f')}  {cell(r.get('sensitivity_db'), 14, '.2f')}")
+    return lines
 
 
 _DB_RANGE = dict(
@@ -437,7 +464,8 @@ def _add_fit(sub) -> None:
         "--generator",
         default=None,
         metavar="SPEC",
-        help="the store's generator, needed for spectrograms when its picture is the generator's own spectrogram function (unless built in)",
+        help="the store's generator (unless built in): renders each parameter's sensitivity, and is needed for spectrograms "
+        "when its picture is the generator's own spectrogram function",
     )
     p.add_argument("--scheduler", default=None, metavar="ADDR", help=_SCHEDULER_HELP + " (pca-lgbm and pca-lgbm-quantile)")
     p.add_argument(
@@ -484,25 +512,28 @@ def _cmd_fit(args) -> int:
     out = Path(args.out)
     check_outputs({"--out": out}, {"store": args.store if "://" not in args.store else None, "generator file": generator_file(args.generator)})
     store = open_store(args.store)
-    inv = fit_inverter(
-        store,
-        args.method,
-        args.input,
-        overrides=parse_overrides(args.set),
-        random_state=args.seed,
-        scheduler=args.scheduler,
-        progress=not args.quiet,
-        generator=args.generator,
-        render_workers=args.render_workers,
-        render_clips=args.render_clips,
-    )
-    inv.save(out)
+    with _sigterm_as_interrupt():  # a scheduler's kill unwinds as Ctrl-C does: an earlier model file stays as it was
+        inv = fit_inverter(
+            store,
+            args.method,
+            args.input,
+            overrides=parse_overrides(args.set),
+            random_state=args.seed,
+            scheduler=args.scheduler,
+            progress=not args.quiet,
+            generator=args.generator,
+            render_workers=args.render_workers,
+            render_clips=args.render_clips,
+        )
+        inv.save(out)  # written beside it, then renamed over it: whole or not at all
     v = inv.validation
     print(f"fitted {args.method} on {args.input} ({inv.store['n_train']} train clips) in {v['fit_s']:.1f} s -> {out}")
     if inv.training:
         print(f"training: {_training_line(inv.training)}")
     if "param_mae" in v:
         print(f"validation ({v['n_val']} clips): param_mae {v['param_mae']:.4f} (centre guess {v['param_mae_centre_guess']:.4f}), coverage@80 {v['coverage@80']:.3f}")
+    if "skipped" in v.get("sensitivity", {}):
+        print(f"note: each parameter's sensitivity was not measured: {v['sensitivity']['skipped']}")
     return 0
 
 
@@ -631,7 +662,10 @@ def _write_report(path, result, inv, truth=None) -> None:
         ("search", f"{result.n_draws} draws ({result.n_unique} distinct), {result.n_renders} renders in all, {result.timing.get('total', 0.0):.1f} s"),
     ]
     floor = inv.floor_level(result, truth) if truth is not None and result.chance else None
-    section = inversion_section(result, truth=truth, floor=floor, learnt=inv.validation.get("learnt"))
+    from .sensitivity import most_sensitive_first
+
+    learnt = dict(most_sensitive_first(inv.validation["learnt"])) if inv.validation.get("learnt") else None
+    section = inversion_section(result, truth=truth, floor=floor, learnt=learnt)
     page = Page(f"{result.method} on {gen.get('name')}: {len(result.params)} candidates", [section], gen["sample_rate"], gen["n_samples"], result.frontend, facts)
     write_page(path, page)
 
@@ -1010,10 +1044,11 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as e:  # the last net: a write or read the checks before the work could not foresee
                 where = f" {e.filename}" if getattr(e, "filename", None) else ""
                 return _fail(args.command, f"cannot access{where}: {e.strerror or e}", held)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as e:
                 held.flush()
-                print(f"wavinv {args.command}: interrupted", file=sys.stderr)
-                return 130
+                terminated = isinstance(e, _Terminated)
+                print(f"wavinv {args.command}: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+                return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
         held.flush()
         for w in caught:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
@@ -1021,6 +1056,34 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler stopping the job) where ``_sigterm_as_interrupt`` turns it into an exception."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While inside, SIGTERM raises ``_Terminated`` (a ``KeyboardInterrupt``) in this process, so the work unwinds
+    as after Ctrl-C: temporary files removed, nothing half-written. A process forked meanwhile still dies of it."""
+    pid = os.getpid()
+
+    def raise_terminated(signum, frame):
+        if os.getpid() != pid:  # a forked worker inherited the handler: end as SIGTERM ends it
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread (main() called from another): SIGTERM keeps its handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fail(command: str, message: str, held: logging.handlers.MemoryHandler) -> int:

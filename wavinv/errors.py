@@ -11,6 +11,7 @@ __all__ = [
     "StoreError",
     "InputError",
     "ModelError",
+    "MismatchError",
     "OutputError",
     "TimeLimitError",
 ]
@@ -42,6 +43,10 @@ class InputError(WavinvError, ValueError):
 
 class ModelError(WavinvError):
     """A model file that cannot be loaded or does not match what it is used with."""
+
+
+class MismatchError(ModelError, InputError):
+    """A model, or its estimator, used with another generator, parameter space or picture than it was fitted on."""
 
 
 class OutputError(WavinvError):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -47,11 +48,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
-from .errors import InputError, ModelError, TimeLimitError
+from .clips import clip_count, clip_renderer, sequence_params_unit
+from .errors import InputError, MismatchError, ModelError, StoreError, TimeLimitError
 from .floor import floor_waves, probe_floor
 from .frontend import Spectrogram, spectrogram
-from .clips import clip_count, clip_renderer, sequence_params_unit
-from .generators import BUILTIN_GENERATORS, Generator, recorded_generator, render_checked, render_finite
+from .generators import BUILTIN_GENERATORS, Generator, identity_differences, identity_label, recorded_generator, render_checked, render_finite
 from .limits import budget_list, int_arg, require_memory
 from .methods import INPUTS
 from .metrics import lsd_db, mrstft
@@ -59,8 +60,8 @@ from .modelfile import FORMAT, FORMAT_VERSION, read_bytes_pinned, read_manifest
 from .outputs import atomic_path
 from .params import ParamSpace
 from .refine import FAILED, MIN_DISTANCE, POLISH, distinct_best, frame_rms
+from .picture import KIND as PICTURE_KIND, GeneratorPicture, has_picture, picture_differences, picture_label
 from .spread import SPREAD_TOLERANCE, spread, spread_renders
-from .picture import KIND as PICTURE_KIND, GeneratorPicture
 from .pictures import Pictures, store_picture, store_spectrograms
 from .schema import frontend_problem, identity_problem, manifest_problem
 from .targets import Target
@@ -150,6 +151,9 @@ class Inverter:
         self.frontend = dict(frontend)
         self.method = method
         self.store = store or {}
+        problem = self._estimator_problem()
+        if problem:
+            raise MismatchError(problem)
         self.validation: dict[str, float] = {}
         self.training: dict[str, Any] = {}  # how the fit was fed: its wait on data, the clips rendered for it
         self._gen: Generator | None = None
@@ -177,7 +181,7 @@ class Inverter:
             "method": self.method,
             "input": self.input,
             "estimator": type(self.estimator).__name__,
-            "generator": {k: self.generator.get(k) for k in ("name", "version", "spec", "fingerprint", "sample_rate", "n_samples")},
+            "generator": {k: self.generator.get(k) for k in ("name", "version", "spec", "fingerprint", "sample_rate", "n_samples", "space")},
             "frontend": self.frontend,
             "store": self.store,
             "validation": self.validation,
@@ -186,19 +190,45 @@ class Inverter:
 
     # -- generator --------------------------------------------------------------
     def attach(self, generator: Generator | str | None = None) -> Generator:
-        """Set the generator used to re-render candidates; it must match the model's space.
+        """Set the generator used to re-render candidates: the one the model was fitted on (name,
+        version, parameter space, clips) drawing the same picture, else ``MismatchError`` naming both.
 
         With no argument, only a built-in generator recorded in the model is loaded:
         importing anything else runs code, so the user must name it.
         """
         if self._gen is not None and (generator is None or generator is self._gen):
             return self._gen
-        gen = recorded_generator(self.generator, generator, "the model", _same_space, ModelError)
+        gen = recorded_generator(self.generator, generator, "the model", MismatchError, made="was fitted on")
         if self.frontend.get("kind") == PICTURE_KIND:
             # the model's picture is the generator's own function: it must still draw the same picture
-            self._frontend_module = GeneratorPicture(gen, expected=self.frontend, owner="the model", error=ModelError)
+            self._frontend_module = GeneratorPicture(gen, expected=self.frontend, owner="the model", error=MismatchError)
+        elif has_picture(gen):
+            raise MismatchError(
+                f"the model was fitted on {picture_label(self.frontend)}, and generator {identity_label(self.generator)} now draws "
+                "its own picture (a spectrogram function): fit a model on a store made with it"
+            )
         self._gen = gen
         return gen
+
+    def _estimator_problem(self) -> str | None:
+        """Where the estimator's fitted shapes (``n_params_``, ``input_shape_``, when it records them) are not the
+        model's parameter space and picture (or clip): another generator's estimator. None when they match."""
+        n_params, shape = getattr(self.estimator, "n_params_", None), getattr(self.estimator, "input_shape_", None)
+        space = len(self.generator.get("space") or [])
+        if n_params is not None and space and int(n_params) != space:
+            return (f"the estimator {type(self.estimator).__name__} was fitted on {n_params} parameters, "
+                    f"the model's generator {identity_label(self.generator)} has {space}")
+        expected = self.spec_shape if self.input == "spectrogram" else (int(self.generator["n_samples"]),)
+        if shape is not None and tuple(shape) != expected:
+            made = f"{picture_label(self.frontend)} makes" if self.input == "spectrogram" else "clips have"
+            return f"the estimator {type(self.estimator).__name__} was fitted on {self.input}s of shape {tuple(shape)}, the model's {made} {expected}"
+        return None
+
+    def sample(self, X, n: int, random_state=None) -> np.ndarray:
+        """The estimator's ``n`` draws for each row of ``X``, unit-scaled ``(N, n, P)``, quietly; ``MismatchError``
+        when it gives another number of parameters than the model's space has (before anything is rendered)."""
+        with estimator_progress(self.estimator, False):  # a few rows: bars would only flicker
+            return checked_samples(self.estimator, X, n, random_state, self.generator)
 
     def memory_needed(self, draws: int, shortlist: int | None = None) -> int:
         """Bytes an inversion with ``draws`` draws holds at its peak (see ``inversion_memory``)."""
@@ -282,8 +312,7 @@ class Inverter:
         t0 = time.perf_counter()
         X, target_spec = self._target_features(target)
         corrections = self._learnt_renders(draws, n)
-        with estimator_progress(self.estimator, False):  # one target is one short step: no bar to flicker
-            samples = self.estimator.sample(X, draws - corrections, random_state=random_state)[0]  # (M, P) unit scale
+        samples = self.sample(X, draws - corrections, random_state=random_state)[0]  # (M, P) unit scale
         timing["sample"] = time.perf_counter() - t0
         drawn = self._rendered_draws(gen, samples, timing)
         ranked = self._scored_draws(target_spec, *drawn, shortlist, timing, budgets)
@@ -632,9 +661,28 @@ def _time_budget(limit: float, refine: int, n_drawn: int, timing: dict[str, floa
     return float(limit)
 
 
-def _same_space(recorded: dict[str, Any], ident: dict[str, Any]) -> bool:
-    """A generator re-renders for a model when its space, rate and length are the model's."""
-    return all(recorded.get(k) == ident[k] for k in ("fingerprint", "sample_rate", "n_samples"))
+def checked_samples(estimator, X, n: int, random_state, generator: dict[str, Any]) -> np.ndarray:
+    """``estimator.sample(X, n, random_state)`` as ``(N, n, P)``, or ``MismatchError`` when P is not the number
+    of parameters of ``generator`` (an identity) or the shape is not a batch of draws."""
+    samples = np.asarray(estimator.sample(X, n, random_state=random_state))
+    space = ParamSpace.from_json(generator["space"])
+    if samples.ndim != 3 or samples.shape[2] != len(space):
+        got = f"{samples.shape[2]} parameters per draw" if samples.ndim == 3 else f"an array of shape {samples.shape}"
+        raise MismatchError(
+            f"the estimator {type(estimator).__name__} sampled {got}, the generator {identity_label(generator)} has {len(space)}: nothing rendered"
+        )
+    return samples
+
+
+def fitted_mismatch(manifest: dict[str, Any], identity: dict[str, Any], frontend: dict[str, Any] | None, owner: str, other: str) -> str | None:
+    """Where a model (its manifest, ``Inverter.manifest()``) was fitted on another generator, parameter space
+    or picture than ``identity`` and ``frontend`` (a store's, say), one line naming ``owner`` and ``other``
+    and what differs; None when they match."""
+    differences = identity_differences(manifest["generator"], identity, "the model", other) + picture_differences(manifest.get("frontend"), frontend)
+    if not differences:
+        return None
+    return (f"{owner} was fitted on generator {identity_label(manifest['generator'])} pictured by {picture_label(manifest.get('frontend'))}, "
+            f"{other} holds {identity_label(identity)} pictured by {picture_label(frontend)}: {'; '.join(differences)}")
 
 
 def inversion_memory(n_samples: int, n_params: int, spec_shape: tuple[int, int], draws: int, shortlist: int | None = None) -> int:
@@ -677,8 +725,10 @@ def fit_inverter(
     estimator's progress bars (when it has any). ``generator`` (an object or a
     spec) is needed for spectrograms when the store's picture is its generator's
     own ``spectrogram`` function (``pictures.store_picture``) and that generator is not built in,
-    and to render clips of a store that keeps none; the methods that pool
-    spectrograms read a store's feature cache when it has one.
+    and to render clips of a store that keeps none, and to measure each
+    parameter's sensitivity (``wavinv.sensitivity``, into ``validation["learnt"]``; without a
+    generator at hand, ``validation["sensitivity"]`` says it was skipped); the
+    methods that pool spectrograms read a store's feature cache when it has one.
 
     Clips a store does not keep are rendered while the estimator reads them, in
     ``render_workers`` processes (default: half the CPUs; 0: in the reading
@@ -719,6 +769,8 @@ def fit_inverter(
         )
         val = None if renderer is None or store.keeps_waveforms else renderer.split(store.n, "val")
         inv.validation = {"fit_s": round(fit_s, 3), **_validation(estimator, store, input, picture, n_validation, random_state, val)}
+        if inv.validation.get("learnt"):
+            _add_sensitivity(inv.validation, store, generator, random_state, progress)
         inv.training = _training_record(estimator, renderer)
     return inv
 
@@ -770,7 +822,7 @@ def _validation(estimator, store, input: str, picture, n_validation: int, random
     Xv = Xv.take(keep) if isinstance(Xv, Pictures) and (store.feature_caches() or not store.keeps_waveforms) else np.asarray(Xv[keep])
     with estimator_progress(estimator, False):  # a few rows: bars would only flicker
         pred = estimator.predict(Xv)
-        samples = estimator.sample(Xv, 64, random_state=random_state)
+        samples = checked_samples(estimator, Xv, 64, random_state, store.generator)
     return {
         "n_val": int(len(keep)),
         "param_mae": float(param_mae(yv[keep], pred)),
@@ -778,6 +830,35 @@ def _validation(estimator, store, input: str, picture, n_validation: int, random
         "coverage@80": float(coverage(yv[keep], samples, level=0.8)),
         "learnt": learnt_parameters([p.name for p in store.space.params], yv[keep], samples),
     }
+
+
+def _add_sensitivity(validation: dict[str, Any], store, generator, random_state: int, progress: bool) -> None:
+    """Each parameter's ``sensitivity_db`` (``wavinv.sensitivity``, on the validation rows) into
+    ``validation["learnt"]``, and how it was measured into ``validation["sensitivity"]``; only
+    ``{"skipped": why}`` there where the generator is not at hand or the store has no picture."""
+    from .sensitivity import parameter_sensitivity
+
+    if store.frontend_config is None:
+        validation["sensitivity"] = {"skipped": "the store records no picture"}
+        return
+    try:
+        gen = store.attach(generator)
+    except StoreError:  # a recorded generator that is not built in and was not named: never imported
+        validation["sensitivity"] = {"skipped": "its generator was not named (wavinv fit --generator SPEC measures it)"}
+        return
+    # the store (its generator, rows and picture) and the seed fix the numbers: every method fitted on it shares them
+    key = (store.fingerprint, json.dumps(store.frontend_config, sort_keys=True), validation["n_val"], random_state)
+    if key not in _SENSITIVITY:
+        rows = store.params_unit("val")[: validation["n_val"]]
+        _SENSITIVITY[key] = parameter_sensitivity(gen, rows, store_picture(store, gen), SHORTLIST_STEP, random_state, progress=progress)
+    measured = dict(_SENSITIVITY[key])
+    for name, db in measured.pop("sensitivity_db").items():
+        validation["learnt"][name]["sensitivity_db"] = db
+    validation["sensitivity"] = measured
+
+
+# the sensitivities measured in this process, by store, picture, validation rows and seed (see _add_sensitivity)
+_SENSITIVITY: dict[tuple, dict[str, Any]] = {}
 
 
 def learnt_parameters(names, truth: np.ndarray, samples: np.ndarray) -> dict[str, dict[str, float]]:
@@ -831,6 +912,9 @@ def load(path: str | Path, sha256: str | None = None) -> Inverter:
         raise ModelError(f"{path}: damaged model file: {problem}")
     if manifest["generator"].get("fingerprint") != inv.fingerprint or manifest["method"] != inv.method or manifest["input"] != inv.input:
         raise ModelError(f"{path}: manifest does not match the model it holds")
+    problem = inv._estimator_problem()
+    if problem:
+        raise MismatchError(f"{path}: {problem}")
     if manifest.get("wavinv_version") != __version__:
         log.warning("%s was saved by wavinv %s, this is %s", path, manifest.get("wavinv_version"), __version__)
     return inv

@@ -237,13 +237,6 @@ def _value(p, v: float | None) -> str:
     return f"{text} {p.unit}".strip()
 
 
-def _range(p) -> str:
-    if p.scale == "choice":
-        return "one of " + ", ".join(f"{c:g}" for c in p.choices)
-    unit = f" {p.unit}" if p.unit else ""
-    return f"{p.low:g} to {p.high:g}{unit}" + (" (log)" if p.scale == "log" else "")
-
-
 def _unit_pos(p, v: float | None) -> float | None:
     """Where ``v`` lies in the parameter's range, 0 to 1 (the shading of its table cell)."""
     if v is None or not np.isfinite(v):
@@ -276,7 +269,7 @@ def _section_view(s: Section, db_range, sample_rate: int, share: int, gain: floa
         for c in columns:
             v = None if c.params is None else float(c.params[j])
             cells.append({"text": _value(p, v), "u": _unit_pos(p, v)})
-        rows.append({"name": p.name, "range": _range(p), "cells": cells})
+        rows.append({"name": p.name, "range": p.span, "cells": cells})
     top = max([r.lsd_db for r in s.scale] or [1.0]) * 1.08
     scale = [{"label": r.label, "value": f"{r.lsd_db:.2f}", "width": f"{100 * max(r.lsd_db, 0) / top:.1f}", "kind": r.kind} for r in s.scale]
     notes = list(s.notes)

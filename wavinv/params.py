@@ -76,6 +76,14 @@ class Param:
         object.__setattr__(self, "high", high)
 
     @property
+    def span(self) -> str:
+        """The values it takes, in words: ``"100 to 8000 Hz (log)"``, ``"one of 0, 1, 2"``."""
+        if self.scale == "choice":
+            return "one of " + ", ".join(f"{c:g}" for c in self.choices)
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.low:g} to {self.high:g}{unit}" + {"log": " (log)", "int": " (int)"}.get(self.scale, "")
+
+    @property
     def n_levels(self) -> int | None:
         """Number of distinct values for int and choice parameters, else None."""
         if self.scale == "choice":
@@ -171,6 +179,25 @@ class ParamSpace:
 
     def index(self, name: str) -> int:
         return self._index[name]
+
+    def differences(self, other: "ParamSpace", mine: str, theirs: str, show: int = 3) -> list[str]:
+        """How ``other`` differs from this space, in a few phrases (none when they are the same space):
+        the counts, the names only one of them has, the first parameters whose values differ.
+        ``mine`` and ``theirs`` name the two sides (``"the model"``, ``"the store"``)."""
+        if self.fingerprint == other.fingerprint:
+            return []
+
+        def few(names: list[str]) -> str:
+            return ", ".join(names[:show]) + (f" and {len(names) - show} more" if len(names) > show else "")
+
+        a, b = {p.name: p for p in self.params}, {p.name: p for p in other.params}
+        out = [f"{len(a)} vs {len(b)} parameters"] if len(a) != len(b) else []
+        for side, names in ((mine, [n for n in a if n not in b]), (theirs, [n for n in b if n not in a])):
+            if names:
+                out.append(f"only {side} has {few(names)}")
+        changed = [f"{n} {a[n].span} vs {b[n].span}" for n in a if n in b and a[n] != b[n]]
+        out += changed[:show] + ([f"{len(changed) - show} more ranges differ"] if len(changed) > show else [])
+        return out or ["the same parameters in another order"]
 
     # -- conversions ------------------------------------------------------------
     def _check_batch(self, x: np.ndarray) -> np.ndarray:

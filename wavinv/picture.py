@@ -19,6 +19,7 @@ model never silently meets another picture.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any, Mapping
 
 import numpy as np
@@ -191,6 +192,17 @@ def picture_label(cfg: Mapping[str, Any] | None) -> str:
             f"probe {cfg.get('probe')}, images span {lo:g}..{hi:g} dB"
         )
     return f"wavinv {cfg['kind']} {cfg['n_freq']}x{cfg['n_frames']} (n_fft {cfg.get('n_fft')}, hop {cfg.get('hop_length')})"
+
+
+def picture_differences(recorded: Mapping[str, Any] | None, actual: Mapping[str, Any] | None) -> list[str]:
+    """What differs between two recorded pictures (frontend configs), in a phrase (none when they are the same)."""
+    recorded, actual = (json.loads(json.dumps(c)) if c else {} for c in (recorded, actual))  # tuples and lists alike
+    if recorded == actual:
+        return []
+    if recorded.get("kind") != actual.get("kind"):
+        return [f"picture {picture_label(recorded)} vs {picture_label(actual)}"]
+    keys = sorted(k for k in {*recorded, *actual} if recorded.get(k) != actual.get(k))
+    return ["picture (" + ", ".join(f"{k} {recorded.get(k)!r} vs {actual.get(k)!r}" for k in keys[:4]) + (", ..." if len(keys) > 4 else "") + ")"]
 
 
 def generator_picture(gen: Any):

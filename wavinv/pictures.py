@@ -28,7 +28,7 @@ from .errors import StoreError
 from .generators import recorded_generator
 from .lazy import LazyArray
 from .picture import picture_for
-from .store import FEATURES_DTYPE, Store, same_generator
+from .store import FEATURES_DTYPE, Store
 
 __all__ = ["Pictures", "spectrogram_batches", "store_picture", "store_spectrograms"]
 
@@ -48,7 +48,7 @@ def store_picture(store: Store, generator=None):
         raise StoreError(f"{store.location} records no frontend: pass frontend=...")
     gen = None
     if cfg.get("kind") == "generator":
-        gen = recorded_generator(store.generator, generator, str(store.location), same_generator, StoreError)
+        gen = recorded_generator(store.generator, generator, str(store.location), StoreError)
     return picture_for(cfg, gen, str(store.location), StoreError)
 
 

@@ -550,7 +550,7 @@ class Store:
         from .generators import recorded_generator
 
         owner = f"{self.location} (it keeps no waveforms: they are re-rendered)" if not self.keeps_waveforms else str(self.location)
-        self._renderer = recorded_generator(self.generator, generator, owner, same_generator, StoreError)
+        self._renderer = recorded_generator(self.generator, generator, owner, StoreError)
         return self._renderer
 
     def _rendered(self, rows: np.ndarray) -> np.ndarray:
@@ -911,7 +911,9 @@ class Store:
 
 def same_generator(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Two generator identities describe the same generator (however it was loaded: the spec does not count)."""
-    return {k: v for k, v in a.items() if k != "spec"} == {k: v for k, v in b.items() if k != "spec"}
+    from .generators import identity_differences
+
+    return not identity_differences(a, b, "the first", "the second")
 
 
 def content_fingerprint(identity: dict[str, Any], seed: int, sampling: str, n: int) -> str:

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .errors import StoreError
 from .generators import Generator, recorded_generator, render_checked
 from .limits import int_arg
-from .store import WAVEFORM_DTYPE, FeatureCache, Store, chunk_digest, features_digest, open_store, same_generator
+from .store import WAVEFORM_DTYPE, FeatureCache, Store, chunk_digest, features_digest, open_store
 
 __all__ = ["VerifyReport", "rerendered_errors", "verify"]
 
@@ -80,7 +80,7 @@ def verify(
     seed = None if seed is None else int_arg("seed", seed, 0)
     store = open_store(path)
     # the generator is loaded before any reading: a store never names code to import (built-ins aside)
-    gen = recorded_generator(store.generator, generator, str(store.location), same_generator, StoreError) if rerender else None
+    gen = recorded_generator(store.generator, generator, str(store.location), StoreError) if rerender else None
     rep = VerifyReport(str(store.location), store.n, store.n_chunks)
     for name, (shape, expected) in store.shape_problems().items():
         rep.problems.append(f"{name} has shape {shape}, expected {expected}: run `wavinv generate` again to finish growing it")

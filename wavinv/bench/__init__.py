@@ -13,6 +13,8 @@ scores the same-sound floor (``wavinv.floor``'s rule) and writes, into ``out``:
 - with a search (``refine``), the anytime table: each search row's gap closed
   after each budget of renders per target (``results.md``, ``anytime.csv``,
   ``anytime.png``), from the best lsd_db each inversion recorded on the way;
+- where the fits measured it, which parameters are learnt: each method's error per
+  parameter beside the sound's sensitivity to it (``results.md``, ``learnt.csv``);
 - ``models/{method}-{input}.joblib`` + ``.json`` and ``evals/{method}-{input}.json``:
   fitted models and per-target results, reused when the store and settings
   match, so an interrupted bench resumes where it stopped; ``evals/floor.json``:
@@ -25,7 +27,8 @@ paired one: ``results`` reports each row's lsd_db best-of-K minus the best row's
 Modules, lowest first (a module imports only those above it): ``stats``
 (bootstrap), ``targets`` (the sounds inverted), ``settings`` (profile, settings,
 rows), ``table`` (metrics and the rows' numbers), ``anytime`` (the search rows'
-gap closed per budget), ``cache`` (files kept between runs, fitted models),
+gap closed per budget), ``learnt`` (per parameter, error
+beside sensitivity), ``cache`` (files kept between runs, fitted models),
 ``evaluate`` (per-target scores), ``floor`` (the floor row), ``report`` (tables and figures),
 ``provenance`` (machine, version, command), ``run`` (the ``bench`` driver).
 """

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..inverter import Inverter, fit_inverter, load
+from ..errors import MismatchError
+from ..inverter import Inverter, fit_inverter, fitted_mismatch, load
 from ..methods import build_method
+from ..modelfile import read_manifest
 from ..outputs import atomic_path
 from ..refine import MIN_DISTANCE, SEARCH_VERSION
 from ..store import Store
@@ -103,6 +105,22 @@ def model_info(out: Path, name: str, model_key: dict[str, Any]) -> dict[str, Any
     return None
 
 
+def refuse_foreign_model(path: Path, manifest: dict[str, Any], store: Store) -> None:
+    """``MismatchError`` when the model at ``path`` (its ``manifest``) was fitted on another generator,
+    parameter space or picture than ``store`` holds: a bench never scores it on that store."""
+    problem = fitted_mismatch(manifest, store.generator, store.frontend_config, str(path), f"the store {store.location}")
+    if problem:
+        raise MismatchError(f"{problem}; delete it to fit again")
+
+
+def check_reusable(out: Path, name: str, model_key: dict[str, Any], store: Store) -> None:
+    """Refuse, before any work, a model a bench would reuse (``model_info``) that was fitted on another
+    generator, space or picture than ``store``'s: its manifest is read without running the file."""
+    if model_info(out, name, model_key) is not None:
+        path = out / "models" / f"{name}.joblib"
+        refuse_foreign_model(path, read_manifest(path), store)
+
+
 def fit_or_load(store: Store, gen, out: Path, name: str, model_key, method: str, input: str, model, progress: bool) -> tuple[Inverter, dict]:
     """The model ``model_info`` found (``model``), loaded; else a new fit, saved with its sidecar.
 
@@ -111,7 +129,9 @@ def fit_or_load(store: Store, gen, out: Path, name: str, model_key, method: str,
     path = out / "models" / f"{name}.joblib"
     if model is not None:
         log.info("%s: reusing the fitted model %s", name, path)
-        return load(path), model
+        inv = load(path)
+        refuse_foreign_model(path, inv.manifest(), store)  # what the file holds, not only what its manifest says
+        return inv, model
     log.info("%s: fitting on %s", name, store.location)
     # settings that do not change the model, so they are not part of its key: progress bars,
     # and a checkpoint from which an interrupted neural fit resumes
@@ -123,7 +143,7 @@ def fit_or_load(store: Store, gen, out: Path, name: str, model_key, method: str,
     if "checkpoint" in known and "checkpoint" not in overrides:
         overrides["checkpoint"] = str(ckpt)
     t0 = time.perf_counter()
-    inv = fit_inverter(store, method, input, overrides=overrides, generator=gen)
+    inv = fit_inverter(store, method, input, overrides=overrides, generator=gen, progress=progress)
     wall = time.perf_counter() - t0
     inv.save(path)
     ckpt.unlink(missing_ok=True)  # the saved model supersedes it

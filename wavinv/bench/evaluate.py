@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..inverter import Inverter, estimator_progress
+from ..inverter import Inverter
 from ..metrics import coverage, diversity, param_mae
 from ..store import Store
 from ..targets import Target
@@ -43,8 +43,7 @@ def evaluate(
             budgets=s.budgets if entry.searches else None,
         )
         X = wave[None] if inv.input == "waveform" else res.target_spectrogram[None]
-        with estimator_progress(inv.estimator, False):  # one bar per row and target is enough
-            samples = np.asarray(inv.estimator.sample(X, s.samples, random_state=seed_samples))[0]
+        samples = inv.sample(X, s.samples, random_state=seed_samples)[0]
         truth = targets.params_unit[j]
         lsd = res.distances["lsd_db"]
         if row in gallery_rows:

@@ -13,6 +13,7 @@ from ..outputs import atomic_paths
 from ..store import Store
 from .anytime import COLUMNS as ANYTIME_COLUMNS, anytime_markdown
 from .cache import gallery_path, json_text
+from .learnt import COLUMNS as LEARNT_COLUMNS, learnt_markdown, learnt_rows
 from .settings import Settings
 from .stats import LEVEL
 from .table import CSV_COLUMNS, METRICS, csv_text
@@ -40,14 +41,17 @@ def _fmt(x: float, decimals: int) -> str:
     return f"{round(x, decimals) + 0.0:.{decimals}f}"
 
 
-def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[str, str], page: str | None = None, anytime: list[str] = ()) -> str:
-    """``results.md``: where the numbers come from, the table, what its columns mean, the anytime section, then the figures."""
+def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[str, str], page: str | None = None, anytime: list[str] = (),
+              learnt: list[str] = ()) -> str:
+    """``results.md``: where the numbers come from, the table, what its columns mean, the anytime section,
+    which parameters are learnt, then the figures."""
     se = meta["settings"]
     lines = _provenance_table(meta) + _results_table(rows, se) + _floor_lines(rows, meta) + _glossary(se["k"])
     if se["overrides"]:
         lines += ["Hyper-parameters changed from the methods' defaults: "
                   + "; ".join(f"{name} `{json.dumps(ov, sort_keys=True)}`" for name, ov in se["overrides"].items()) + ".", ""]
     lines += anytime
+    lines += learnt
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{title}]({fname})" for fname, title in figures.items()]
@@ -153,6 +157,7 @@ def write_outputs(out: Path, rows, meta, evals, pairs, targets: BenchTargets, s:
     """Tables and figures, all written or none (the per-row models and evals are kept either way).
 
     ``anytime`` is ``anytime_rows``' ``(cells, missing)``: with cells, ``anytime.png`` and ``anytime.csv`` too.
+    Where the fitted models measured each parameter's sensitivity, ``learnt.csv`` and its section too.
     """
     from ..plots import bench_anytime, bench_bars, bench_scatter
 
@@ -162,7 +167,8 @@ def write_outputs(out: Path, rows, meta, evals, pairs, targets: BenchTargets, s:
     figures.update({f"gallery-{j + 1}.png": f"gallery: {targets.label(j)}" for j in range(len(gallery))})
     page = REPORT if gallery else None
     curve = ["anytime.png", "anytime.csv"] if cells else []
-    names = [*figures, *curve, "results.md", "results.csv", "results.json", *([page] if page else [])]
+    learnt, how = learnt_rows(pairs, evals)
+    names = [*figures, *curve, *(["learnt.csv"] if learnt else []), "results.md", "results.csv", "results.json", *([page] if page else [])]
     title = f"{meta['store']['generator']}, {meta['settings']['targets']} {'test' if targets.source == 'test' else 'prior-drawn'} targets, best {s.k} of {s.draws} draws"
     with atomic_paths(*(out / name for name in names)) as tmps:
         tmp = dict(zip(names, tmps))
@@ -178,7 +184,10 @@ def write_outputs(out: Path, rows, meta, evals, pairs, targets: BenchTargets, s:
         tmp["results.csv"].write_text(csv_text(rows, CSV_COLUMNS))
         tmp["results.json"].write_text(json_text({"meta": meta, "rows": rows, "anytime": {"budgets": s.budgets, "rows": list(cells), "missing": list(missing)}}))
         section = anytime_markdown(list(cells), list(missing), s, "anytime.png" if cells else None) if s.budgets and (cells or missing) else []
-        tmp["results.md"].write_text(_markdown(rows, meta, figures, page, section))
+        if learnt:
+            tmp["learnt.csv"].write_text(csv_text(learnt, LEARNT_COLUMNS))
+        learnt_section = learnt_markdown(learnt, how, "learnt.csv") if learnt else []
+        tmp["results.md"].write_text(_markdown(rows, meta, figures, page, section, learnt_section))
     return {name: out / name for name in names}
 
 

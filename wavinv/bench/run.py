@@ -17,8 +17,8 @@ from ..generators import recorded_generator
 from ..inverter import inversion_memory
 from ..limits import require_memory
 from ..outputs import check_output_dir
-from ..store import Store, open_store, same_generator
-from .cache import fit_or_load, load_evals, make_eval_key, make_model_key, model_info
+from ..store import Store, open_store
+from .cache import check_reusable, fit_or_load, load_evals, make_eval_key, make_model_key, model_info
 from .anytime import anytime_rows
 from .evaluate import evaluate
 from .floor import evaluate_floor
@@ -105,6 +105,8 @@ def bench(
     store = _open_store(store, s)
     entries = make_entries(s)  # builds every estimator: a bad hyper-parameter fails now, not an hour in
     gen = _attach_generator(store, s, generator)
+    for entry in entries:  # a model of another generator left in out/models: refused before anything is written
+        check_reusable(Path(out), f"{entry.method}-{entry.input}", make_model_key(store, s, entry.method, entry.input), store)
     chosen = pick_targets(store, gen, s.targets_from, s.target_noise_seed, s.targets, s.seed)
     out = _prepare_out(out, store)
 
@@ -132,7 +134,7 @@ def _open_store(store: str | os.PathLike | Store, s: Settings) -> Store:
 
 def _attach_generator(store: Store, s: Settings, generator: str | None):
     """The generator that re-renders candidates, attached to the store; fails early when memory is short."""
-    gen = recorded_generator(store.generator, generator, str(store.location), same_generator, StoreError)
+    gen = recorded_generator(store.generator, generator, str(store.location), StoreError)
     store.attach(gen)  # re-renders the targets of a store without waveforms
     fe = store.frontend_config
     spec_shape = (fe["n_freq"], fe["n_frames"]) if fe else (1, 1)

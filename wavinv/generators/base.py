@@ -11,7 +11,7 @@ from ..errors import GeneratorError, InputError, RenderError
 from ..limits import positive_int
 from ..params import ParamSpace
 
-__all__ = ["Generator", "FunctionGenerator", "check_generator"]
+__all__ = ["Generator", "FunctionGenerator", "check_generator", "identity_differences", "identity_label"]
 
 
 @runtime_checkable
@@ -185,3 +185,28 @@ def generator_identity(gen: Generator, spec: str | None = None) -> dict[str, Any
         "space": gen.space.to_json(),
         "fingerprint": gen.space.fingerprint,
     }
+
+
+def identity_label(ident: dict[str, Any]) -> str:
+    """A generator identity in words: ``'synth100' v3 (100 params, 16352 samples @ 16000 Hz)``."""
+    space = ident.get("space")
+    count = f"{len(space)} params, " if isinstance(space, list) else ""
+    return f"{ident.get('name')!r} v{ident.get('version')} ({count}{ident.get('n_samples')} samples @ {ident.get('sample_rate')} Hz)"
+
+
+def identity_differences(recorded: dict[str, Any], actual: dict[str, Any], mine: str, theirs: str) -> list[str]:
+    """What differs between two generator identities, in a few phrases (none: the same generator, however
+    it was loaded; the spec does not count). ``mine`` and ``theirs`` name the two sides in the phrases.
+
+    The parameter space is compared by its fingerprint, and described (counts, names, ranges)
+    where both identities hold it: a model file's manifest may not."""
+    out = [f"{key} {recorded.get(key)!r} vs {actual.get(key)!r}" for key in ("name", "version") if str(recorded.get(key)) != str(actual.get(key))]
+    if (recorded.get("sample_rate"), recorded.get("n_samples")) != (actual.get("sample_rate"), actual.get("n_samples")):
+        out.append(f"clips of {recorded.get('n_samples')} samples @ {recorded.get('sample_rate')} Hz vs {actual.get('n_samples')} @ {actual.get('sample_rate')} Hz")
+    if recorded.get("fingerprint") != actual.get("fingerprint"):
+        detail = []
+        if isinstance(recorded.get("space"), list) and isinstance(actual.get("space"), list):
+            detail = ParamSpace.from_json(recorded["space"]).differences(ParamSpace.from_json(actual["space"]), mine, theirs)
+        fingerprints = f"fingerprint {recorded.get('fingerprint')} vs {actual.get('fingerprint')}"
+        out.append(f"parameter space ({'; '.join([*detail, fingerprints])})")
+    return out

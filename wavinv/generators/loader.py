@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GeneratorError
-from .base import Generator, check_generator, generator_identity
+from .base import Generator, check_generator, generator_identity, identity_differences, identity_label
 
 __all__ = ["BUILTIN_GENERATORS", "load_generator"]
 
@@ -81,13 +81,14 @@ def portable_spec(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
-def recorded_generator(identity: dict[str, Any], generator: "str | Generator | None", owner: str, same, error: type = GeneratorError) -> Generator:
+def recorded_generator(identity: dict[str, Any], generator: "str | Generator | None", owner: str, error: type = GeneratorError, made: str = "was made by") -> Generator:
     """The generator for something that records one (a store, a model): ``generator``, or the recorded built-in.
 
     A recorded spec that is not a built-in name is never imported: importing runs
-    code, and a store or model file must not choose code to run. ``same(recorded,
-    identity_of_loaded)`` says whether the loaded generator is the recorded one;
-    problems raise ``error`` (the owner's error type).
+    code, and a store or model file must not choose code to run. A loaded generator
+    that is not the recorded one (``identity_differences``) is refused, naming both
+    and what differs; problems raise ``error`` (the owner's error type). ``made`` says
+    how the owner came from its generator in that message ("was fitted on").
     """
     spec = identity.get("spec")
     if generator is None:
@@ -106,11 +107,10 @@ def recorded_generator(identity: dict[str, Any], generator: "str | Generator | N
         if recorded is not None and recorded.is_file() and generator_file(generator) is not None:
             raise error(f"{e} ({owner} records {spec!r}, which exists: name that)") from None
         raise
-    if not same(identity, generator_identity(gen)):
-        def said(d: dict) -> str:
-            return f"{d.get('name')!r} v{d.get('version')} (space fingerprint {d.get('fingerprint')}, {d.get('n_samples')} samples @ {d.get('sample_rate')} Hz)"
-
-        raise error(f"{owner} was made by generator {said(identity)}, not {said(generator_identity(gen))}")
+    actual = generator_identity(gen)
+    differences = identity_differences(identity, actual, owner, "the generator")
+    if differences:
+        raise error(f"{owner} {made} generator {identity_label(identity)}, not {identity_label(actual)}: {'; '.join(differences)}")
     return gen
 
 
