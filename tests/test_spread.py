@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from wavinv.metrics import diversity, lsd_db
 from wavinv.spread import SPREAD_TOLERANCE, spread, spread_renders
@@ -76,3 +77,24 @@ def test_inverter_spreads_the_parameter_the_sound_ignores(tmp_path):
     off = inv.invert(target, n=4, draws=8, random_state=0, refine=240, refine_options={"spread": False})
     assert "spread" not in off.timing
     assert np.ptp(kept.params_unit[:, 3]) >= 0.2  # the idle parameter: the candidates hold other values of it
+
+
+def test_the_spread_keeps_the_inversion_time_limit(tmp_path, monkeypatch):
+    import wavinv.inverter as inverter
+    from wavinv.errors import TimeLimitError
+    from wavinv.generate import generate
+    from wavinv.inverter import fit_inverter
+    from wavinv.targets import Target
+
+    store = generate(tmp_path / "store", f"{TOY}:idle", n=128, seed=0, progress=False)
+    inv = fit_inverter(store, "prior", "spectrogram")
+    inv.attach(f"{TOY}:idle")
+    real_spread = inverter.spread
+
+    def late(score, *args, **kwargs):  # the search finished in time; the clock runs out as the spread starts
+        monkeypatch.setattr(inverter.time, "perf_counter", lambda: float("inf"))
+        return real_spread(score, *args, **kwargs)
+
+    monkeypatch.setattr(inverter, "spread", late)
+    with pytest.raises(TimeLimitError, match="spread"):
+        inv.invert(Target("waveform", store.waveforms("test")[0], "t"), n=4, draws=8, random_state=0, refine=240, time_limit=3600.0)

@@ -323,6 +323,7 @@ class Inverter:
         n_renders, min_distance = n_unique, 0.0  # without a search, the best n whatever their distance
         options = dict(refine_options or {})
         spreads = bool(options.pop("spread", True)) and refine >= 4 * spread_renders(n, len(self.space))
+        deadline = None
         if refine:
             t4 = time.perf_counter()
             deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
@@ -334,7 +335,7 @@ class Inverter:
         scored, scored_at = ranked[4], ranked[5]  # every exactly ranked point, for the anytime record
         if spreads:
             t5 = time.perf_counter()
-            ranked, spent = self._spread(gen, target_spec, tuple(a[order] for a in ranked), random_state, n_renders, min_distance)
+            ranked, spent = self._spread(gen, target_spec, tuple(a[order] for a in ranked), random_state, n_renders, min_distance, deadline)
             order, n_renders = np.argsort(ranked[4], kind="stable"), n_renders + spent
             scored, scored_at = np.concatenate([scored, ranked[4]]), np.concatenate([scored_at, ranked[5]])
             timing["spread"] = time.perf_counter() - t5
@@ -418,7 +419,8 @@ class Inverter:
             )
         return _joined(ranked, tuple(refined)), n_evals + len(refined[0]), min_distance
 
-    def _spread(self, gen, target_spec, kept: tuple[np.ndarray, ...], random_state, start: int, min_distance: float) -> tuple[tuple[np.ndarray, ...], int]:
+    def _spread(self, gen, target_spec, kept: tuple[np.ndarray, ...], random_state, start: int, min_distance: float,
+                deadline: float | None = None) -> tuple[tuple[np.ndarray, ...], int]:
         """``kept`` (``_scored_draws``'s arrays, best first) with their free parameters redrawn
         (``wavinv.spread``), scored on the search's frames and then exactly: a redraw that costs more than
         ``SPREAD_TOLERANCE`` on the full picture is undone. Also the renders spent (after ``start``)."""
@@ -428,6 +430,8 @@ class Inverter:
         made: dict[bytes, np.ndarray] = {}
 
         def score(x: np.ndarray) -> np.ndarray:
+            if deadline is not None and time.perf_counter() > deadline:  # as the search does: an error, not fewer redraws
+                raise TimeLimitError("the spread of the candidates passed the inversion's time limit")
             w, finite = render_finite(gen, self.space.from_unit(x))
             made.update((row.tobytes(), wave) for row, wave in zip(x, w))
             out = np.asarray(lsd_db(reference, spectrogram(w, module)), dtype=np.float64)
