@@ -31,8 +31,9 @@ import numpy as np
 
 __all__ = ["SPREAD_ROUNDS", "SPREAD_TOLERANCE", "Spread", "spread", "spread_renders"]
 
-# dB a redraw may cost a candidate (never the best) on the search's score: on synth100, 0.1 moved
-# the spread of K from 0.05 to 0.06-0.08 and 0.3 to 0.10 (knn+refine, R=2,048), so the looser bound
+# dB a redraw may cost a candidate (never the best) on the search's score: small next to the
+# distances between a search's kept candidates, and loose enough that redraws of many nearly free
+# parameters together still pass
 SPREAD_TOLERANCE = 0.3
 SPREAD_ROUNDS = 8
 
