@@ -684,6 +684,10 @@ def candidates_report(result, show: int = 6, indent: str = "") -> str:
         shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(names[:show], result.params[i][:show]))
         more = ", ..." if len(names) > show else ""
         lines.append(f"{indent}  #{i + 1:<2d} {dist}   {shown}{more}")
+    costs = {k: v for k, v in result.costs().items() if v is not None}
+    if costs:
+        what = {"render_ms": "render", "score_ms": "search's score", "exact_ms": "exact picture"}
+        lines.append(f"{indent}per clip: " + ", ".join(f"{what[k]} {v:.2f} ms" for k, v in costs.items()))
     c = result.chance
     if c:
         lines.append(

@@ -30,6 +30,13 @@ best point by that score so far also joins the exact ranking (a draw's picture,
 or one more render for a point of the search): every value of the record is
 the full picture's lsd_db of a point the inversion ranked, as its candidates'
 are, and the last one is its best candidate's.
+
+**Cost per render** (``Inversion.costs()``): milliseconds per clip the
+generator rendered, per picture a search scored (``SHORTLIST_STEP``-th
+frames and the distance, or the whole picture when the frontend has no such
+subset) and per picture ranked exactly, over the whole inversion. A search
+pays render plus score for each point it tries, so a score that costs more than
+the render says the picture, not the generator, sets the pace.
 """
 
 from __future__ import annotations
@@ -74,6 +81,9 @@ log = logging.getLogger(__name__)
 # quality is measured by benchmarks/invert_speed.py against exact ranking.
 SHORTLIST_STEP = 8
 
+# Inversion.costs()'s names -> the timing keys their seconds and counts add up under
+COSTS = {"render": "rendering", "score": "scoring", "exact": "exact"}
+
 
 @dataclass
 class Inversion:
@@ -97,6 +107,11 @@ class Inversion:
     chance: dict[str, Any] = field(default_factory=dict)  # see Inverter.chance_level
     # with invert's budgets: [(renders, best lsd_db reached by then), ...], the last at n_renders
     anytime: list[tuple[int, float]] = field(default_factory=list)
+
+    def costs(self) -> dict[str, float | None]:
+        """Milliseconds per render (``render_ms``), per picture a search scored (``score_ms``) and per
+        picture ranked exactly (``exact_ms``), over this inversion; None for what it never did."""
+        return {f"{key}_ms": _per_item_ms(self.timing, what) for key, what in COSTS.items()}
 
     @property
     def candidates(self) -> list[dict[str, Any]]:
@@ -122,7 +137,8 @@ class Inversion:
             "unique_draws": self.n_unique,
             "renders": self.n_renders,
             "candidates": self.candidates,
-            "timing_s": {k: round(v, 4) for k, v in self.timing.items()},
+            "timing_s": {k: round(v, 4) for k, v in self.timing.items() if not k.endswith("_n")},
+            "cost_ms": {k: None if v is None else round(v, 4) for k, v in self.costs().items()},
         }
         if self.chance:
             doc["chance"] = self.chance
@@ -265,15 +281,16 @@ class Inverter:
         return target.data[None].astype(np.float32), target.data.astype(np.float32)
 
     # -- inversion --------------------------------------------------------------
-    def _shortlist(self, target_spec: np.ndarray, waves: np.ndarray, keep: int, rendered_at: np.ndarray, budgets=()) -> np.ndarray:
+    def _shortlist(self, target_spec: np.ndarray, waves: np.ndarray, keep: int, rendered_at: np.ndarray, timing: dict[str, float],
+                   budgets=()) -> np.ndarray:
         """Indices of the ``keep`` draws closest to the target on every ``SHORTLIST_STEP``-th frame,
         and of the closest among those rendered before each of ``budgets``.
 
         Those columns are exactly the full spectrogram's (same window, longer hop),
         so this is lsd_db on a subset of frames at a fraction of the STFT cost.
         """
-        coarse = spectrogram(waves, self._coarse())
-        lsd = lsd_db(target_spec[:, ::SHORTLIST_STEP], coarse)
+        with _costed(timing, "scoring", len(waves)):
+            lsd = lsd_db(target_spec[:, ::SHORTLIST_STEP], spectrogram(waves, self._coarse()))
         return np.union1d(np.argsort(lsd, kind="stable")[:keep], _best_before(lsd, rendered_at, budgets))
 
     def invert(
@@ -328,14 +345,15 @@ class Inverter:
             t4 = time.perf_counter()
             deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
             search = refine - spread_renders(n, len(self.space)) if spreads else refine
-            ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, search, random_state, options, deadline, progress, n_unique, budgets)
+            ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, search, random_state, options, deadline, timing, progress,
+                                                         n_unique, budgets)
             n_renders += spent
             timing["refine"] = time.perf_counter() - t4
         order = distinct_best(ranked[0], ranked[4], n, min_distance)
         scored, scored_at = ranked[4], ranked[5]  # every exactly ranked point, for the anytime record
         if spreads:
             t5 = time.perf_counter()
-            ranked, spent = self._spread(gen, target_spec, tuple(a[order] for a in ranked), random_state, n_renders, min_distance, deadline)
+            ranked, spent = self._spread(gen, target_spec, tuple(a[order] for a in ranked), random_state, n_renders, min_distance, timing, deadline)
             order, n_renders = np.argsort(ranked[4], kind="stable"), n_renders + spent
             scored, scored_at = np.concatenate([scored, ranked[4]]), np.concatenate([scored_at, ranked[5]])
             timing["spread"] = time.perf_counter() - t5
@@ -371,9 +389,9 @@ class Inverter:
             best = np.argsort(lsd, kind="stable")[: int(est.keep)]
             rendered = specs[best] if self.input == "spectrogram" else waves[best]
             proposed = est.correct(X, unique[best], rendered)
-            drawn = self._rendered_draws(gen, proposed, {}, start + spent)
+            drawn = self._rendered_draws(gen, proposed, timing, start + spent)
             spent += len(drawn[0])
-            ranked = _joined(ranked, self._scored_draws(target_spec, *drawn, len(drawn[0]), {}))
+            ranked = _joined(ranked, self._scored_draws(target_spec, *drawn, len(drawn[0]), timing))
         timing["learnt"] = time.perf_counter() - t
         return ranked, spent
 
@@ -387,8 +405,9 @@ class Inverter:
         unique = samples[np.sort(first)]
         params = self.space.from_unit(unique)
         t1 = time.perf_counter()
-        waves = render_checked(gen, params)
-        timing["render"] = time.perf_counter() - t1
+        with _costed(timing, "rendering", len(params)):
+            waves = render_checked(gen, params)
+        timing["render"] = timing.get("render", 0.0) + time.perf_counter() - t1
         return unique, params, waves, start + np.arange(len(unique))
 
     def _scored_draws(self, target_spec, unique, params, waves, rendered_at, shortlist: int, timing: dict[str, float], budgets=()) -> tuple[np.ndarray, ...]:
@@ -397,17 +416,18 @@ class Inverter:
         rendered before each of ``budgets``); times ``"shortlist"`` and ``"score"``."""
         if len(unique) > shortlist and self.coarse_frames:
             t2 = time.perf_counter()
-            keep = self._shortlist(target_spec, waves, shortlist, rendered_at, budgets)
+            keep = self._shortlist(target_spec, waves, shortlist, rendered_at, timing, budgets)
             unique, params, waves, rendered_at = unique[keep], params[keep], waves[keep], rendered_at[keep]
-            timing["shortlist"] = time.perf_counter() - t2
+            timing["shortlist"] = timing.get("shortlist", 0.0) + time.perf_counter() - t2
         t3 = time.perf_counter()
-        specs = self.spectrograms(waves)
-        lsd = lsd_db(target_spec, specs)
-        timing["score"] = time.perf_counter() - t3
+        with _costed(timing, "exact", len(waves)):
+            specs = self.spectrograms(waves)
+            lsd = lsd_db(target_spec, specs)
+        timing["score"] = timing.get("score", 0.0) + time.perf_counter() - t3
         return unique, params, waves, specs, lsd, rendered_at
 
-    def _searched(self, gen, target_spec, ranked: tuple[np.ndarray, ...], n: int, budget: int, random_state, options, deadline, progress: bool = False,
-                  start: int = 0, budgets=()):
+    def _searched(self, gen, target_spec, ranked: tuple[np.ndarray, ...], n: int, budget: int, random_state, options, deadline,
+                  timing: dict[str, float], progress: bool = False, start: int = 0, budgets=()):
         """``ranked`` (``_scored_draws``'s arrays) joined to what a search from its best draws found
         (``_refine``, after the ``start`` renders of the draws), the renders the search spent, and the
         distance to keep between candidates."""
@@ -415,12 +435,12 @@ class Inverter:
         best = np.argsort(lsd, kind="stable")
         with tqdm(total=int(budget), desc="search", unit="render", disable=not progress, leave=False) as bar:
             *refined, n_evals, min_distance = self._refine(
-                gen, target_spec, unique[best], specs[best], n, int(budget), random_state, options, deadline, bar, start, budgets
+                gen, target_spec, unique[best], specs[best], n, int(budget), random_state, options, timing, deadline, bar, start, budgets
             )
         return _joined(ranked, tuple(refined)), n_evals + len(refined[0]), min_distance
 
     def _spread(self, gen, target_spec, kept: tuple[np.ndarray, ...], random_state, start: int, min_distance: float,
-                deadline: float | None = None) -> tuple[tuple[np.ndarray, ...], int]:
+                timing: dict[str, float], deadline: float | None = None) -> tuple[tuple[np.ndarray, ...], int]:
         """``kept`` (``_scored_draws``'s arrays, best first) with their free parameters redrawn
         (``wavinv.spread``), scored on the search's frames and then exactly: a redraw that costs more than
         ``SPREAD_TOLERANCE`` on the full picture is undone. Also the renders spent (after ``start``)."""
@@ -432,9 +452,11 @@ class Inverter:
         def score(x: np.ndarray) -> np.ndarray:
             if deadline is not None and time.perf_counter() > deadline:  # as the search does: an error, not fewer redraws
                 raise TimeLimitError("the spread of the candidates passed the inversion's time limit")
-            w, finite = render_finite(gen, self.space.from_unit(x))
+            with _costed(timing, "rendering", len(x)):
+                w, finite = render_finite(gen, self.space.from_unit(x))
             made.update((row.tobytes(), wave) for row, wave in zip(x, w))
-            out = np.asarray(lsd_db(reference, spectrogram(w, module)), dtype=np.float64)
+            with _costed(timing, "scoring", len(x)):
+                out = np.asarray(lsd_db(reference, spectrogram(w, module)), dtype=np.float64)
             out[~finite] = np.inf
             return out
 
@@ -445,8 +467,9 @@ class Inverter:
         rows = np.flatnonzero(res.changed)
         if len(rows):
             new_waves = np.stack([made[res.unit[i].tobytes()] for i in rows])
-            new_specs = self.spectrograms(new_waves)
-            new_lsd = np.asarray(lsd_db(target_spec, new_specs))
+            with _costed(timing, "exact", len(rows)):
+                new_specs = self.spectrograms(new_waves)
+                new_lsd = np.asarray(lsd_db(target_spec, new_specs))
             ok = new_lsd <= lsd[rows] + SPREAD_TOLERANCE
             rows = rows[ok]
             unit[rows], params[rows], waves[rows] = res.unit[rows], self.space.from_unit(res.unit[rows]), new_waves[ok]
@@ -524,8 +547,8 @@ class Inverter:
             return self._coarse(), lambda spec: spec[:, ::SHORTLIST_STEP]
         return self.frontend_module(), lambda spec: spec
 
-    def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, ranked_specs: np.ndarray, n: int, budget: int, random_state, options, deadline=None, bar=None,
-                start: int = 0, budgets=()):
+    def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, ranked_specs: np.ndarray, n: int, budget: int, random_state, options,
+                timing: dict[str, float], deadline=None, bar=None, start: int = 0, budgets=()):
         """Refine the best of ``ranked`` (unit draws, best first, with their full pictures);
         return the refined points' unit values, params, waves, pictures, exact lsd_db, when they were
         rendered (counting from ``start``), renders spent and the distance kept between candidates.
@@ -546,10 +569,12 @@ class Inverter:
         reference = frames(target_spec)
 
         def residual(x: np.ndarray) -> np.ndarray:
-            waves, finite = render_finite(gen, space.from_unit(x))
+            with _costed(timing, "rendering", len(x)):
+                waves, finite = render_finite(gen, space.from_unit(x))
             if bar is not None:
                 bar.update(len(x))
-            out = spectrogram(waves, module) - reference
+            with _costed(timing, "scoring", len(x)):
+                out = spectrogram(waves, module) - reference
             out[~finite] = np.nan  # a point the generator cannot render: the search scores it worst
             return out
 
@@ -574,10 +599,13 @@ class Inverter:
         if not len(unit):  # a budget too small for one generation: the seeds, draws rendered before the search
             unit, at = res.params_unit, np.full(len(res.params_unit), start - 1)
         params = space.from_unit(unit)
-        waves = render_checked(gen, params)
-        specs = self.spectrograms(waves)
+        with _costed(timing, "rendering", len(params)):
+            waves = render_checked(gen, params)
+        with _costed(timing, "exact", len(params)):
+            specs = self.spectrograms(waves)
+            lsd = lsd_db(target_spec, specs)
         # report the unit point of what was rendered (ints rounded, choices snapped)
-        return space.to_unit(params), params, waves, specs, lsd_db(target_spec, specs), at, res.n_evals, min_distance
+        return space.to_unit(params), params, waves, specs, lsd, at, res.n_evals, min_distance
 
     def _coarse(self) -> Spectrogram:
         if self._coarse_module is None:
@@ -648,6 +676,22 @@ def _anytime(lsd: np.ndarray, rendered_at: np.ndarray, budgets, n_renders: int) 
         return []
     curve = [(int(b), float(lsd[rendered_at < b].min())) for b in budgets if b < n_renders and (rendered_at < b).any()]
     return curve + [(int(n_renders), float(lsd.min()))]
+
+
+@contextlib.contextmanager
+def _costed(timing: dict[str, float], what: str, n: int) -> Iterator[None]:
+    """Adds the block's seconds to ``timing[what + "_s"]`` and its ``n`` items to ``timing[what + "_n"]``."""
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        timing[f"{what}_s"] = timing.get(f"{what}_s", 0.0) + time.perf_counter() - t
+        timing[f"{what}_n"] = timing.get(f"{what}_n", 0) + n
+
+
+def _per_item_ms(timing: dict[str, float], what: str) -> float | None:
+    n = timing.get(f"{what}_n", 0)
+    return 1000.0 * timing[f"{what}_s"] / n if n else None
 
 
 def _time_budget(limit: float, refine: int, n_drawn: int, timing: dict[str, float], elapsed: float) -> float:

@@ -68,6 +68,7 @@ def evaluate(
             "n_candidates": int(len(lsd)),
             "n_unique": int(res.n_unique),
             "n_renders": int(res.n_renders),
+            **res.costs(),
         }
         if res.anytime:  # [[renders, best lsd_db by then], ...], the last at n_renders
             ev["targets"][str(row)]["anytime"] = [[b, v] for b, v in res.anytime]

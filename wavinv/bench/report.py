@@ -51,6 +51,7 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
         lines += ["Hyper-parameters changed from the methods' defaults: "
                   + "; ".join(f"{name} `{json.dumps(ov, sort_keys=True)}`" for name, ov in se["overrides"].items()) + ".", ""]
     lines += anytime
+    lines += _cost_lines(rows)
     lines += learnt
     if figures:
         lines += ["## Figures", ""]
@@ -113,6 +114,28 @@ def _results_table(rows: list[dict[str, Any]], se: dict[str, Any]) -> list[str]:
         cells += [f"{r['fit_s']:.1f}", f"{r['invert_s']:.2f}", f"{r['renders']:.0f}", f"{r['model_mb']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _cost_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The cost per clip of every row that inverted: rendering against the picture a search or shortlist scores on."""
+    searched = [r for r in rows if r.get("render_ms") is not None and r.get("score_ms") is not None]
+    if not searched:
+        return []
+    lines = [
+        "## Cost per clip",
+        "",
+        "Milliseconds per clip, the mean over the targets: the generator's render, the picture a search scores a point on "
+        "(every 8th frame and its distance, or the whole picture when the frontend has no such subset), and the full picture "
+        "of a candidate ranked exactly. A search (and the shortlist of the draws) pays render + score for every point it tries; "
+        "score / render above 1 means the picture, not the generator, sets its pace.",
+        "",
+        "| method | input | render (ms) | search's score (ms) | exact picture (ms) | score / render |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in searched:
+        exact = "-" if r.get("exact_ms") is None else f"{r['exact_ms']:.2f}"
+        lines.append(f"| {r['method']} | {r['input']} | {r['render_ms']:.2f} | {r['score_ms']:.2f} | {exact} | {r['score_ms'] / r['render_ms']:.2f} |")
+    return lines + [""]
 
 
 def _floor_lines(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:

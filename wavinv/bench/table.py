@@ -34,11 +34,15 @@ METRICS: dict[str, tuple[str, int, Any]] = {
 # rows that learn nothing from the store: their input is "any"
 NOT_LEARNT = ("prior", "random-search", "cma-search", "floor")
 
+# Inversion.costs(): milliseconds per clip rendered, per picture a search scored, per picture ranked exactly
+COST_KEYS = ("render_ms", "score_ms", "exact_ms")
+
 CSV_COLUMNS = (
     ["method", "input", "n_targets"]
     + [c for key in METRICS for c in (key, f"{key}_lo", f"{key}_hi")]
     + ["d_lsd_db_best", "d_lsd_db_best_lo", "d_lsd_db_best_hi", "gap_closed", "gap_closed_lo", "gap_closed_hi", "below_floor"]
     + ["fit_s", "invert_s", "model_mb", "unique_draws", "renders"]
+    + list(COST_KEYS)
 )
 
 
@@ -81,6 +85,9 @@ def table_rows(evals: dict, pairs: list[tuple[str, str]], s: Settings) -> list[d
         row["model_mb"] = ev["model"]["model_mb"]
         row["unique_draws"] = float(np.mean([r["n_unique"] for r in recs]))
         row["renders"] = float(np.mean([r.get("n_renders", r["n_unique"]) for r in recs]))
+        for key in COST_KEYS:  # evals recorded before costs were, and rows that never did the thing, have none
+            measured = [r[key] for r in recs if r.get(key) is not None]
+            row[key] = float(np.mean(measured)) if measured else None
         table.append(row)
     methods = [i for i, (m, _) in enumerate(pairs) if m != "floor"]
     best = methods[int(np.argmin([table[i]["lsd_db_best"] for i in methods]))]
