@@ -12,18 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wavinv.bench import bench, get_profile
+from wavinv.bench import bench
 from wavinv.cli import main
 from wavinv.errors import InputError
-from wavinv.generate import generate
 from wavinv.generators import render_checked
 from wavinv.limits import budget_list
 from wavinv.metrics import lsd_db
-from wavinv.targets import Target
 
 ROOT = Path(__file__).resolve().parent.parent
-TOY = f"{ROOT / 'tests' / 'toygen.py'}:toy"
-PROFILE = get_profile("test")
 SEARCH_ROWS = ["random-search", "cma-search", "knn+refine"]
 
 BAD_BUDGETS = ["", " ", "64,16", "16,16", "16,x", "16.5", "16,,64", "0,16", "-4,16", "1e3", [], [16, 16], [64, 16], [0], [True], [2.5], 16]
@@ -38,16 +34,6 @@ def test_a_bad_budget_list_is_a_typed_error(value):
 def test_a_budget_list_reads_text_and_sequences():
     assert budget_list(" 16, 64,256 ") == [16, 64, 256]
     assert budget_list((1,)) == [1] and budget_list(np.array([2, 8])) == [2, 8]
-
-
-@pytest.fixture(scope="module")
-def toy_inverter(tmp_path_factory):
-    from wavinv.inverter import fit_inverter
-
-    store = generate(tmp_path_factory.mktemp("toy") / "s", TOY, n=96, seed=0, progress=False)
-    inv = fit_inverter(store, "prior", "spectrogram")
-    inv.attach(TOY)
-    return inv, Target("waveform", store.waveforms("test")[0], "t")
 
 
 def check_curve(curve, n_renders: int, best: float) -> None:
@@ -90,9 +76,8 @@ def test_a_search_records_its_curve_and_ranks_each_budgets_best_exactly(toy_inve
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    spec = PROFILE["store"]
-    return generate(tmp_path_factory.mktemp("store") / "s", spec["generator"], spec["n"], seed=spec["seed"], progress=False)
+def store(profile_store):
+    return profile_store
 
 
 SETTINGS = {"profile": "test", "methods": "knn", "inputs": "spectrogram", "refine": 40, "progress": False}

@@ -25,9 +25,8 @@ ROWS = PAIRS + [("floor", "any")]
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    spec = PROFILE["store"]
-    return generate(tmp_path_factory.mktemp("store") / "s", spec["generator"], spec["n"], seed=spec["seed"], progress=False)
+def store(profile_store):
+    return profile_store
 
 
 @pytest.fixture(scope="module")

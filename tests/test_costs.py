@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
-from wavinv.bench import bench, get_profile
+from wavinv.bench import bench
 from wavinv.cli import candidates_report
-from wavinv.generate import generate
-from wavinv.inverter import fit_inverter
-from wavinv.targets import Target
 
-ROOT = Path(__file__).resolve().parent.parent
-TOY = f"{ROOT / 'tests' / 'toygen.py'}:toy"
-PROFILE = get_profile("test")
-
-
-@pytest.fixture(scope="module")
-def toy_inverter(tmp_path_factory):
-    store = generate(tmp_path_factory.mktemp("toy") / "s", TOY, n=96, seed=0, progress=False)
-    inv = fit_inverter(store, "prior", "spectrogram")
-    inv.attach(TOY)
-    return inv, Target("waveform", store.waveforms("test")[0], "t")
 
 
 def test_a_search_times_every_render_and_every_picture(toy_inverter):
@@ -55,9 +40,8 @@ def test_without_a_shortlist_or_search_nothing_is_scored_coarsely(toy_inverter):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    spec = PROFILE["store"]
-    return generate(tmp_path_factory.mktemp("store") / "s", spec["generator"], spec["n"], seed=spec["seed"], progress=False)
+def store(profile_store):
+    return profile_store
 
 
 @pytest.fixture(scope="module")
