@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from wavinv.metrics import diversity, lsd_db
-from wavinv.spread import SPREAD_TOLERANCE, spread, spread_renders
+from wavinv.spread import SPREAD_TOLERANCE, keep_apart, spread, spread_renders
 
 TOY = Path(__file__).with_name("toygen.py")
 
@@ -98,3 +98,15 @@ def test_the_spread_keeps_the_inversion_time_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(inverter, "spread", late)
     with pytest.raises(TimeLimitError, match="spread"):
         inv.invert(Target("waveform", store.waveforms("test")[0], "t"), n=4, draws=8, random_state=0, refine=240, time_limit=3600.0)
+
+
+def test_keep_apart_gives_up_a_redraw_that_lands_on_a_point_put_back():
+    unit = np.array([[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]])
+    moved = unit.copy()
+    moved[1] = [0.2, 0.2]  # kept: far from every point
+    moved[2] = [0.5, 0.5]  # checked while row 1 had moved away; with row 1 put back it sits on it
+    assert keep_apart(unit, moved, np.array([1, 2]), 0.1).tolist() == [1, 2]  # both move: apart
+    assert keep_apart(unit, moved, np.array([2]), 0.1).tolist() == []  # row 1 undone: row 2 must stay
+    assert keep_apart(unit, moved, np.array([2]), 0.0).tolist() == [2]  # no minimum: nothing to check
+    moved[2] = [0.9, 0.9]
+    assert keep_apart(unit, moved, np.array([2]), 0.1).tolist() == [2]

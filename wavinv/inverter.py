@@ -68,7 +68,7 @@ from .outputs import atomic_path
 from .params import ParamSpace
 from .refine import FAILED, MIN_DISTANCE, POLISH, distinct_best, frame_rms
 from .picture import KIND as PICTURE_KIND, GeneratorPicture, has_picture, picture_differences, picture_label
-from .spread import SPREAD_TOLERANCE, spread, spread_renders
+from .spread import SPREAD_TOLERANCE, keep_apart, spread, spread_renders
 from .pictures import Pictures, store_picture, store_spectrograms
 from .schema import frontend_problem, identity_problem, manifest_problem
 from .targets import Target
@@ -471,6 +471,7 @@ class Inverter:
                 new_specs = self.spectrograms(new_waves)
                 new_lsd = np.asarray(lsd_db(target_spec, new_specs))
             ok = new_lsd <= lsd[rows] + SPREAD_TOLERANCE
+            ok &= np.isin(rows, keep_apart(unit, res.unit, rows[ok], min_distance))  # an undone redraw is a point put back
             rows = rows[ok]
             unit[rows], params[rows], waves[rows] = res.unit[rows], self.space.from_unit(res.unit[rows]), new_waves[ok]
             specs[rows], lsd[rows], rendered_at[rows] = new_specs[ok], new_lsd[ok], start + res.renders - 1

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["SPREAD_ROUNDS", "SPREAD_TOLERANCE", "Spread", "spread", "spread_renders"]
+__all__ = ["SPREAD_ROUNDS", "SPREAD_TOLERANCE", "Spread", "keep_apart", "spread", "spread_renders"]
 
 # dB a redraw may cost a candidate (never the best) on the search's score: small next to the
 # distances between a search's kept candidates, and loose enough that redraws of many nearly free
@@ -110,3 +110,19 @@ def spread(
             else:  # this one parameter cannot move alone here: step past it
                 done[i] += 1
     return Spread(unit, scores, changed, sensitivity, renders)
+
+
+def keep_apart(unit: np.ndarray, moved: np.ndarray, rows: np.ndarray, min_distance: float) -> np.ndarray:
+    """Which of ``rows`` may move from ``unit`` (K, P) to ``moved`` (K, P) together, every moved point
+    staying ``min_distance`` (mean absolute difference) from every other point. ``spread`` checks each
+    redraw against the points as they were then; when the caller undoes some redraws afterwards, a
+    kept one can sit too close to a point put back, so the last such row is given up, until none is."""
+    rows = np.asarray(rows, dtype=int)
+    while min_distance > 0 and len(rows):
+        trial = np.array(unit, dtype=np.float64)
+        trial[rows] = moved[rows]
+        close = [j for j, i in enumerate(rows) if np.abs(np.delete(trial, i, axis=0) - trial[i]).mean(axis=1).min() < min_distance]
+        if not close:
+            break
+        rows = np.delete(rows, close[-1])
+    return rows
