@@ -22,20 +22,43 @@ import statistics
 import time
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"need a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"need a whole number >= 1, got {value}")
+    return value
+
+
 def main() -> None:
     import torch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, default=64, help="clips per training step (default 64, spec-cnn's batch_size)")
-    ap.add_argument("--steps", type=int, default=20, help="timed steps per backend and device (default 20, after 2 warm-up steps)")
+    ap.add_argument("--batch", type=_positive, default=64, help="clips per training step (default 64, spec-cnn's batch_size)")
+    ap.add_argument("--steps", type=_positive, default=20, help="timed steps per backend and device (default 20, after 2 warm-up steps)")
     ap.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu", help="comma-separated torch devices")
     ap.add_argument("--method", default="spec-cnn", help="a method whose network starts with the frontend (default spec-cnn)")
     args = ap.parse_args()
+    for device in args.devices.split(","):
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            ap.error(f"--devices: {device!r} is not a torch device")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            ap.error("--devices: cuda asked for, but torch sees no GPU")
 
     import numpy as np
 
+    from wavinv.errors import InputError
     from wavinv.generators import load_generator
     from wavinv.methods import build_method
+
+    try:
+        build_method(args.method, frontend={"backend": "torch"}, progress=False)
+    except (InputError, TypeError):
+        ap.error(f"--method: {args.method!r} is not a method whose network takes a frontend (spec-cnn)")
 
     gen = load_generator("synth100")
     clips = torch.from_numpy(gen.render(gen.space.sample(0, args.batch, seed=0)))

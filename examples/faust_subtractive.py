@@ -13,9 +13,9 @@ GPL-3.0, https://github.com/DBraun/DawDreamer; a 40 MB wheel with Faust inside).
 
 Use: ``wavinv generate --generator examples/faust_subtractive.py:synth ...``.
 
-Parameters are in natural units (Hz, seconds, semitones, 0..1 levels); seven are
-discrete: three oscillator and LFO waveforms and the filter type are choices, the
-note and the second oscillator's transposition are integers. The note is held
+Parameters are in natural units (Hz, seconds, semitones, 0..1 levels); six are
+discrete: the two oscillators' and the LFO's waveforms and the filter type are
+choices, the note and the second oscillator's transposition are integers. The note is held
 for ``note_length`` seconds, then released.
 
 Sound: 16 kHz, 16,352 samples (1.022 s, wavinv's 512 x 512 picture exactly),
