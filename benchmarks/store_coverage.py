@@ -92,7 +92,7 @@ def main() -> None:
         renderer = clip_renderer(store, args.generator, args.render_workers, progress=False)
         picture = store_picture(store, args.generator)
     except WavinvError as e:
-        _refuse(f"{e}")
+        _refuse(str(e))
 
     t0 = time.perf_counter()
     with renderer:

@@ -9,8 +9,8 @@ the audio, here a log-frequency one, 512 bands x 512 frames:
   window at each end), hop 32, 512 frames;
 - magnitudes normalised so a full-scale sine at a bin's frequency reads 0 dB,
   read on 512 log-spaced bands from 50 Hz to 8 kHz: a band that holds FFT bins
-  reads its loudest one; a band narrower than a bin (most of those below about
-  800 Hz) reads the magnitude at its centre, interpolated between the bins around it;
+  reads its loudest one; a band that holds none (most bands below 800 Hz, a few
+  up to 1.5 kHz) reads the magnitude at its centre, interpolated between the bins around it;
 - ``20 log10``, floored at -100 dB; rows are bands, low frequencies first.
 
 wavinv records a probe of this function with every store and model made with

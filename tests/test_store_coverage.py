@@ -71,3 +71,9 @@ def test_a_folder_that_is_not_a_finished_run_is_refused(tmp_path):
     (tmp_path / "results.json").write_text('{"meta": {}, "rows": []}')
     r = coverage("--bench", str(tmp_path))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is not a finished bench run" in r.stderr
+    # a run whose store is gone: named, before any work
+    run = {"meta": {"target_ids": [1], "store": {"path": str(tmp_path / "gone")}},
+           "rows": [{"method": "prior", "input": "any", "lsd_db_best": 9.0}, {"method": "floor", "input": "any", "lsd_db_best": 0.0}]}
+    (tmp_path / "results.json").write_text(json.dumps(run))
+    r = coverage("--bench", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "gone: no such store" in r.stderr
