@@ -31,6 +31,10 @@ torch thread (the caller's thread count is restored after): on 2 busy cores (loa
 128 clips took 2.05 s on one thread against 6.78 s on two, whose threads mostly spun.
 The bytes are the same on any number of threads.
 
+Gradients: the Voice is a torch program, so the generator also offers ``render_torch``
+(the same clips from a tensor, differentiable in every parameter), and
+``wavinv invert --gradient S`` can follow the distance to the target through it.
+
 Determinism: the only randomness inside a Voice is its white-noise buffer. torchsynth
 gives each position in a batch its own noise row, which would make a clip depend
 on where it sits in the batch; here every clip gets the same noise row:
@@ -119,6 +123,38 @@ def _render_batches(torch, synth, keys, params, out) -> None:
             out[start : start + n] = synth.output()[:n].numpy()
 
 
+def render_torch(params):
+    """float32 tensor (B, 78), torchsynth [0, 1] units -> (B, 16352), differentiable in ``params``.
+
+    The same clips as ``render`` (to float32 rounding), for wavinv's gradient stage: each module's
+    ``p()`` (how torchsynth reads a parameter) is pointed at a column of ``params`` for the call,
+    so the graph runs from ``params`` through the Voice. Values outside [0, 1] are clamped.
+    """
+    torch, synth, keys = _synth()
+    if params.ndim != 2 or params.shape[1] != len(keys):
+        raise ValueError(f"params must be (B, {len(keys)}), got {tuple(params.shape)}")
+    params = params.clamp(0.0, 1.0)
+    synth.noise.noise = _noise(None)
+    modules = {m: getattr(synth, m) for m, _, _ in keys}
+    outs = []
+    for start in range(0, len(params), BATCH):
+        chunk = params[start : start + BATCH]
+        n = len(chunk)
+        if n < BATCH:
+            chunk = torch.cat([chunk, chunk[-1:].expand(BATCH - n, -1)])
+        columns: dict[str, dict[str, object]] = {m: {} for m in modules}
+        for j, (m, name, r) in enumerate(keys):
+            columns[m][name] = (r, chunk[:, j])
+        for m, module in modules.items():
+            module.p = lambda pid, _c=columns[m]: _c[pid][0].from_0to1(_c[pid][1])  # an instance attribute shadows the method
+        try:
+            outs.append(synth.output()[:n])
+        finally:
+            for module in modules.values():
+                del module.p
+    return torch.cat(outs)
+
+
 def to_synth_units(params: np.ndarray) -> dict[str, np.ndarray]:
     """Columns in torchsynth's [0, 1] units -> {name: value in the module's human range}."""
     torch, _, keys = _synth()
@@ -134,4 +170,5 @@ def voice() -> FunctionGenerator:
     """The generator (a zero-argument factory, so ``file.py:voice`` builds it on first use)."""
     _, _, keys = _synth()
     space = ParamSpace([Param(f"{m}.{n}", 0.0, 1.0, unit=_unit(r)) for m, n, r in keys])
-    return FunctionGenerator(space, render, sample_rate=SAMPLE_RATE, n_samples=N_SAMPLES, name="torchsynth-voice", version="1.0.2-1")
+    return FunctionGenerator(space, render, sample_rate=SAMPLE_RATE, n_samples=N_SAMPLES, name="torchsynth-voice", version="1.0.2-1",
+                             render_torch=render_torch)

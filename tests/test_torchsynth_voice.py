@@ -67,6 +67,25 @@ def test_renders_deterministic_mono_float32_whatever_the_batch(gen):
     assert render_checked(gen, p[::-1].copy()).tobytes() == a[::-1].tobytes()
 
 
+def test_render_torch_is_the_render_and_has_a_gradient(gen):
+    import torch
+
+    from wavinv.gradient import differentiable
+
+    params = np.random.default_rng(7).random((40, 78))  # more than one torchsynth batch of 32
+    x = torch.tensor(params, dtype=torch.float32, requires_grad=True)
+    waves = gen.render_torch(x)
+    assert differentiable(gen)
+    assert np.array_equal(waves.detach().numpy(), gen.render(params.astype(np.float32)))
+    waves.square().mean().backward()
+    grad = x.grad.numpy()
+    assert np.isfinite(grad).mean() > 0.9 and np.abs(grad[np.isfinite(grad)]).sum() > 0
+    moved = x.detach().clone()
+    moved[:, index(gen, "keyboard.midi_f0")] += 0.1
+    assert not np.array_equal(gen.render_torch(moved).numpy(), waves.detach().numpy())
+    assert all("p" not in vars(m) for m in gen.render_torch.__globals__["_synth"]()[1].modules())  # torchsynth left as it was
+
+
 def test_renders_on_one_thread_and_gives_the_callers_back(gen):
     import torch
 

@@ -145,3 +145,19 @@ def _marked_picture(waves: np.ndarray) -> np.ndarray:
 # ``pictured`` that can be caught mid-fit: the same identity and picture
 marked = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
                            spectrogram=_marked_picture, spectrogram_range=(PICTURE_FLOOR, 0.0))
+
+
+# -- the toy as a torch program: a differentiable render for the gradient stage -----------------
+def _render_torch(params):
+    import torch
+
+    t = torch.arange(N_SAMPLES, dtype=params.dtype) / 8000.0
+    phase = 2 * torch.pi * params[:, 0:1] * t
+    shape = params[:, 2:3]
+    wave = torch.where(shape == 0, torch.sin(phase), torch.where(shape == 1, torch.sign(torch.sin(phase)), torch.remainder(phase / torch.pi, 2) - 1))
+    noise = torch.sin(1e3 * params[:, 0:1] * t**2)
+    return params[:, 1:2] * (0.8 * wave + 0.2 * noise)
+
+
+differentiable = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
+                                   render_torch=_render_torch)

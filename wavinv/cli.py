@@ -398,6 +398,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         budgets=args.budgets,
         targets_from=args.targets_from,
         target_noise_seed=args.target_noise_seed,
+        gradient=args.gradient,
     )
     if not args.quiet:
         print(res.summary())
@@ -443,6 +444,14 @@ def _add_bench(sub) -> None:
         metavar="B1,B2,...",
         help="renders per target at which the rows with a search record their best so far: the anytime table and anytime.png "
         "(increasing; default 16,64,256,1024,4096 and draws + refine)",
+    )
+    p.add_argument(
+        "--gradient",
+        type=_NONNEG,
+        default=0,
+        metavar="S",
+        help="also a METHOD+refine+gradient row per method: its search ends with S gradient steps through the generator "
+        "from its best points, out of the same R renders (a generator with render_torch only)",
     )
     p.add_argument("--generator", default=None, metavar="SPEC", help="generator to re-render with (default: the store's built-in one)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
@@ -579,6 +588,14 @@ def _add_invert(sub) -> None:
         "default 0.03: several answers from one good neighbourhood; 0.1 or more: answers from different neighbourhoods)",
     )
     p.add_argument(
+        "--gradient",
+        type=_NONNEG,
+        default=0,
+        metavar="S",
+        help="after --refine's search, S steps of gradient descent from its 4 best points through the generator, S renders each "
+        "out of R (needs a generator with render_torch, a differentiable render, and the model's picture being wavinv's own)",
+    )
+    p.add_argument(
         "--time-limit",
         type=_SECONDS,
         default=None,
@@ -611,6 +628,16 @@ def _add_invert(sub) -> None:
     p.set_defaults(func=_cmd_invert)
 
 
+def _refine_options(args) -> dict | None:
+    """The search's options the command line sets (``None``: the defaults)."""
+    if args.gradient and not args.refine:
+        raise InputError(f"--gradient {args.gradient} needs a search to start from: give --refine R (its renders include the gradient's)")
+    options = {} if args.min_distance is None else {"min_distance": args.min_distance}
+    if args.gradient:
+        options["gradient"] = args.gradient
+    return options or None
+
+
 def _cmd_invert(args) -> int:
     from .generators import generator_file
     from .inverter import load
@@ -622,6 +649,7 @@ def _cmd_invert(args) -> int:
         raise InputError(f"need 1 <= --n <= --draws, got {args.n} and {args.draws}")
     if args.shortlist is not None and args.shortlist < args.n:
         raise InputError(f"--shortlist must keep at least --n={args.n} draws, got {args.shortlist}")
+    refine_options = _refine_options(args)
     inputs = {"model": args.model, "target": args.target, "generator file": generator_file(args.generator)}
     check_outputs({"--out": args.out, "--plot": args.plot, "--report": args.report}, inputs)
     inv = load(args.model, sha256=args.sha256)
@@ -634,7 +662,7 @@ def _cmd_invert(args) -> int:
     target = load_target(args.target, gen["sample_rate"], gen["n_samples"], spec_shape=inv.spec_shape, db_range=db_range, pad=args.pad)
     result = inv.invert(
         target, n=args.n, draws=args.draws, random_state=args.seed, shortlist=args.shortlist, refine=args.refine, time_limit=args.time_limit,
-        refine_options=None if args.min_distance is None else {"min_distance": args.min_distance}, progress=not args.quiet,
+        refine_options=refine_options, progress=not args.quiet,
     )
     if not args.no_chance:
         inv.chance_level(result, random_state=args.seed)

@@ -17,6 +17,11 @@ of those, again that far apart, are returned. ``refine_options`` hold ``runs``
 (how many of the best draws to refine, default ``n``), ``exact``,
 ``min_distance``, and what goes to ``wavinv.refine.refine`` (``sigma``,
 ``popsize``, ``strategy``, ``halving``, ``polish``).
+With ``refine_options["gradient"] = S`` (steps) and a generator that offers a
+differentiable ``render_torch``, ``gradient_starts`` (default ``GRADIENT_STARTS``)
+of the best distinct points the search found then follow the gradient of
+their distance to the target through the generator and the frontend
+(``wavinv.gradient``, Adam at ``gradient_lr``): S renders each, out of R.
 Then, unless ``refine_options["spread"]`` is False or the budget is under four
 times its cost, the kept candidates are spread over the parameters the sound
 does not pin down (``wavinv.spread``: about P + 3 (n - 1) of the R renders): the
@@ -59,6 +64,7 @@ from .clips import clip_count, clip_renderer, sequence_params_unit
 from .errors import InputError, MismatchError, ModelError, StoreError, TimeLimitError
 from .floor import floor_waves, probe_floor
 from .frontend import Spectrogram, spectrogram
+from .gradient import LEARNING_RATE, descend, differentiable
 from .generators import BUILTIN_GENERATORS, Generator, identity_differences, identity_label, recorded_generator, render_checked, render_finite
 from .limits import budget_list, int_arg, require_memory
 from .methods import INPUTS
@@ -66,7 +72,7 @@ from .metrics import lsd_db, mrstft
 from .modelfile import FORMAT, FORMAT_VERSION, read_bytes_pinned, read_manifest
 from .outputs import atomic_path
 from .params import ParamSpace
-from .refine import FAILED, MIN_DISTANCE, POLISH, distinct_best, frame_rms
+from .refine import FAILED, MIN_DISTANCE, POLISH, Refinement, distinct_best, frame_rms
 from .picture import KIND as PICTURE_KIND, GeneratorPicture, has_picture, picture_differences, picture_label
 from .spread import SPREAD_TOLERANCE, keep_apart, spread, spread_renders
 from .pictures import Pictures, store_picture, store_spectrograms
@@ -80,6 +86,9 @@ log = logging.getLogger(__name__)
 # The shortlist ranks draws on every 8th frame, an eighth of the STFT work. Its cost in
 # quality is measured by benchmarks/invert_speed.py against exact ranking.
 SHORTLIST_STEP = 8
+# Points a gradient stage starts from: the best few the search found (a gradient render costs
+# several plain ones on a CPU, so it polishes answers rather than explores).
+GRADIENT_STARTS = 4
 
 # Inversion.costs()'s names -> the timing keys their seconds and counts add up under
 COSTS = {"render": "rendering", "score": "scoring", "exact": "exact"}
@@ -585,10 +594,14 @@ class Inverter:
         seed = None if random_state is None else int(np.random.default_rng(random_state).integers(2**62))
         # the seeds' scores come from the pictures already made: their shortlist frames are columns of them
         seed_scores = lsd_db(reference, np.stack([frames(spec) for spec in ranked_specs[:runs]]))
+        steps, starts, lr = self._gradient_settings(gen, options, budget)
+        budget -= steps * starts  # the gradient's renders come out of the same budget
         options.setdefault("polish", POLISH)
         continuous = np.array([p.scale in ("linear", "log") for p in space.params])
         res = refine(score, ranked[:runs], budget, seed_scores=seed_scores, random_state=seed, deadline=deadline,
                      residual=residual, continuous=continuous, **options)
+        if steps:
+            res = self._descended(gen, res, module, reference, steps, starts, lr, min_distance, timing, deadline, bar)
         # every point tried, not only each run's best: the neighbourhood of a good point holds other good
         # answers that differ on parameters the sound barely depends on; the best distinct ones are ranked exactly
         rendered = np.flatnonzero(res.tried_scores < FAILED)
@@ -607,6 +620,42 @@ class Inverter:
             lsd = lsd_db(target_spec, specs)
         # report the unit point of what was rendered (ints rounded, choices snapped)
         return space.to_unit(params), params, waves, specs, lsd, at, res.n_evals, min_distance
+
+    def _gradient_settings(self, gen, options: dict[str, Any], budget: int) -> tuple[int, int, float]:
+        """``(steps, starts, learning rate)`` of the gradient stage, taken out of ``options``; refuses
+        (``InputError``) a gradient the generator or the picture cannot give."""
+        steps = options.pop("gradient", 0)
+        starts = options.pop("gradient_starts", GRADIENT_STARTS)
+        lr = options.pop("gradient_lr", LEARNING_RATE)
+        for name, value in (("gradient", steps), ("gradient_starts", starts)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise InputError(f"{name} must be an integer >= 0, got {value!r}")
+        if not steps:
+            return 0, 0, float(lr)
+        if not differentiable(gen):
+            raise InputError(f"gradient steps need a generator with render_torch (a differentiable render); {gen.name} has none")
+        if not isinstance(self.frontend_module(), Spectrogram):
+            raise InputError("gradient steps need wavinv's own frontend: the generator's own picture is not differentiable")
+        starts = max(1, int(starts))
+        if steps * starts > budget:
+            raise InputError(f"{steps} gradient steps from {starts} starts are {steps * starts} renders, more than the search's {budget}")
+        return int(steps), starts, lr
+
+    def _descended(self, gen, res, module, reference, steps: int, starts: int, lr: float, min_distance: float,
+                   timing: dict[str, float], deadline, bar):
+        """``res`` (a ``Refinement``) with the points of a gradient descent (``wavinv.gradient``) from its
+        ``starts`` best distinct points added to those it tried; times ``"gradient"``."""
+        t = time.perf_counter()
+        rendered = np.flatnonzero(res.tried_scores < FAILED)
+        pool_x = np.concatenate([res.params_unit, res.tried_unit[rendered]])
+        pool_f = np.concatenate([res.scores, res.tried_scores[rendered]])
+        first = pool_x[distinct_best(pool_x, pool_f, starts, min_distance)]
+        gx, gf = descend(self.space, gen.render_torch, module, reference, first, steps, lr=lr, deadline=deadline,
+                         on_render=None if bar is None else bar.update)
+        timing["gradient"] = time.perf_counter() - t
+        gf = np.where(np.isfinite(gf), gf, FAILED)
+        return Refinement(res.params_unit, res.scores, res.n_evals + len(gf), res.n_generations,
+                          np.concatenate([res.tried_unit, gx]), np.concatenate([res.tried_scores, gf]))
 
     def _coarse(self) -> Spectrogram:
         if self._coarse_module is None:

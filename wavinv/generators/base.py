@@ -31,6 +31,12 @@ class Generator(Protocol):
     float dB: its own picture of a sound. Stores, fits, targets, ranking and the
     bench then use it instead of wavinv's frontend (``wavinv.picture``). An
     optional ``spectrogram_range = (low, high)`` is the dB span of an 8-bit image of it.
+
+    A generator written in torch may define ``render_torch(params)``: a float32
+    tensor ``(B, P)`` in natural units -> ``(B, n_samples)``, the clips ``render``
+    makes, differentiable in the continuous (linear and log) parameters. The
+    search can then follow the gradient of the distance to the target through
+    the generator (``wavinv.gradient``).
     """
 
     space: ParamSpace
@@ -63,6 +69,7 @@ class FunctionGenerator:
     When the function takes a ``seed`` keyword, so does the generator's ``render``.
     ``spectrogram`` (optional): the user's own picture, ``(B, n_samples) -> (B, F, T)``
     float dB, with ``spectrogram_range`` its images' dB span (see ``Generator``).
+    ``render_torch`` (optional): the same render on torch tensors, differentiable (see ``Generator``).
     """
 
     def __init__(
@@ -75,6 +82,7 @@ class FunctionGenerator:
         version: str = "1",
         spectrogram: Callable[[np.ndarray], np.ndarray] | None = None,
         spectrogram_range: tuple[float, float] | None = None,
+        render_torch: Callable[[Any], Any] | None = None,
     ):
         if not isinstance(space, ParamSpace):
             raise GeneratorError(f"space must be a ParamSpace, got {type(space).__name__}")
@@ -86,6 +94,10 @@ class FunctionGenerator:
             self.spectrogram = spectrogram  # only when given: its absence says "use wavinv's frontend"
         if spectrogram_range is not None:
             self.spectrogram_range = tuple(spectrogram_range)
+        if render_torch is not None:
+            if not callable(render_torch):
+                raise GeneratorError("render_torch must be callable (a tensor (B, P) -> (B, n_samples), differentiable)")
+            self.render_torch = render_torch  # only when given: its absence says "not differentiable"
         self.space = space
         self._render = render
         self.sample_rate = int(sample_rate)
