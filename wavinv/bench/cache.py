@@ -17,7 +17,8 @@ from typing import Any
 
 from .. import __version__
 from ..errors import MismatchError
-from ..inverter import Inverter, fit_inverter, fitted_mismatch, load
+from ..gradient import LEARNING_RATE
+from ..inverter import GRADIENT_STARTS, Inverter, fit_inverter, fitted_mismatch, load
 from ..methods import build_method
 from ..modelfile import read_manifest
 from ..outputs import atomic_path
@@ -80,6 +81,8 @@ def make_eval_key(model_key: dict[str, Any], s: Settings, entry: Entry) -> dict[
     if entry.refine:
         key["refine"] = entry.refine
         key["search"] = {"version": SEARCH_VERSION, "min_distance": MIN_DISTANCE}
+    if entry.gradient:
+        key["gradient"] = {"steps": entry.gradient, "starts": GRADIENT_STARTS, "lr": LEARNING_RATE}
     if entry.draws is not None:
         key["draws"] = entry.draws
     if entry.searches and s.budgets:

@@ -84,6 +84,8 @@ def command_line(store: Store, out: Path, s: Settings, generator: str | None) ->
     args += ["--targets", str(s.targets), "--k", str(s.k), "--draws", str(s.draws), "--samples", str(s.samples), "--seed", str(s.seed)]
     if s.refine:
         args += ["--refine", str(s.refine), "--budgets", ",".join(map(str, s.budgets))]
+    if s.gradient:
+        args += ["--gradient", str(s.gradient)]
     if s.targets_from != "test":
         args += ["--targets-from", s.targets_from]
     if s.target_noise_seed is not None:
@@ -128,6 +130,7 @@ def run_meta(store: Store, out: Path, s: Settings, targets: BenchTargets, floor:
             "samples": s.samples,
             "seed": s.seed,
             "refine": s.refine,
+            "gradient": s.gradient,
             "budgets": s.budgets,
             "bootstrap": {"resamples": N_BOOT, "level": LEVEL},
             "overrides": {f"{m}:{i}": s.overrides_for(m, i) for m, i in pairs_of(s) if s.overrides_for(m, i)},

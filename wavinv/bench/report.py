@@ -46,7 +46,7 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any], figures: dict[st
     """``results.md``: where the numbers come from, the table, what its columns mean, the anytime section,
     which parameters are learnt, then the figures."""
     se = meta["settings"]
-    lines = _provenance_table(meta) + _results_table(rows, se) + _floor_lines(rows, meta) + _glossary(se["k"])
+    lines = _provenance_table(meta) + _results_table(rows, se) + _floor_lines(rows, meta) + _glossary(se["k"], bool(se.get("gradient")))
     if se["overrides"]:
         lines += ["Hyper-parameters changed from the methods' defaults: "
                   + "; ".join(f"{name} `{json.dumps(ov, sort_keys=True)}`" for name, ov in se["overrides"].items()) + ".", ""]
@@ -149,9 +149,9 @@ def _floor_lines(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _glossary(k: int) -> list[str]:
+def _glossary(k: int, gradient: bool = False) -> list[str]:
     """What each column and each row that learns nothing means, under the table."""
-    return [
+    lines = [
         "",
         "- **lsd_db**: log-spectral distance (dB) between the target's spectrogram and a re-rendered candidate's; "
         f"best-of-K is the closest of the K={k} kept candidates, median-of-K their median.",
@@ -174,6 +174,10 @@ def _glossary(k: int) -> list[str]:
         "**model**: the saved joblib file.",
         "",
     ]
+    if gradient:
+        lines[-1:-1] = ["- **+refine+gradient**: the `+refine` row's search, ending with gradient steps through the generator "
+                        "(its differentiable render) from its best points; each step of each point counts as one render, out of the same budget."]
+    return lines
 
 
 def write_outputs(out: Path, rows, meta, evals, pairs, targets: BenchTargets, s: Settings, store: Store, anytime=((), ())) -> dict[str, Path]:

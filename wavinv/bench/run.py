@@ -12,8 +12,9 @@ from typing import Any, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from ..errors import StoreError
+from ..errors import InputError, StoreError
 from ..generators import recorded_generator
+from ..gradient import differentiable
 from ..inverter import inversion_memory
 from ..limits import require_memory
 from ..outputs import check_output_dir
@@ -82,6 +83,7 @@ def bench(
     budgets: str | Sequence[int] | None = None,
     targets_from: str = "test",
     target_noise_seed: int | None = None,
+    gradient: int | None = None,
 ) -> BenchResult:
     """Fit, invert and score every (method, input) pair; write tables and plots into ``out``.
 
@@ -93,7 +95,8 @@ def bench(
     ``overrides`` maps a method (or ``"method:input"``) to hyper-parameters.
     ``refine`` > 0 adds ``METHOD+refine`` rows and the search peers (see ``make_entries``);
     those record their best lsd_db after each of ``budgets`` renders per target (increasing;
-    default ``DEFAULT_BUDGETS`` and draws + refine), the anytime table and ``anytime.png``.
+    default ``DEFAULT_BUDGETS`` and draws + refine), the anytime table and ``anytime.png``;
+    ``gradient`` > 0 adds ``METHOD+refine+gradient`` rows (a differentiable generator only).
     The ``floor`` row is each target's true parameters rendered as ``wavinv.floor``'s rule
     decides on the first targets (another noise seed, or their own render).
     ``generator`` re-renders candidates (default: the store's built-in generator).
@@ -101,10 +104,13 @@ def bench(
     equivalent ``wavinv bench`` command). Bad settings raise ``InputError``, a
     missing or incomplete store ``StoreError``.
     """
-    s = make_settings(profile, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine, budgets, targets_from, target_noise_seed)
+    s = make_settings(profile, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine, budgets, targets_from, target_noise_seed,
+                      gradient)
     store = _open_store(store, s)
     entries = make_entries(s)  # builds every estimator: a bad hyper-parameter fails now, not an hour in
     gen = _attach_generator(store, s, generator)
+    if s.gradient and not differentiable(gen):
+        raise InputError(f"gradient {s.gradient}: {gen.name} offers no render_torch (a differentiable render), so no gradient rows can run")
     for entry in entries:  # a model of another generator left in out/models: refused before anything is written
         check_reusable(Path(out), f"{entry.method}-{entry.input}", make_model_key(store, s, entry.method, entry.input), store)
     chosen = pick_targets(store, gen, s.targets_from, s.target_noise_seed, s.targets, s.seed)

@@ -63,6 +63,7 @@ class Settings:
     budgets: list[int] = field(default_factory=list)  # renders per target where the search rows record their best so far
     targets_from: str = "test"  # one of targets.TARGET_SOURCES
     target_noise_seed: int | None = None  # None: the generator's default render
+    gradient: int = 0  # steps of the gradient stage in METHOD+refine+gradient rows (0: no such rows)
 
     def targets_key(self) -> dict[str, Any] | None:
         """What the targets are, where they are not the store's test clips as it holds them (None there):
@@ -77,7 +78,7 @@ class Settings:
 
 
 def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine=None, budgets=None,
-                  targets_from="test", target_noise_seed=None) -> Settings:
+                  targets_from="test", target_noise_seed=None, gradient=0) -> Settings:
     """``bench``'s arguments over the profile's defaults, checked: a bad one raises ``InputError`` before any work.
 
     ``budgets`` (increasing render counts, or ``"16,64"``) default to the profile's, else
@@ -119,7 +120,10 @@ def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gal
         refine=int_arg("refine", prof.get("refine", 0) if refine is None else refine, 0),
         targets_from=targets_from,
         target_noise_seed=target_noise_seed,
+        gradient=int_arg("gradient", gradient or 0, 0),
     )
+    if s.gradient and not s.refine:
+        raise InputError(f"gradient {s.gradient}: the gradient stage follows a search; give refine R (its renders include the gradient's)")
     if s.k > s.draws:
         raise InputError(f"k (candidates kept) must be <= draws, got k={s.k}, draws={s.draws}")
     if budgets is not None:
@@ -143,6 +147,7 @@ class Entry:
     input: str
     sampler: str | None = None
     refine: int = 0  # extra renders per target spent on search through the generator
+    gradient: int = 0  # of those, steps of gradient descent through the generator (wavinv.gradient) from each of its best points
     draws: int | None = None  # None: the settings' draws
 
     @property
@@ -160,7 +165,10 @@ def make_entries(s: Settings) -> list[Entry]:
     ``refine`` > 0 every method gets a ``METHOD+refine`` row from the same fit,
     and two peers that learn nothing get rows at the same render budget
     (draws + refine): ``cma-search`` (the prior's draws refined: search alone)
-    and ``random-search`` (the best of draws + refine random patches).
+    and ``random-search`` (the best of draws + refine random patches). With
+    ``gradient`` > 0 each ``METHOD+refine`` row has a ``METHOD+refine+gradient``
+    twin whose search ends with that many gradient steps through the generator
+    from its best points, out of the same budget (a differentiable generator only).
     """
     rows = []
     for method, input in pairs_of(s):
@@ -173,4 +181,6 @@ def make_entries(s: Settings) -> list[Entry]:
             rows.append(Entry("cma-search", method, input, refine=s.refine))
         elif s.refine:
             rows.append(Entry(f"{method}+refine", method, input, refine=s.refine))
+            if s.gradient:
+                rows.append(Entry(f"{method}+refine+gradient", method, input, refine=s.refine, gradient=s.gradient))
     return rows
