@@ -121,6 +121,27 @@ def test_invert_refuses_a_gradient_it_cannot_take(toy_inverter, options, match):
         inv.invert(target, n=4, draws=16, random_state=0, refine=100, refine_options=options)
 
 
+@pytest.mark.parametrize(
+    "render_torch, match",
+    [
+        (lambda p: toygen._render_torch(p).detach(), "no gradient"),
+        (lambda p: toygen._render_torch(p).detach().numpy(), "expected a tensor"),
+        (lambda p: toygen._render_torch(p)[:, :-1], "expected a tensor of shape"),
+        (toygen._torch_fails, "render_torch failed: ZeroDivisionError"),
+    ],
+)
+def test_a_broken_render_torch_is_a_render_error(toy_inverter, render_torch, match):
+    from wavinv import RenderError
+
+    inv, target = toy_inverter
+    inv.attach(FunctionGenerator(toygen.SPACE, toygen.render_clips, 8000, toygen.N_SAMPLES, "toy", "1", render_torch=render_torch))
+    try:
+        with pytest.raises(RenderError, match=match):
+            inv.invert(target, n=4, draws=16, random_state=0, refine=100, refine_options={"gradient": 5})
+    finally:
+        inv.attach(toygen.toy)
+
+
 def test_invert_refuses_more_gradient_renders_than_the_budget(toy_inverter):
     inv, target = toy_inverter
     inv.attach(toygen.differentiable)
@@ -155,6 +176,7 @@ def _invert(tmp, generator: str, *extra: str) -> list[str]:
         ("toy", ["--refine", "100", "--gradient", "5"], "render_torch"),
         ("differentiable", ["--refine", "100", "--gradient", "60"], "more than the search"),
         ("differentiable", ["--refine", "100", "--gradient", "-1"], "--gradient"),
+        ("torch_fails", ["--refine", "100", "--gradient", "5"], "render_torch failed"),
     ],
 )
 def test_cli_refuses_a_gradient_in_one_line(model_files, capsys, generator, extra, message):

@@ -161,3 +161,11 @@ def _render_torch(params):
 
 differentiable = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
                                    render_torch=_render_torch)
+
+
+def _torch_fails(params):
+    raise ZeroDivisionError("a bug in the user's torch code")
+
+
+torch_fails = FunctionGenerator(SPACE, render_clips, sample_rate=8000, n_samples=N_SAMPLES, name="toy", version="1",
+                                render_torch=_torch_fails)

@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import InputError, TimeLimitError
+from .errors import InputError, RenderError, TimeLimitError
 from .params import ParamSpace
 
-__all__ = ["differentiable", "descend", "natural_torch", "LEARNING_RATE"]
+__all__ = ["differentiable", "descend", "natural_torch", "torch_render", "LEARNING_RATE"]
 
 # Adam's step on the unit scale. A probe on torchsynth's Voice (10 targets, 32 starts each) went
 # from 10.16 to 9.04 dB in 32 steps at 0.01; larger steps overshoot the envelopes' narrow minima.
@@ -37,6 +37,27 @@ EPS = 1e-6
 def differentiable(gen: Any) -> bool:
     """Whether ``gen`` offers ``render_torch`` (a differentiable render)."""
     return callable(getattr(gen, "render_torch", None))
+
+
+def torch_render(gen: Any) -> Callable[[Any], Any]:
+    """``gen.render_torch``, checked: a failure in it, a result of the wrong shape, or one that carries
+    no gradient raises ``RenderError`` naming the generator (never the user's own exception)."""
+    import torch
+
+    def render(params):
+        try:
+            out = gen.render_torch(params)
+        except Exception as e:  # a user's code may raise anything: report it as a render failure
+            raise RenderError(f"{gen.name}: render_torch failed: {type(e).__name__}: {e}") from e
+        expected = (len(params), int(gen.n_samples))
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise RenderError(f"{gen.name}: render_torch returned {got}, expected a tensor of shape {expected}")
+        if not out.requires_grad:
+            raise RenderError(f"{gen.name}: render_torch returned clips that carry no gradient (computed without autograd, or detached)")
+        return out.float()
+
+    return render
 
 
 def natural_torch(space: ParamSpace, unit, fixed: np.ndarray):

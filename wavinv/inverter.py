@@ -64,7 +64,7 @@ from .clips import clip_count, clip_renderer, sequence_params_unit
 from .errors import InputError, MismatchError, ModelError, StoreError, TimeLimitError
 from .floor import floor_waves, probe_floor
 from .frontend import Spectrogram, spectrogram
-from .gradient import LEARNING_RATE, descend, differentiable
+from .gradient import LEARNING_RATE, descend, differentiable, torch_render
 from .generators import BUILTIN_GENERATORS, Generator, identity_differences, identity_label, recorded_generator, render_checked, render_finite
 from .limits import budget_list, int_arg, require_memory
 from .methods import INPUTS
@@ -650,7 +650,7 @@ class Inverter:
         pool_x = np.concatenate([res.params_unit, res.tried_unit[rendered]])
         pool_f = np.concatenate([res.scores, res.tried_scores[rendered]])
         first = pool_x[distinct_best(pool_x, pool_f, starts, min_distance)]
-        gx, gf = descend(self.space, gen.render_torch, module, reference, first, steps, lr=lr, deadline=deadline,
+        gx, gf = descend(self.space, torch_render(gen), module, reference, first, steps, lr=lr, deadline=deadline,
                          on_render=None if bar is None else bar.update)
         timing["gradient"] = time.perf_counter() - t
         gf = np.where(np.isfinite(gf), gf, FAILED)
