@@ -21,24 +21,42 @@ import numpy as np
 from wavinv.bench import N_BOOT, boot_indices, bootstrap_ci
 
 
+def _refuse(message: str) -> None:
+    print(f"paired.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _finished_run(out: Path) -> dict:
+    """The run's ``results.json``; refuses a folder that holds no finished run."""
+    try:
+        results = json.loads((out / "results.json").read_text())
+        return {"ids": [str(i) for i in results["meta"]["target_ids"]], "seed": int(results["meta"]["settings"]["seed"])}
+    except FileNotFoundError:
+        _refuse(f"{out} holds no finished bench run (no results.json): finish it, or name the run's --out folder")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        _refuse(f"{out / 'results.json'} cannot be read as a bench run's results: {type(e).__name__}: {e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path, help="the bench's output folder")
     ap.add_argument("row", help="the row to compare (e.g. knn+refine-spectrogram)")
     ap.add_argument("others", nargs="+", help="rows to compare it with")
     args = ap.parse_args()
-    results = json.loads((args.out / "results.json").read_text())
-    ids = [str(i) for i in results["meta"]["target_ids"]]
-    seed = results["meta"]["settings"]["seed"]
+    run = _finished_run(args.out)
+    ids, seed = run["ids"], run["seed"]
 
     def records(name: str) -> list[dict]:
         path = args.out / "evals" / f"{name}.json"
         if not path.is_file():
-            sys.exit(f"no such row: {path}")
-        targets = json.loads(path.read_text())["targets"]
+            _refuse(f"no such row: {path}")
+        try:
+            targets = json.loads(path.read_text())["targets"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            _refuse(f"{path} cannot be read as a row's results: {type(e).__name__}: {e}")
         missing = [i for i in ids if i not in targets]
         if missing:
-            sys.exit(f"{path}: {len(missing)} of the run's targets have no result")
+            _refuse(f"{path}: {len(missing)} of the run's targets have no result")
         return [targets[i] for i in ids]
 
     idx = boot_indices(len(ids), N_BOOT, seed)
