@@ -226,6 +226,7 @@ def test_bench_adds_a_gradient_twin_to_each_refine_row(toy_store, tmp_path):
         ("toy", {"gradient": 4}, "render_torch"),
         ("differentiable", {"gradient": 4, "refine": 0}, "follows a search"),
         ("differentiable", {"gradient": -1}, "gradient"),
+        ("differentiable", {"gradient": 20}, "more than the search"),  # 20 steps x 4 points > refine 60
     ],
 )
 def test_bench_refuses_a_gradient_before_any_work(toy_store, tmp_path, generator, extra, match):
@@ -234,3 +235,17 @@ def test_bench_refuses_a_gradient_before_any_work(toy_store, tmp_path, generator
     with pytest.raises(InputError, match=match):
         bench(toy_store, tmp_path / "out", generator=f"{TOY}:{generator}", **{**BENCH, **extra})
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_on_the_generators_own_picture_refuses_a_gradient(tmp_path):
+    from wavinv.generate import generate
+    from wavinv.inverter import fit_inverter
+    from wavinv.targets import Target
+
+    store = generate(tmp_path / "s", f"{TOY}:pictured", n=48, seed=0, progress=False)
+    inv = fit_inverter(store, "prior", "spectrogram", progress=False, generator=f"{TOY}:pictured")
+    both = FunctionGenerator(toygen.SPACE, toygen.render_clips, 8000, toygen.N_SAMPLES, "toy", "1", spectrogram=toygen.log_picture,
+                             spectrogram_range=(toygen.PICTURE_FLOOR, 0.0), render_torch=toygen._render_torch)
+    inv.attach(both)
+    with pytest.raises(InputError, match="own frontend"):
+        inv.invert(Target("waveform", store.waveforms("test")[0], "t"), n=2, draws=8, random_state=0, refine=100, refine_options={"gradient": 5})

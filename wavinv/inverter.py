@@ -348,12 +348,12 @@ class Inverter:
             n_unique += spent
         n_renders, min_distance = n_unique, 0.0  # without a search, the best n whatever their distance
         options = dict(refine_options or {})
-        spreads = bool(options.pop("spread", True)) and refine >= 4 * spread_renders(n, len(self.space))
+        spreads = bool(options.pop("spread", True)) and spreads_within(refine, n, len(self.space))
         deadline = None
         if refine:
             t4 = time.perf_counter()
             deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
-            search = refine - spread_renders(n, len(self.space)) if spreads else refine
+            search = search_renders(refine, n, len(self.space), spreads)
             ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, search, random_state, options, deadline, timing, progress,
                                                          n_unique, budgets)
             n_renders += spent
@@ -697,6 +697,16 @@ def estimator_progress(estimator, on: bool) -> Iterator[None]:
     finally:
         for p, value in saved:
             p.progress = value
+
+
+def spreads_within(refine: int, n: int, n_params: int) -> bool:
+    """Whether a search of ``refine`` renders keeping ``n`` candidates is large enough to spread them (four times the spread's cost)."""
+    return refine >= 4 * spread_renders(n, n_params)
+
+
+def search_renders(refine: int, n: int, n_params: int, spreads: bool = True) -> int:
+    """Renders of ``refine`` left to the search itself (CMA-ES, polish, gradient) once the spread takes its share."""
+    return refine - spread_renders(n, n_params) if spreads and spreads_within(refine, n, n_params) else refine
 
 
 def _joined(ranked: tuple[np.ndarray, ...], refined: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..errors import InputError, StoreError
 from ..generators import recorded_generator
 from ..gradient import differentiable
-from ..inverter import inversion_memory
+from ..inverter import GRADIENT_STARTS, inversion_memory, search_renders
 from ..limits import require_memory
 from ..outputs import check_output_dir
 from ..store import Store, open_store
@@ -109,8 +109,8 @@ def bench(
     store = _open_store(store, s)
     entries = make_entries(s)  # builds every estimator: a bad hyper-parameter fails now, not an hour in
     gen = _attach_generator(store, s, generator)
-    if s.gradient and not differentiable(gen):
-        raise InputError(f"gradient {s.gradient}: {gen.name} offers no render_torch (a differentiable render), so no gradient rows can run")
+    if s.gradient:
+        _check_gradient(s, gen)
     for entry in entries:  # a model of another generator left in out/models: refused before anything is written
         check_reusable(Path(out), f"{entry.method}-{entry.input}", make_model_key(store, s, entry.method, entry.input), store)
     chosen = pick_targets(store, gen, s.targets_from, s.target_noise_seed, s.targets, s.seed)
@@ -127,6 +127,16 @@ def bench(
     result.anytime = cells
     result.files = write_outputs(out, result.rows, result.meta, evals, pairs, chosen, s, store, (cells, missing))
     return result
+
+
+def _check_gradient(s: Settings, gen) -> None:
+    """Refuse, before any work, gradient rows the generator cannot run or the search's budget cannot hold."""
+    if not differentiable(gen):
+        raise InputError(f"gradient {s.gradient}: {gen.name} offers no render_torch (a differentiable render), so no gradient rows can run")
+    search = search_renders(s.refine, s.k, len(gen.space))
+    if s.gradient * GRADIENT_STARTS > search:
+        raise InputError(f"gradient {s.gradient}: {s.gradient} steps from {GRADIENT_STARTS} points are {s.gradient * GRADIENT_STARTS} renders, "
+                         f"more than the search's {search} of refine {s.refine}")
 
 
 def _open_store(store: str | os.PathLike | Store, s: Settings) -> Store:
