@@ -1,7 +1,7 @@
-"""``sbi-npe``: the peer a user would pick instead, sbi's NPE with a CNN embedding of the spectrogram.
+"""``sbi-npe``: the peer a user would pick instead, sbi's NPE with a CNN embedding of the spectrogram (1D for a waveform).
 
 A MAF flow (4 transforms, 64 hidden units) conditioned on a 64-feature CNN
-embedding of the 64 x 64 pooled spectrogram, trained by sbi with its own early
+embedding of the 64 x 64 pooled spectrogram (or of 4,096 pooled samples), trained by sbi with its own early
 stopping (10 epochs without a better validation loss, at most 100). Needs the
 optional extra: ``pip install 'wavinv[peers]'``.
 """

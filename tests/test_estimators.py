@@ -204,3 +204,12 @@ def test_targets_outside_the_unit_interval_come_back_in_their_own_units(name, da
         assert np.isfinite(out).all() and (out >= lo - 1e-9).all() and (out <= hi + 1e-9).all()
     unit = fitted(name, "spectrogram", data)
     np.testing.assert_array_equal(unit.y_bounds_, [[0.0] * 3, [1.0] * 3])
+
+
+def test_npe_embeds_a_waveform_with_a_1d_cnn(data):
+    pytest.importorskip("sbi")
+    import torch
+
+    est = fitted("sbi-npe", "waveform", data)
+    convs = [m for m in est.estimator_.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert est.pooled_shape_ == (64,) and len(convs) == 2  # TINY pools 96 samples to 64: two conv + pool-by-4 layers

@@ -2,7 +2,7 @@
 
 What a user would reach for instead of wavinv's own samplers: ``sbi``'s NPE with a
 conditional normalizing flow (MAF) over the unit-scaled parameters, conditioned on
-a CNN embedding of the spectrogram (a small MLP for waveform rows). Rows are
+a CNN embedding of the spectrogram (a 1D CNN for waveform rows). Rows are
 average-pooled first (``pool_shape``, as the classical estimators do) so the flow
 trains in minutes on a CPU. ``sbi`` is an optional extra: ``pip install 'wavinv[peers]'``.
 
@@ -67,7 +67,7 @@ class NPESampler(WavinvEstimator):
     ----------
     pool_shape : pooled size of a spectrogram ``(F, T)`` (waveform rows are pooled to ``pool_shape[0] * pool_shape[1]`` samples).
     hidden_features, num_transforms : the MAF's width and depth.
-    embedding_features : size of the CNN (or MLP) embedding the flow is conditioned on.
+    embedding_features : size of the CNN embedding (1D for waveform rows) the flow is conditioned on.
     max_epochs, stop_after_epochs, batch_size, learning_rate, validation_fraction : sbi's training knobs.
     n_threads : torch threads while training and sampling (None: every core).
     random_state : seeds torch for the initialisation and the training order.
@@ -118,7 +118,20 @@ class NPESampler(WavinvEstimator):
                 num_linear_units=128,
                 output_dim=int(self.embedding_features),
             )
-        return FCEmbedding(input_dim=self.pooled_shape_[0], output_dim=int(self.embedding_features), num_hiddens=128)
+        n = self.pooled_shape_[0]
+        if n < 16:  # too short to convolve and pool
+            return FCEmbedding(input_dim=n, output_dim=int(self.embedding_features), num_hiddens=128)
+        # a waveform: each layer convolves, then pools by 4, so the last of up to four sees hundreds of samples
+        layers = min(4, int(np.log(n / 4) / np.log(4)))
+        return CNNEmbedding(
+            input_shape=self.pooled_shape_,
+            num_conv_layers=layers,
+            out_channels_per_layer=[8, 16, 32, 32][:layers],
+            kernel_size=min(9, n),
+            pool_kernel_size=4,
+            num_linear_units=128,
+            output_dim=int(self.embedding_features),
+        )
 
     def fit(self, X, y) -> "NPESampler":
         X, y = self._check_fit_inputs(X, y)
