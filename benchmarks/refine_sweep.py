@@ -8,28 +8,51 @@ of record. Example (the 50k figures in benchmarks/README.md)::
 
     python benchmarks/refine_sweep.py --model knn-50k.joblib --store data/synth100-20k \\
         --results benchmarks/results/refine-20k/results.json --targets 0:60 --refine 2048 '{}'
+
+An ``"estimator"`` key in a setting sets the model's hyper-parameters for it
+(``'{"estimator": {"rounds": 4}}'``: a proxy's learnt rounds), the rest are
+refine options; with ``--refine 0`` the settings compare models learnt alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from wavinv import load, open_store
 from wavinv.bench import target_seeds
+from wavinv.errors import WavinvError
 from wavinv.metrics import diversity
 from wavinv.targets import Target
 
 
-def sweep(model: str, store_path: str, ids: list[int], refine: int, options: dict, generator: str | None = None) -> str:
-    inv = load(model)
-    store = open_store(store_path)
-    gen = inv.attach(generator)
-    if not store.keeps_waveforms:
-        store.attach(gen)  # its targets are re-rendered from their parameters
+def _refuse(message: str) -> None:
+    print(f"refine_sweep.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def parse_setting(text: str) -> dict:
+    """One setting: a JSON object of refine options, its ``"estimator"`` key an object of hyper-parameters."""
+    try:
+        setting = json.loads(text)
+    except ValueError as e:
+        _refuse(f"setting {text!r} is not JSON: {e}")
+    if not isinstance(setting, dict) or not isinstance(setting.get("estimator", {}), dict):
+        _refuse(f"setting {text!r} must be a JSON object, its \"estimator\" an object of the model's hyper-parameters")
+    return setting
+
+
+def sweep(inv, store, ids: list[int], refine: int, setting: dict, gen) -> str:
+    options = dict(setting)
+    unknown = sorted(set(options.get("estimator", {})) - set(inv.estimator.get_params()))
+    if unknown:
+        _refuse(f"{type(inv.estimator).__name__} has no hyper-parameter {', '.join(unknown)}")
+    inv.estimator.set_params(**options.pop("estimator", {}))
     position = {int(i): p for p, i in enumerate(store.ids("test"))}
     waves = store.waveforms("test")
     best, median, spread, seconds = [], [], [], []
@@ -42,7 +65,7 @@ def sweep(model: str, store_path: str, ids: list[int], refine: int, options: dic
         best.append(lsd[0])
         median.append(np.median(lsd))
         spread.append(diversity(res.params_unit))
-    return (f"{json.dumps(options):40s} R={refine} targets={len(ids)} best {np.mean(best):.2f} median {np.mean(median):.2f} "
+    return (f"{json.dumps(setting):40s} R={refine} targets={len(ids)} best {np.mean(best):.2f} median {np.mean(median):.2f} "
             f"spread {np.mean(spread):.3f} s/target {np.mean(seconds):.2f}")
 
 
@@ -56,10 +79,25 @@ def main() -> None:
     p.add_argument("--generator", default=None, help="the model's generator spec when it is not built in (a file or module you name)")
     p.add_argument("options", nargs="+", help="refine options as JSON, e.g. '{}' or '{\"min_distance\": 0.1}'")
     args = p.parse_args()
-    lo, hi = (int(x) for x in args.targets.split(":"))
-    ids = json.load(open(args.results))["meta"]["target_ids"][lo:hi]
-    for text in args.options:
-        print(sweep(args.model, args.store, ids, args.refine, json.loads(text), args.generator), flush=True)
+    settings = [parse_setting(text) for text in args.options]
+    try:
+        lo, hi = (int(x) for x in args.targets.split(":"))
+    except ValueError:
+        _refuse(f"--targets {args.targets!r} must be lo:hi")
+    try:
+        ids = json.loads(Path(args.results).read_text())["meta"]["target_ids"][lo:hi]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        _refuse(f"{args.results} cannot be read as a bench run's results: {type(e).__name__}: {e}")
+    try:
+        for setting in settings:
+            inv = load(args.model)  # afresh: a setting's hyper-parameters do not carry into the next
+            store = open_store(args.store)
+            gen = inv.attach(args.generator)
+            if not store.keeps_waveforms:
+                store.attach(gen)  # its targets are re-rendered from their parameters
+            print(sweep(inv, store, ids, args.refine, setting, gen), flush=True)
+    except WavinvError as e:
+        _refuse(str(e))
 
 
 if __name__ == "__main__":
