@@ -47,11 +47,16 @@ def parse_setting(text: str) -> dict:
     return setting
 
 
+def check_hyper_parameters(estimator, settings: list[dict]) -> None:
+    """Refuse, before any inversion, a setting naming a hyper-parameter the model's estimator lacks."""
+    for setting in settings:
+        unknown = sorted(set(setting.get("estimator", {})) - set(estimator.get_params()))
+        if unknown:
+            _refuse(f"{type(estimator).__name__} has no hyper-parameter {', '.join(unknown)}")
+
+
 def sweep(inv, store, ids: list[int], refine: int, setting: dict, gen) -> str:
     options = dict(setting)
-    unknown = sorted(set(options.get("estimator", {})) - set(inv.estimator.get_params()))
-    if unknown:
-        _refuse(f"{type(inv.estimator).__name__} has no hyper-parameter {', '.join(unknown)}")
     inv.estimator.set_params(**options.pop("estimator", {}))
     position = {int(i): p for p, i in enumerate(store.ids("test"))}
     waves = store.waveforms("test")
@@ -88,7 +93,12 @@ def main() -> None:
         ids = json.loads(Path(args.results).read_text())["meta"]["target_ids"][lo:hi]
     except (OSError, ValueError, KeyError, TypeError) as e:
         _refuse(f"{args.results} cannot be read as a bench run's results: {type(e).__name__}: {e}")
+    if not ids:
+        _refuse(f"--targets {args.targets} selects none of the run's targets")
+    if args.refine < 0:
+        _refuse(f"--refine must be 0 or more renders, got {args.refine}")
     try:
+        check_hyper_parameters(load(args.model).estimator, settings)
         for setting in settings:
             inv = load(args.model)  # afresh: a setting's hyper-parameters do not carry into the next
             store = open_store(args.store)

@@ -9,6 +9,7 @@ import pytest
 
 from wavinv.bench import bench
 from wavinv.cli import candidates_report
+from wavinv.errors import InputError
 
 
 
@@ -81,3 +82,10 @@ def test_evals_recorded_before_costs_still_load_without_a_cost_table(run, store)
     again = bench(store, run.out, profile="test", methods="knn", inputs="spectrogram", refine=40, progress=False)
     assert again.evaluated == [] and "## Cost per clip" not in again.markdown()
     assert all(r["render_ms"] is None for r in again.rows)
+
+
+@pytest.mark.parametrize("options, message", [({"bogus": 1}, "unknown refine option bogus"), ([("runs", 2)], "refine_options must be a dict")])
+def test_refine_options_that_name_no_setting_are_refused(toy_inverter, options, message):
+    inv, target = toy_inverter
+    with pytest.raises(InputError, match=message):
+        inv.invert(target, n=2, draws=4, random_state=0, refine=64, refine_options=options)

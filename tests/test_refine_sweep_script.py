@@ -51,9 +51,18 @@ def test_a_setting_sets_the_models_hyper_parameters(run):
         ('{"estimator": 3}', None, "must be a JSON object"),
         ('{"estimator": {"n_neighbours": 2}}', None, "has no hyper-parameter n_neighbours"),
         ("{}", "missing.json", "cannot be read as a bench run's results"),
+        ('{"bogus": 1}', None, "unknown refine option bogus"),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(run, setting, results, message):
     res = sweep(*args(run, setting, results=None if results is None else str(run / results)))
     assert res.returncode == 2 and message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("flag, value, message", [("--targets", "2:0", "selects none"), ("--targets", "a:b", "must be lo:hi"), ("--refine", "-5", "0 or more")])
+def test_bad_targets_and_budgets_are_refused_in_one_line(run, flag, value, message):
+    argv = args(run, "{}")
+    argv[argv.index(flag) + 1] = value
+    res = sweep(*argv)
+    assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1

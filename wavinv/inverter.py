@@ -333,6 +333,7 @@ class Inverter:
         ``budgets`` (increasing render counts) fills ``Inversion.anytime``: the module docstring says how.
         """
         target, shortlist, gen = self._check_request(target, n, draws, generator, random_state, shortlist, refine)
+        _check_refine_options(refine_options)
         budgets = () if budgets is None else tuple(budget_list(budgets))
         timing: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -736,6 +737,22 @@ def _anytime(lsd: np.ndarray, rendered_at: np.ndarray, budgets, n_renders: int) 
         return []
     curve = [(int(b), float(lsd[rendered_at < b].min())) for b in budgets if b < n_renders and (rendered_at < b).any()]
     return curve + [(int(n_renders), float(lsd.min()))]
+
+
+# what refine_options may hold: the inverter's own keys, then what it passes on to wavinv.refine.refine
+REFINE_OPTIONS = ("runs", "exact", "min_distance", "spread", "gradient", "gradient_starts", "gradient_lr",
+                  "sigma", "popsize", "strategy", "halving", "polish")
+
+
+def _check_refine_options(options) -> None:
+    """Refuse, before any render, refine options that are not a mapping or name no known setting."""
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise InputError(f"refine_options must be a dict, got {type(options).__name__}")
+    unknown = sorted(set(options) - set(REFINE_OPTIONS))
+    if unknown:
+        raise InputError(f"unknown refine option {', '.join(map(str, unknown))}: known are {', '.join(REFINE_OPTIONS)}")
 
 
 @contextlib.contextmanager

@@ -122,7 +122,9 @@ class NPESampler(WavinvEstimator):
         if n < 16:  # too short to convolve and pool
             return FCEmbedding(input_dim=n, output_dim=int(self.embedding_features), num_hiddens=128)
         # a waveform: each layer convolves, then pools by 4, so the last of up to four sees hundreds of samples
-        layers = min(4, int(np.log(n / 4) / np.log(4)))
+        layers, left = 0, n
+        while left >= 16 and layers < 4:
+            layers, left = layers + 1, left // 4
         return CNNEmbedding(
             input_shape=self.pooled_shape_,
             num_conv_layers=layers,
