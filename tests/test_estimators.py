@@ -213,3 +213,29 @@ def test_npe_embeds_a_waveform_with_a_1d_cnn(data):
     est = fitted("sbi-npe", "waveform", data)
     convs = [m for m in est.estimator_.modules() if isinstance(m, torch.nn.Conv1d)]
     assert est.pooled_shape_ == (64,) and len(convs) == 2  # TINY pools 96 samples to 64: two conv + pool-by-4 layers
+
+
+def test_npe_max_time_stops_training_and_keeps_a_usable_posterior(data):
+    pytest.importorskip("sbi")
+    (X, y), X_test = data["spectrogram"]
+    unlimited = fitted("sbi-npe", "spectrogram", data)
+    assert unlimited.fit_stats_["stopped"] == "sbi"
+    # a deadline past before the first epoch: no epoch runs, the initial weights are kept
+    est = build("sbi-npe", max_epochs=50, stop_after_epochs=50, max_time=1e-9).fit(X, y)
+    assert est.fit_stats_["stopped"] == "max_time" and est.epochs_ == 0
+    draws = est.sample(X_test, N_SAMPLES, random_state=0)
+    assert draws.shape == (len(X_test), N_SAMPLES, 3) and np.isfinite(draws).all()
+    assert not hasattr(est.estimator_, "_train_epoch") or "_train_epoch" not in vars(est.estimator_)
+    for bad in (0, -1.0, "60", float("nan")):
+        with pytest.raises(InputError, match="max_time"):
+            build("sbi-npe", max_time=bad).fit(X, y)
+
+
+def test_npe_deadline_cuts_an_epoch_between_batches():
+    pytest.importorskip("sbi")
+    from wavinv.models.npe import _Until
+
+    loader = type("Loader", (), {"batch_size": 2, "__len__": lambda self: 3, "__iter__": lambda self: iter([1, 2, 3])})()
+    assert list(_Until(loader, float("inf"))) == [1, 2, 3]
+    cut = _Until(loader, float("-inf"))
+    assert list(cut) == [] and len(cut) == 3 and cut.batch_size == 2

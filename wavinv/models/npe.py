@@ -14,13 +14,14 @@ rejection sampling.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 
 import numpy as np
 
 from ..errors import InputError
 from ..limits import positive_int
-from .base import WavinvEstimator, as_generator, check_n_samples, n_threads
+from .base import WavinvEstimator, as_generator, check_n_samples, n_threads, optional, positive_number
 from .features import pool_all, pooled_grid
 
 __all__ = ["NPESampler"]
@@ -60,6 +61,59 @@ class _LogTracker:
         pass
 
 
+class _OutOfTime(Exception):
+    """Raised between sbi's epochs once ``max_time`` has run out."""
+
+
+class _Until:
+    """A DataLoader's batches until ``deadline`` (``time.perf_counter``); sbi reads ``len`` and ``batch_size`` too."""
+
+    def __init__(self, loader, deadline: float):
+        self.loader, self.deadline = loader, deadline
+        self.batch_size = loader.batch_size
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            if time.perf_counter() > self.deadline:
+                return
+            yield batch
+
+
+def _train_within(inference, max_time: float | None, **train_kwargs):
+    """``inference.train(**train_kwargs)``, stopped mid-epoch once ``max_time`` seconds have passed.
+
+    sbi's trainer has no time limit, so its epoch step is wrapped: past the deadline
+    the running epoch ends early (it is still validated and kept if best), and the
+    next one is not started. Returns the network with the best validation loss's
+    weights and whether the deadline stopped it.
+    """
+    if max_time is None:
+        return inference.train(**train_kwargs), False
+    deadline = time.perf_counter() + float(max_time)
+    epoch_step = inference._train_epoch
+
+    def timed_epoch(train_loader, *args, **kwargs):
+        if time.perf_counter() > deadline:
+            raise _OutOfTime
+        return epoch_step(_Until(train_loader, deadline), *args, **kwargs)
+
+    inference._train_epoch = timed_epoch
+    try:
+        return inference.train(**train_kwargs), False
+    except _OutOfTime:
+        net = inference._neural_net
+        net.load_state_dict(inference._best_model_state_dict)  # sbi's own choice: the best validation epoch
+        net.zero_grad(set_to_none=True)
+        inference._summary["epochs_trained"].append(inference.epoch)
+        inference._summary["best_validation_loss"].append(inference._best_val_loss)
+        return net, True
+    finally:
+        del inference._train_epoch
+
+
 class NPESampler(WavinvEstimator):
     """sbi NPE: a MAF flow over unit parameters conditioned on an embedding of pooled rows.
 
@@ -69,6 +123,9 @@ class NPESampler(WavinvEstimator):
     hidden_features, num_transforms : the MAF's width and depth.
     embedding_features : size of the CNN embedding (1D for waveform rows) the flow is conditioned on.
     max_epochs, stop_after_epochs, batch_size, learning_rate, validation_fraction : sbi's training knobs.
+    max_time : seconds of training at most (None: no limit); past it the running epoch
+        ends early and the best epoch's weights are kept, so two inputs can be given the
+        same wall-clock budget.
     n_threads : torch threads while training and sampling (None: every core).
     random_state : seeds torch for the initialisation and the training order.
     progress : progress bars while reading ``X`` and training.
@@ -85,6 +142,7 @@ class NPESampler(WavinvEstimator):
         batch_size: int = 256,
         learning_rate: float = 5e-4,
         validation_fraction: float = 0.1,
+        max_time: float | None = None,
         n_threads: int | None = None,
         random_state: int | None = 0,
         progress: bool = True,
@@ -98,6 +156,7 @@ class NPESampler(WavinvEstimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.validation_fraction = validation_fraction
+        self.max_time = max_time
         self.n_threads = n_threads
         self.random_state = random_state
         self.progress = progress
@@ -145,6 +204,7 @@ class NPESampler(WavinvEstimator):
 
         for name in ("hidden_features", "num_transforms", "embedding_features", "max_epochs", "stop_after_epochs", "batch_size"):
             positive_int(name, getattr(self, name))
+        optional(positive_number)("max_time", self.max_time)
         if len(self.pool_shape) != 2:
             raise InputError(f"pool_shape must be (F, T), got {self.pool_shape!r}")
         # waveform rows pool to as many samples as a pooled spectrogram has cells
@@ -166,7 +226,10 @@ class NPESampler(WavinvEstimator):
             inference.append_simulations(torch.as_tensor(y, dtype=torch.float32), torch.as_tensor(x))
             with warnings.catch_warnings(record=True) as caught:  # sbi warns when max_epochs stops it: a log line here
                 warnings.simplefilter("always")
-                self.estimator_ = inference.train(
+                started = time.perf_counter()
+                self.estimator_, out_of_time = _train_within(
+                    inference,
+                    self.max_time,
                     training_batch_size=int(self.batch_size),
                     learning_rate=float(self.learning_rate),
                     validation_fraction=float(self.validation_fraction),
@@ -178,6 +241,11 @@ class NPESampler(WavinvEstimator):
             self.estimator_.eval()
             self.epochs_ = int(inference.summary["epochs_trained"][-1])
             self.best_validation_loss_ = float(inference.summary["best_validation_loss"][-1])
+            self.fit_stats_ = {
+                "epochs": self.epochs_,
+                "stopped": "max_time" if out_of_time else "sbi",
+                "fit_s": round(time.perf_counter() - started, 3),
+            }
         finally:
             torch.set_num_threads(threads)
         self.sbi_version_ = sbi.__version__
