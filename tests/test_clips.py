@@ -19,6 +19,7 @@ from wavinv.clips import clip_renderer, sequence_params_unit
 from wavinv.generate import generate
 from wavinv.inverter import fit_inverter
 from wavinv.models.conv1d import Conv1dInverter
+from wavinv.pictures import store_picture, store_spectrograms
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -85,6 +86,25 @@ def test_a_built_in_generator_renders_in_workers_even_when_passed_as_an_object(t
         assert renderer.workers >= 1
         clips = renderer.split(24, None)
         assert np.concatenate(list(clips.read_blocks(blocks_of(24, 10)))).tobytes() == kept.waveforms()[:].tobytes()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_pictures_of_rendered_clips_are_those_of_the_stored_clips(stores, workers):
+    stored = store_spectrograms(open_store(stores["wave"]), "train")[:]
+    with clip_renderer(open_store(stores["nowave"]), TOY, workers=workers, progress=False) as renderer:
+        pictures = store_spectrograms(open_store(stores["nowave"]), "train", clips=renderer.split(N, "train"))
+        assert np.concatenate(list(pictures.read_blocks(blocks_of(len(pictures), 6)))).tobytes() == stored.tobytes()
+        assert pictures[:].tobytes() == stored.tobytes()
+
+
+def test_the_generators_own_picture_of_rendered_clips_is_that_of_the_stored_clips(tmp_path):
+    spec = f"{HERE / 'toygen.py'}:pictured"
+    kept = generate(tmp_path / "kept", spec, 20, seed=1, progress=False)
+    bare = generate(tmp_path / "bare", spec, 20, seed=1, progress=False, waveforms=False)
+    stored = store_spectrograms(kept, None, frontend=store_picture(kept, spec))
+    with clip_renderer(bare, spec, workers=1, progress=False) as renderer:
+        pictures = store_spectrograms(bare, None, frontend=store_picture(bare, spec), clips=renderer.split(20, None))
+        assert np.concatenate(list(pictures.read_blocks(blocks_of(20, 7)))).tobytes() == stored[:].tobytes()
 
 
 def test_a_reader_may_stop_early_and_read_again(stores):

@@ -156,6 +156,7 @@ def fit_or_load(store: Store, gen, out: Path, name: str, model_key, method: str,
         "fit_wall_s": round(wall, 3),
         "model_mb": round(path.stat().st_size / 1e6, 3),
         "validation": inv.validation,
+        "training": inv.training,  # the data wait and the clips rendered, for fits that record them
     }
     write_json(out / "models" / f"{name}.json", model)
     return inv, model
