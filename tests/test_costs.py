@@ -84,7 +84,11 @@ def test_evals_recorded_before_costs_still_load_without_a_cost_table(run, store)
     assert all(r["render_ms"] is None for r in again.rows)
 
 
-@pytest.mark.parametrize("options, message", [({"bogus": 1}, "unknown refine option bogus"), ([("runs", 2)], "refine_options must be a dict")])
+@pytest.mark.parametrize("options, message", [
+    ({"bogus": 1}, "unknown refine option bogus"),
+    ([("runs", 2)], "refine_options must be a dict"),
+    *[({"spread": bad}, "refine option spread must be True, False or a number of rounds") for bad in (0, -3, 2.5, "8", None)],
+])
 def test_refine_options_that_name_no_setting_are_refused(toy_inverter, options, message):
     inv, target = toy_inverter
     with pytest.raises(InputError, match=message):

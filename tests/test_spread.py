@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from wavinv.metrics import diversity, lsd_db
-from wavinv.spread import SPREAD_TOLERANCE, keep_apart, spread, spread_renders
+from wavinv.spread import SPREAD_ROUNDS, SPREAD_TOLERANCE, keep_apart, spread, spread_renders, spread_rounds
 
 TOY = Path(__file__).with_name("toygen.py")
 
@@ -50,6 +50,14 @@ def test_nothing_to_spread_when_every_parameter_matters_or_one_candidate():
     assert one.renders == 0 and spread_renders(1, 3) == 0
 
 
+def test_a_larger_search_affords_more_rounds_of_spread_within_a_tenth_of_its_renders():
+    rounds = [spread_rounds(budget, 16, 100) for budget in (0, 1024, 2048, 4096, 6144, 100_000)]
+    assert rounds == sorted(rounds) and rounds[0] == SPREAD_ROUNDS and rounds[-1] == 32
+    for budget in (4096, 6144):  # past the fewest rounds, the spread's renders stay within a tenth of the search's
+        assert SPREAD_ROUNDS < spread_rounds(budget, 16, 100) and spread_renders(16, 100, spread_rounds(budget, 16, 100)) <= budget / 10
+    assert spread_rounds(10**9, 1, 100) == 32 and spread_renders(1, 100, 32) == 0  # one candidate: nothing to spread
+
+
 def test_failed_renders_never_count_as_free():
     unit = np.full((3, 2), 0.5)
     res = spread(lambda x: np.full(len(x), np.nan), unit, np.zeros(3), random_state=0)
@@ -77,6 +85,9 @@ def test_inverter_spreads_the_parameter_the_sound_ignores(tmp_path):
     off = inv.invert(target, n=4, draws=8, random_state=0, refine=240, refine_options={"spread": False})
     assert "spread" not in off.timing
     assert np.ptp(kept.params_unit[:, 3]) >= 0.2  # the idle parameter: the candidates hold other values of it
+    # rounds named: the spread takes its renders from the same budget
+    counted = inv.invert(target, n=4, draws=8, random_state=0, refine=240, refine_options={"spread": 2})
+    assert counted.n_renders <= 8 + 240 and "spread" in counted.timing
 
 
 def test_the_spread_keeps_the_inversion_time_limit(tmp_path, monkeypatch):

@@ -24,8 +24,10 @@ their distance to the target through the generator and the frontend
 (``wavinv.gradient``, Adam at ``gradient_lr``): S renders each, out of R.
 Then, unless ``refine_options["spread"]`` is False or the budget is under four
 times its cost, the kept candidates are spread over the parameters the sound
-does not pin down (``wavinv.spread``: about P + 3 (n - 1) of the R renders): the
-best stays, each other one may lose at most ``SPREAD_TOLERANCE`` dB.
+does not pin down (``wavinv.spread``: at most P + r (n - 1) of the R renders, r
+rounds: ``spread_rounds(R, n, P)``, 8 to 32 as a tenth of R allows, or
+``refine_options["spread"] = r``): the best stays, each other one may lose at
+most ``SPREAD_TOLERANCE`` dB.
 
 **Anytime record** (``invert(..., budgets=[16, 64, ...])``): the best lsd_db
 reached after each number of renders, in render order (the draws in the order
@@ -74,7 +76,7 @@ from .outputs import atomic_path
 from .params import ParamSpace
 from .refine import FAILED, MIN_DISTANCE, POLISH, Refinement, distinct_best, frame_rms
 from .picture import KIND as PICTURE_KIND, GeneratorPicture, has_picture, picture_differences, picture_label
-from .spread import SPREAD_TOLERANCE, keep_apart, spread, spread_renders
+from .spread import SPREAD_ROUNDS, SPREAD_TOLERANCE, keep_apart, spread, spread_renders, spread_rounds
 from .pictures import Pictures, store_picture, store_spectrograms
 from .schema import frontend_problem, identity_problem, manifest_problem
 from .targets import Target
@@ -349,12 +351,14 @@ class Inverter:
             n_unique += spent
         n_renders, min_distance = n_unique, 0.0  # without a search, the best n whatever their distance
         options = dict(refine_options or {})
-        spreads = bool(options.pop("spread", True)) and spreads_within(refine, n, len(self.space))
+        rounds = options.pop("spread", True)
+        rounds = spread_rounds(refine, n, len(self.space)) if rounds is True else int(rounds)
+        spreads = rounds > 0 and spreads_within(refine, n, len(self.space), rounds)
         deadline = None
         if refine:
             t4 = time.perf_counter()
             deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
-            search = search_renders(refine, n, len(self.space), spreads)
+            search = search_renders(refine, n, len(self.space), spreads, rounds)
             ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, search, random_state, options, deadline, timing, progress,
                                                          n_unique, budgets)
             n_renders += spent
@@ -363,7 +367,7 @@ class Inverter:
         scored, scored_at = ranked[4], ranked[5]  # every exactly ranked point, for the anytime record
         if spreads:
             t5 = time.perf_counter()
-            ranked, spent = self._spread(gen, target_spec, tuple(a[order] for a in ranked), random_state, n_renders, min_distance, timing, deadline)
+            ranked, spent = self._spread(gen, target_spec, tuple(a[order] for a in ranked), random_state, n_renders, min_distance, rounds, timing, deadline)
             order, n_renders = np.argsort(ranked[4], kind="stable"), n_renders + spent
             scored, scored_at = np.concatenate([scored, ranked[4]]), np.concatenate([scored_at, ranked[5]])
             timing["spread"] = time.perf_counter() - t5
@@ -449,10 +453,10 @@ class Inverter:
             )
         return _joined(ranked, tuple(refined)), n_evals + len(refined[0]), min_distance
 
-    def _spread(self, gen, target_spec, kept: tuple[np.ndarray, ...], random_state, start: int, min_distance: float,
+    def _spread(self, gen, target_spec, kept: tuple[np.ndarray, ...], random_state, start: int, min_distance: float, rounds: int,
                 timing: dict[str, float], deadline: float | None = None) -> tuple[tuple[np.ndarray, ...], int]:
         """``kept`` (``_scored_draws``'s arrays, best first) with their free parameters redrawn
-        (``wavinv.spread``), scored on the search's frames and then exactly: a redraw that costs more than
+        (``wavinv.spread``, ``rounds`` rounds), scored on the search's frames and then exactly: a redraw that costs more than
         ``SPREAD_TOLERANCE`` on the full picture is undone. Also the renders spent (after ``start``)."""
         unit, params, waves, specs, lsd, rendered_at = (a.copy() for a in kept)
         module, frames = self._scoring()
@@ -472,7 +476,7 @@ class Inverter:
 
         coarse = lsd_db(reference, np.stack([frames(spec) for spec in specs]))
         seed = None if random_state is None else int(np.random.default_rng(random_state).integers(2**62)) + 1
-        res = spread(score, unit, coarse, random_state=seed, min_distance=min_distance,
+        res = spread(score, unit, coarse, random_state=seed, rounds=rounds, min_distance=min_distance,
                      snap=lambda x: self.space.to_unit(self.space.from_unit(x)))
         rows = np.flatnonzero(res.changed)
         if len(rows):
@@ -700,14 +704,19 @@ def estimator_progress(estimator, on: bool) -> Iterator[None]:
             p.progress = value
 
 
-def spreads_within(refine: int, n: int, n_params: int) -> bool:
-    """Whether a search of ``refine`` renders keeping ``n`` candidates is large enough to spread them (four times the spread's cost)."""
-    return refine >= 4 * spread_renders(n, n_params)
+def spreads_within(refine: int, n: int, n_params: int, rounds: int = SPREAD_ROUNDS) -> bool:
+    """Whether a search of ``refine`` renders keeping ``n`` candidates is large enough to spread them in ``rounds``
+    rounds (four times the spread's cost)."""
+    return refine >= 4 * spread_renders(n, n_params, rounds)
 
 
-def search_renders(refine: int, n: int, n_params: int, spreads: bool = True) -> int:
-    """Renders of ``refine`` left to the search itself (CMA-ES, polish, gradient) once the spread takes its share."""
-    return refine - spread_renders(n, n_params) if spreads and spreads_within(refine, n, n_params) else refine
+def search_renders(refine: int, n: int, n_params: int, spreads: bool = True, rounds: int | None = None) -> int:
+    """Renders of ``refine`` left to the search itself (CMA-ES, polish, gradient) once the spread takes its share
+    (``rounds`` rounds; None: ``spread_rounds``)."""
+    rounds = spread_rounds(refine, n, n_params) if rounds is None else rounds
+    if not (spreads and spreads_within(refine, n, n_params, rounds)):
+        return refine
+    return refine - spread_renders(n, n_params, rounds)
 
 
 def _joined(ranked: tuple[np.ndarray, ...], refined: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
@@ -753,6 +762,9 @@ def _check_refine_options(options) -> None:
     unknown = sorted(set(options) - set(REFINE_OPTIONS))
     if unknown:
         raise InputError(f"unknown refine option {', '.join(map(str, unknown))}: known are {', '.join(REFINE_OPTIONS)}")
+    rounds = options.get("spread", True)
+    if not isinstance(rounds, bool) and not (isinstance(rounds, (int, np.integer)) and rounds >= 1):
+        raise InputError(f"refine option spread must be True, False or a number of rounds >= 1, got {rounds!r}")
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ __all__ = ["Refinement", "refine", "distinct_best", "MIN_DISTANCE", "POLISH"]
 STRATEGIES = ("sep-cma", "cma")
 # Bumped whenever a change to the search changes the candidates it returns: the bench keys its
 # search rows on it, so results of an older search are re-run, not reused.
-SEARCH_VERSION = 4
+SEARCH_VERSION = 5
 # Candidates kept after a search differ by at least this much (mean absolute difference on the unit
 # scale): measured on synth100, points of one run's neighbourhood are about 0.03-0.06 apart, so 0.03
 # lets a good neighbourhood give several answers while near-copies of one point are left out.

@@ -15,7 +15,9 @@ search:
    again; the redraw is kept when the candidate's score stays within
    ``tolerance`` of where it started the spread, and the candidate moves on to
    the next run. A rejected run is halved; a single parameter that cannot move
-   is passed over. ``rounds`` rounds, one render per candidate each.
+   is passed over. ``rounds`` rounds, one render per candidate each: a search
+   gives ``spread_rounds(budget, ...)``, more as its budget allows, since each
+   round spreads the candidates further and costs no best-of-K.
 
 The best candidate itself never changes, so best-of-K loses nothing; every
 other candidate loses at most ``tolerance`` on the score the search used.
@@ -29,13 +31,18 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["SPREAD_ROUNDS", "SPREAD_TOLERANCE", "Spread", "keep_apart", "spread", "spread_renders"]
+__all__ = ["SPREAD_ROUNDS", "SPREAD_TOLERANCE", "Spread", "keep_apart", "spread", "spread_renders", "spread_rounds"]
 
 # dB a redraw may cost a candidate (never the best) on the search's score: small next to the
 # distances between a search's kept candidates, and loose enough that redraws of many nearly free
 # parameters together still pass
 SPREAD_TOLERANCE = 0.3
+# rounds of redraws: at least SPREAD_ROUNDS, up to SPREAD_MAX_ROUNDS while the spread takes at most
+# SPREAD_SHARE of a search's renders (on synth100 at 6,144 renders, 32 rounds against 8: spread of K
+# 0.175 against 0.133, best-of-16 0.04 dB further: benchmarks/README, "Spread of K")
 SPREAD_ROUNDS = 8
+SPREAD_MAX_ROUNDS = 32
+SPREAD_SHARE = 0.1
 
 
 @dataclass
@@ -53,6 +60,13 @@ class Spread:
 def spread_renders(n_candidates: int, n_params: int, rounds: int = SPREAD_ROUNDS) -> int:
     """Renders ``spread`` spends at most: the probe, then one per other candidate and round."""
     return n_params + rounds * max(n_candidates - 1, 0) if n_candidates > 1 else 0
+
+
+def spread_rounds(budget: int, n_candidates: int, n_params: int) -> int:
+    """Rounds of redraws a search of ``budget`` renders gives its spread: ``SPREAD_ROUNDS``, and more, up to
+    ``SPREAD_MAX_ROUNDS``, while the spread costs at most ``SPREAD_SHARE`` of the budget."""
+    afford = (SPREAD_SHARE * budget - n_params) // max(n_candidates - 1, 1)
+    return int(min(SPREAD_MAX_ROUNDS, max(SPREAD_ROUNDS, afford)))
 
 
 def spread(
