@@ -22,9 +22,16 @@ fit --render-clips`` does.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
+import sys
 import time
+
+
+def _refuse(message: str) -> None:
+    print(f"clip_wait.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main() -> None:
@@ -34,26 +41,42 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120.0, help="training time (default 120)")
     ap.add_argument("--render-workers", type=int, default=None, help="render processes (default: half the CPUs)")
     ap.add_argument("--render-clips", type=int, default=None, help="train on N clips, the store's and those past its end")
-    ap.add_argument("--method", default="conv1d", help="a waveform method (default conv1d)")
+    ap.add_argument("--method", default="conv1d", help="a neural method (default conv1d)")
     ap.add_argument("--input", default="waveform", choices=("waveform", "spectrogram"), help="what the method reads (default waveform)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args()
+    if not 0 < args.seconds < math.inf:
+        _refuse(f"--seconds must be a number of seconds > 0, got {args.seconds}")
 
+    from wavinv.errors import WavinvError
+
+    try:
+        measure(args)
+    except WavinvError as e:
+        _refuse(str(e))
+
+
+def measure(args) -> None:
     import torch
 
     from wavinv import open_store
-    from wavinv.clips import clip_renderer, sequence_params_unit
+    from wavinv.clips import clip_count, clip_renderer, sequence_params_unit
     from wavinv.inverter import store_inputs
     from wavinv.methods import build_method
+    from wavinv.models.neural import NeuralInverter
     from wavinv.pictures import store_picture
 
+    est = build_method(args.method)
+    if not isinstance(est, NeuralInverter):
+        _refuse(f"--method {args.method} is not a neural method: only those measure their wait on data")
+    est.set_params(max_time=args.seconds, max_epochs=10_000, patience=10_000, progress=not args.quiet)
     store = open_store(args.store)
+    n_clips = store.n if args.render_clips is None else clip_count(store, args.render_clips)
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"store: {store.location} ({store.n} clips, {'waveforms kept' if store.keeps_waveforms else 'no waveforms'}), generator {store.generator['name']}")
-    est = build_method(args.method, max_time=args.seconds, max_epochs=10_000, patience=10_000, progress=not args.quiet)
     with clip_renderer(store, args.generator, args.render_workers, progress=not args.quiet) as renderer:
-        clips = renderer.split(args.render_clips or store.n, "train")
+        clips = renderer.split(n_clips, "train")
         picture = store_picture(store, args.generator) if args.input == "spectrogram" else None
         X = store_inputs(store, "train", args.input, picture, clips)
         t0 = time.perf_counter()
@@ -66,6 +89,7 @@ def main() -> None:
     print(f"training: {stats['train_s']:.1f} s, {stats['steps']} steps of {est.batch_size} clips: {trained / stats['train_s']:.1f} clips/s")
     print(f"rendered: {renderer.rendered} clips in the fit's {fit_s:.1f} s (training and calibration): {renderer.rendered / fit_s:.1f} clips/s")
     print(f"waited on clips: {100 * stats['data_wait_share']:.1f}% of the training steps' time")
+
 
 if __name__ == "__main__":
     main()

@@ -207,6 +207,13 @@ def test_max_time_stops_and_a_later_fit_resumes(data, tmp_path):
     assert done.n_epochs_ == 3
 
 
+@pytest.mark.parametrize("bad", [-1, -0.5, "60", float("nan"), float("inf"), True])
+def test_a_max_time_that_is_no_number_of_seconds_is_refused_before_training(data, bad):
+    X, y = data
+    with pytest.raises(InputError, match="max_time must be a number of seconds >= 0"):
+        Conv1dInverter(max_time=bad, **CONV).fit(X, y)
+
+
 def test_joblib_round_trip_in_a_fresh_process(data, flow_model, tmp_path):
     X, _ = data
     path = tmp_path / "m.joblib"

@@ -16,8 +16,8 @@ search:
    ``tolerance`` of where it started the spread, and the candidate moves on to
    the next run. A rejected run is halved; a single parameter that cannot move
    is passed over. ``rounds`` rounds, one render per candidate each: a search
-   gives ``spread_rounds(budget, ...)``, more as its budget allows, since each
-   round spreads the candidates further and costs no best-of-K.
+   gives ``spread_rounds(budget, ...)``, more as its budget allows. Each round
+   spreads the candidates further; its renders come out of the search's.
 
 The best candidate itself never changes, so best-of-K loses nothing; every
 other candidate loses at most ``tolerance`` on the score the search used.

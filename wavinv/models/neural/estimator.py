@@ -60,6 +60,12 @@ def _scale(name: str, value: Any) -> None:
         raise InputError(f"{name} must be 'auto' or a number >= 0, got {value!r}")
 
 
+def _seconds(name: str, value: Any) -> None:
+    """Seconds of training, 0 included (stop before the first step, resumably)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0.0 <= float(value) < np.inf:
+        raise InputError(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+
 def _seed(name: str, value: Any) -> None:
     int_arg(f"{name} (the fit is seeded)", value, 0)
 
@@ -130,6 +136,7 @@ class NeuralInverter(WavinvEstimator):
         "validation_fraction": _open_unit,
         "noise_scale": _scale,
         "n_threads": optional(positive_int),
+        "max_time": optional(_seconds),
         "random_state": _seed,
     }
     # hyper-parameters that do not change the result of a fit (so a checkpoint stays valid)
