@@ -117,3 +117,15 @@ def test_an_ensemble_of_proxies_averages_members_from_other_starts(toy):
     assert np.array_equal(est.sample(Xt[:2], 4, random_state=0), again.sample(Xt[:2], 4, random_state=0))
     with pytest.raises(InputError):
         small(n_proxies=0).fit(X, y)
+
+
+def test_residual_proxy_learns_the_map_and_refuses_a_non_flag(toy):
+    X, y, Xt, _ = toy
+    est = small(residual=True).fit(X, y)
+    assert any(isinstance(m, torch.nn.LayerNorm) for m in est.proxy_.modules())
+    assert est.proxy_error_ < 0.3  # the same bar as the plain MLP's
+    again = small(residual=True).fit(X, y)
+    assert np.array_equal(est.sample(Xt[:2], 4, random_state=0), again.sample(Xt[:2], 4, random_state=0))
+    for bad in ("yes", 1, None):
+        with pytest.raises(InputError, match="residual"):
+            small(residual=bad).fit(X, y)

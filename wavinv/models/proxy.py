@@ -53,6 +53,11 @@ def _fraction(name: str, value: Any) -> None:
         raise InputError(f"{name} must be a number in [0, 1), got {value!r}")
 
 
+def _flag(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be true or false, got {value!r}")
+
+
 def _step_counts(name: str, value: Any) -> None:
     try:
         counts = [int_arg(name, v, 1) for v in value]
@@ -87,9 +92,25 @@ class Ensemble(nn.Module):
         return torch.stack([m(x) for m in self.members]).mean(0)
 
 
-def _mlp(n_in: int, n_out: int, hidden: int, depth: int, n_freqs: int) -> nn.Sequential:
-    layers: list[nn.Module] = [Fourier(n_freqs)]
+class _Block(nn.Module):
+    """A pre-norm residual block: LayerNorm, a 2x-wide SiLU layer, back to the width, added to its input."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.SiLU(), nn.Linear(2 * width, width))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.body(h)
+
+
+def _mlp(n_in: int, n_out: int, hidden: int, depth: int, n_freqs: int, residual: bool = False) -> nn.Sequential:
+    """Fourier features, then ``depth`` SiLU layers of width ``hidden``, or with ``residual`` a linear layer to
+    ``hidden``, ``depth`` pre-norm residual blocks and a normed read-out (they overfit the store less)."""
     width = n_in * (1 + 2 * n_freqs)
+    if residual:
+        return nn.Sequential(Fourier(n_freqs), nn.Linear(width, hidden), *[_Block(hidden) for _ in range(depth)],
+                             nn.LayerNorm(hidden), nn.Linear(hidden, n_out))
+    layers: list[nn.Module] = [Fourier(n_freqs)]
     for _ in range(depth):
         layers += [nn.Linear(width, hidden), nn.SiLU()]
         width = hidden
@@ -104,6 +125,7 @@ class ProxySearch(WavinvEstimator):
     ----------
     n_components, pool_shape, pca_rows : the picture's features (see ``FeatureReducer``).
     hidden, depth : the proxy MLP's width and number of hidden layers.
+    residual : residual blocks with LayerNorm in place of plain layers (``_mlp``).
     n_proxies : MLPs trained from other initial weights and averaged (1: a single MLP).
     n_freqs : Fourier features of each parameter fed to the MLP (0: the parameters alone).
     max_epochs, batch_size, learning_rate, max_time : the proxy's training
@@ -129,7 +151,7 @@ class ProxySearch(WavinvEstimator):
         name: _positive for name in ("n_components", "hidden", "depth", "n_proxies", "max_epochs", "batch_size", "n_starts")
     } | {"steps": _count, "n_freqs": _count, "rounds": _count, "keep": _positive, "correction_steps": _step_counts,
          "learning_rate": positive_number, "step_size": positive_number, "max_time": optional(positive_number),
-         "validation_fraction": _fraction, "n_threads": optional(_positive)}
+         "validation_fraction": _fraction, "n_threads": optional(_positive), "residual": _flag}
 
     def __init__(
         self,
@@ -138,6 +160,7 @@ class ProxySearch(WavinvEstimator):
         pca_rows: int | None = 8192,
         hidden: int = 512,
         depth: int = 3,
+        residual: bool = False,
         n_proxies: int = 1,
         n_freqs: int = 4,
         max_epochs: int = 20,
@@ -160,6 +183,7 @@ class ProxySearch(WavinvEstimator):
         self.pca_rows = pca_rows
         self.hidden = hidden
         self.depth = depth
+        self.residual = residual
         self.n_proxies = n_proxies
         self.n_freqs = n_freqs
         self.max_epochs = max_epochs
@@ -226,7 +250,7 @@ class ProxySearch(WavinvEstimator):
     def _train(self, y: np.ndarray, z: np.ndarray, train: np.ndarray, val: np.ndarray, rng: np.random.Generator,
                seed: int) -> tuple[nn.Module, float, dict[str, Any]]:
         torch.manual_seed(seed)
-        net = _mlp(y.shape[1], z.shape[1], int(self.hidden), int(self.depth), int(self.n_freqs))
+        net = _mlp(y.shape[1], z.shape[1], int(self.hidden), int(self.depth), int(self.n_freqs), bool(self.residual))
         opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate))
         bs = min(int(self.batch_size), len(train))
         steps_per_epoch = -(-len(train) // bs)
