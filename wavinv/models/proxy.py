@@ -124,7 +124,7 @@ class ProxySearch(WavinvEstimator):
     Parameters
     ----------
     n_components, pool_shape, pca_rows : the picture's features (see ``FeatureReducer``).
-    hidden, depth : the proxy MLP's width and number of hidden layers.
+    hidden, depth : the proxy MLP's width and number of hidden layers (of residual blocks with ``residual``).
     residual : residual blocks with LayerNorm in place of plain layers (``_mlp``).
     n_proxies : MLPs trained from other initial weights and averaged (1: a single MLP).
     n_freqs : Fourier features of each parameter fed to the MLP (0: the parameters alone).
