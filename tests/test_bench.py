@@ -152,6 +152,19 @@ def test_rerun_reuses_fits_and_results(run, store, capsys):
     assert (run.out / "results.csv").read_bytes() == table  # timings are stored too: the same bytes
 
 
+def test_a_changed_default_refits_that_method_only(run, store, tmp_path, monkeypatch):
+    import shutil
+
+    import wavinv.baselines.knn as knn_recipe
+
+    out = tmp_path / "out"
+    shutil.copytree(run.out, out)
+    monkeypatch.setattr(knn_recipe, "DEFAULTS", {**knn_recipe.DEFAULTS, "weights": "distance"})
+    again = bench(store, out, profile="test", progress=False)
+    knn = sorted(f"knn-{i}" for m, i in PAIRS if m == "knn")
+    assert sorted(again.fitted) == knn and sorted(again.evaluated) == knn  # a knn fitted as before is not what knn is now
+
+
 @pytest.mark.parametrize(
     "kwargs, error",
     [

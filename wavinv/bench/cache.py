@@ -61,13 +61,20 @@ def gallery_path(out: Path, name: str, row: int) -> Path:
     return out / "evals" / f"{name}.gallery-{row}.npz"
 
 
+# hyper-parameters that do not change the fitted model: left out of its key
+UNKEYED = ("progress", "checkpoint")
+
+
 def make_model_key(store: Store, s: Settings, method: str, input: str) -> dict[str, Any]:
-    """What a fitted model depends on: a change to any of it means fitting again."""
+    """What a fitted model depends on: a change to any of it means fitting again, a changed
+    default of the method's hyper-parameters included."""
+    params = {k: v for k, v in build_method(method).get_params(deep=False).items() if k not in UNKEYED}
     return {
         "store": store.fingerprint,
         "method": method,
         "input": input,
         "overrides": s.overrides_for(method, input),
+        "defaults": params,
         "profile": s.profile,
         "wavinv": __version__,
     }
@@ -136,7 +143,7 @@ def fit_or_load(store: Store, gen, out: Path, name: str, model_key, method: str,
         refuse_foreign_model(path, inv.manifest(), store)  # what the file holds, not only what its manifest says
         return inv, model
     log.info("%s: fitting on %s", name, store.location)
-    # settings that do not change the model, so they are not part of its key: progress bars,
+    # settings that do not change the model, so they are not part of its key (UNKEYED): progress bars,
     # and a checkpoint from which an interrupted neural fit resumes
     overrides = dict(model_key["overrides"])
     known = build_method(method).get_params()
