@@ -129,3 +129,35 @@ def test_residual_proxy_learns_the_map_and_refuses_a_non_flag(toy):
     for bad in ("yes", 1, None):
         with pytest.raises(InputError, match="residual"):
             small(residual=bad).fit(X, y)
+
+
+def test_screen_predicts_distances_and_takes_away_the_error_seen_at_its_anchor(toy):
+    X, y, Xt, yt = toy
+    est = small().fit(X, y)
+    screen = est.screen(Xt[0])
+    points = np.random.default_rng(4).random((1, 40, 3))
+    true = np.sqrt(((est.picture_features(pictures(points[0])) - est.picture_features(Xt[:1])) ** 2).sum(1))
+    predicted = screen(points, points[:, 0])  # an anchor never rendered: the proxy as it is
+    assert predicted.shape == (1, 40)
+    assert np.corrcoef(predicted[0], true)[0, 1] > 0.9
+    # once the anchor's render is seen, the anchor itself is predicted exactly
+    anchor = points[:, 0]
+    screen.observe(anchor, pictures(anchor))
+    np.testing.assert_allclose(screen(points[:, :1], anchor)[0, 0], true[0], rtol=1e-4, atol=1e-4)
+    # a picture that could not be rendered (NaN) is not an anchor: the proxy as it is stands in
+    fresh = est.screen(Xt[0])
+    fresh.observe(anchor, np.full_like(pictures(anchor), np.nan))
+    np.testing.assert_allclose(fresh(points[:, :1], anchor), predicted[:, :1], rtol=1e-6)
+    # pictures of another size (the search's every-8th-frame ones) pool to the proxy's grid
+    assert est.picture_features(np.repeat(Xt[:2], 2, axis=2)).shape == (2, est.reducer_.n_components_)
+
+
+def test_a_model_saved_without_the_residual_option_loads_as_the_plain_mlp_it_holds(toy):
+    import pickle
+
+    X, y, Xt, _ = toy
+    est = small(residual=False, max_epochs=1).fit(X, y)
+    del est.__dict__["residual"]  # as a file written before the option existed holds it
+    loaded = pickle.loads(pickle.dumps(est))
+    assert loaded.get_params()["residual"] is False
+    assert np.array_equal(loaded.sample(Xt[:1], 2, random_state=0), small(residual=False, max_epochs=1).fit(X, y).sample(Xt[:1], 2, random_state=0))
