@@ -305,3 +305,53 @@ def test_invert_shows_the_search_progress_unless_quiet(tmp_path, capsys):
     assert "search" not in capsys.readouterr().err
     a, b = (json.loads((tmp_path / f).read_text())["candidates"] for f in ("a.json", "b.json"))
     assert a == b
+
+
+def test_a_screen_renders_only_the_proposals_it_predicts_best():
+    centre = np.full(10, 0.3)
+    f = sphere(centre)
+    seen = []
+
+    def counted(x):
+        seen.append(len(x))
+        return f(x)
+
+    seeds = np.random.default_rng(0).random((4, 10))
+    screened = refine(counted, seeds, budget=4 * 14 * 10, popsize=14, sigma=0.1, halving=False, random_state=0,
+                      screen=lambda x, anchors: f(x.reshape(-1, 10)).reshape(x.shape[:2]), screen_factor=4)
+    assert seen[0] == 4 and set(seen[1:]) == {4 * 14}  # the seeds, then each generation renders one population per run, not four
+    plain = refine(f, seeds, budget=4 * 14 * 10, popsize=14, sigma=0.1, halving=False, random_state=0)
+    assert screened.n_evals == plain.n_evals
+    assert screened.scores[0] < 0.5 * plain.scores[0]  # an exact screen picks the best of four times the proposals
+    again = refine(f, seeds, budget=4 * 14 * 10, popsize=14, sigma=0.1, halving=False, random_state=0,
+                   screen=lambda x, anchors: f(x.reshape(-1, 10)).reshape(x.shape[:2]), screen_factor=4)
+    np.testing.assert_array_equal(screened.params_unit, again.params_unit)
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(InputError, match="screen_factor"):
+            refine(f, seeds, budget=100, screen=lambda x, a: np.zeros(x.shape[:2]), screen_factor=bad)
+
+
+def test_a_proxy_screens_the_inverters_search_and_other_estimators_ignore_the_option(tmp_path):
+    from baselines.proxy import TINY
+    from wavinv.generate import generate
+    from wavinv.inverter import fit_inverter
+    from wavinv.targets import Target
+
+    store = generate(tmp_path / "store", f"{TOY}:toy", n=256, seed=0, progress=False)
+    target = Target("waveform", store.waveforms("test")[0], "t")
+    inv = fit_inverter(store, "proxy", "spectrogram", overrides={**TINY, "max_epochs": 20, "hidden": 32})
+    inv.attach(f"{TOY}:toy")
+    screened = inv.invert(target, n=4, draws=16, random_state=0, refine=240, refine_options={"screen_factor": 3})
+    again = inv.invert(target, n=4, draws=16, random_state=0, refine=240, refine_options={"screen_factor": 3})
+    plain = inv.invert(target, n=4, draws=16, random_state=0, refine=240, refine_options={"screen_factor": 1})
+    np.testing.assert_array_equal(screened.params, again.params)  # same seed, same candidates
+    assert "screening_s" in screened.timing and "screening_s" not in plain.timing and screened.n_renders <= 16 + 240
+    assert not np.array_equal(screened.params, plain.params)  # the screen chose other proposals to render
+    prior = fit_inverter(store, "prior", "spectrogram")
+    prior.attach(f"{TOY}:toy")
+    alone = prior.invert(target, n=4, draws=8, random_state=0, refine=240)
+    asked = prior.invert(target, n=4, draws=8, random_state=0, refine=240, refine_options={"screen_factor": 3})
+    np.testing.assert_array_equal(alone.params, asked.params)  # nothing to screen with: the search as it is
+    for bad in (0, 2.5, True, "3"):
+        with pytest.raises(InputError, match="screen_factor"):
+            inv.invert(target, n=4, draws=16, refine=240, refine_options={"screen_factor": bad})

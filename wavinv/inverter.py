@@ -91,6 +91,8 @@ SHORTLIST_STEP = 8
 # Points a gradient stage starts from: the best few the search found (a gradient render costs
 # several plain ones on a CPU, so it polishes answers rather than explores).
 GRADIENT_STARTS = 4
+# Proposals a search asks per render when the estimator can screen them (ProxySearch.screen).
+SCREEN_FACTOR = 1
 
 # Inversion.costs()'s names -> the timing keys their seconds and counts add up under
 COSTS = {"render": "rendering", "score": "scoring", "exact": "exact"}
@@ -583,15 +585,20 @@ class Inverter:
         module, frames = self._scoring()
         reference = frames(target_spec)
 
+        screen = self._screen(reference, options, runs, ranked, ranked_specs, frames)
+
         def residual(x: np.ndarray) -> np.ndarray:
             with _costed(timing, "rendering", len(x)):
                 waves, finite = render_finite(gen, space.from_unit(x))
             if bar is not None:
                 bar.update(len(x))
             with _costed(timing, "scoring", len(x)):
-                out = spectrogram(waves, module) - reference
+                out = spectrogram(waves, module)
             out[~finite] = np.nan  # a point the generator cannot render: the search scores it worst
-            return out
+            if screen is not None:
+                with _costed(timing, "screening", len(x)):
+                    screen.observe(x, out)
+            return out - reference
 
         def score(x: np.ndarray) -> np.ndarray:
             return frame_rms(residual(x))
@@ -604,7 +611,7 @@ class Inverter:
         options.setdefault("polish", POLISH)
         continuous = np.array([p.scale in ("linear", "log") for p in space.params])
         res = refine(score, ranked[:runs], budget, seed_scores=seed_scores, random_state=seed, deadline=deadline,
-                     residual=residual, continuous=continuous, **options)
+                     residual=residual, continuous=continuous, screen=screen, **options)
         if steps:
             res = self._descended(gen, res, module, reference, steps, starts, lr, min_distance, timing, deadline, bar)
         # every point tried, not only each run's best: the neighbourhood of a good point holds other good
@@ -625,6 +632,18 @@ class Inverter:
             lsd = lsd_db(target_spec, specs)
         # report the unit point of what was rendered (ints rounded, choices snapped)
         return space.to_unit(params), params, waves, specs, lsd, at, res.n_evals, min_distance
+
+    def _screen(self, reference: np.ndarray, options: dict[str, Any], runs: int, ranked: np.ndarray, ranked_specs: np.ndarray, frames):
+        """The estimator's screen of the search's proposals (``ProxySearch.screen``), having seen the seeds'
+        pictures, when it has one and ``options``' ``screen_factor`` (taken out here) is above 1; else None."""
+        factor = int(options.pop("screen_factor", SCREEN_FACTOR))
+        make = getattr(self.estimator, "screen", None)
+        if not callable(make) or self.input != "spectrogram" or factor == 1:
+            return None
+        options["screen_factor"] = factor
+        screen = make(reference)
+        screen.observe(np.clip(np.asarray(ranked[:runs], dtype=np.float64), 0.0, 1.0), np.stack([frames(spec) for spec in ranked_specs[:runs]]))
+        return screen
 
     def _gradient_settings(self, gen, options: dict[str, Any], budget: int) -> tuple[int, int, float]:
         """``(steps, starts, learning rate)`` of the gradient stage, taken out of ``options``; refuses
@@ -750,7 +769,7 @@ def _anytime(lsd: np.ndarray, rendered_at: np.ndarray, budgets, n_renders: int) 
 
 # what refine_options may hold: the inverter's own keys, then what it passes on to wavinv.refine.refine
 REFINE_OPTIONS = ("runs", "exact", "min_distance", "spread", "gradient", "gradient_starts", "gradient_lr",
-                  "sigma", "popsize", "strategy", "halving", "polish")
+                  "sigma", "popsize", "strategy", "halving", "polish", "screen_factor")
 
 
 def _check_refine_options(options) -> None:
@@ -765,6 +784,7 @@ def _check_refine_options(options) -> None:
     rounds = options.get("spread", True)
     if not isinstance(rounds, bool) and not (isinstance(rounds, (int, np.integer)) and rounds >= 1):
         raise InputError(f"refine option spread must be True, False or a number of rounds >= 1, got {rounds!r}")
+    int_arg("refine option screen_factor", options.get("screen_factor", SCREEN_FACTOR), 1)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,11 @@ keeps the strategy's steps unbiased near a bound (``cmaes``'s own bounded
 passes: the inverter gives lsd_db on every 8th spectrogram frame, and ranks the
 survivors exactly afterwards.
 
+With a ``screen`` (a cheap model of the score, such as a learnt proxy of the
+generator: ``ProxySearch.screen``), each generation asks several times the
+population, and only the proposals the screen predicts best are rendered and
+told to the strategy.
+
 With ``polish``, the last share of the budget goes to a Levenberg-Marquardt
 descent from the best point found, on the whole residual picture rather than
 one number per render: a finite-difference Jacobian of the residual in the
@@ -31,6 +36,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import InputError, TimeLimitError
+from .limits import int_arg
 from .metrics import lsd_db
 
 __all__ = ["Refinement", "refine", "distinct_best", "MIN_DISTANCE", "POLISH"]
@@ -208,9 +214,19 @@ def _check_settings(seeds, budget, sigma, popsize, strategy, polish, residual, c
     return lam, moving, polish_budget
 
 
-def _evolve(score, runs, schedule, lam, best_x, best_f, deadline, budget, n_before) -> tuple[list, list, int]:
+def _screened(x: np.ndarray, screen, anchors: np.ndarray, lam: int) -> np.ndarray:
+    """The ``lam`` proposals of each run (``x``: ``(A, m, P)``) that ``screen`` predicts closest, the
+    box penalty added as the score adds it."""
+    inside = np.clip(x, 0.0, 1.0)
+    predicted = np.asarray(screen(inside, anchors), dtype=np.float64) + PENALTY * np.sum((x - inside) ** 2, axis=2)
+    pick = np.argsort(np.where(np.isfinite(predicted), predicted, FAILED), axis=1, kind="stable")[:, :lam]
+    return np.take_along_axis(x, pick[:, :, None], axis=1)
+
+
+def _evolve(score, runs, schedule, lam, best_x, best_f, deadline, budget, n_before, screen=None, factor=1) -> tuple[list, list, int]:
     """Run the strategies in lockstep through ``schedule``, updating each run's best in place
-    (``best_x``, ``best_f``); return every point tried, its score, and the generations run."""
+    (``best_x``, ``best_f``); return every point tried, its score, and the generations run. With
+    ``screen``, each run proposes ``factor`` times its population and renders the ``lam`` it predicts best."""
     n_runs, dim = best_x.shape
     tried_x: list[np.ndarray] = []
     tried_f: list[np.ndarray] = []
@@ -219,7 +235,10 @@ def _evolve(score, runs, schedule, lam, best_x, best_f, deadline, budget, n_befo
     for count, gens in schedule:
         active = np.sort(active[np.argsort(best_f[active], kind="stable")[:count]])
         for _ in range(gens):
-            x = np.array([[runs[i].ask() for _ in range(lam)] for i in active])  # (A, lam, P)
+            m = lam * factor if screen is not None else lam
+            x = np.array([[runs[i].ask() for _ in range(m)] for i in active])  # (A, m, P)
+            if m > lam:
+                x = _screened(x, screen, best_x[active], lam)
             inside = np.clip(x, 0.0, 1.0)
             f = _scored(score(inside.reshape(-1, dim))).reshape(len(active), lam)
             n_evals += f.size
@@ -261,6 +280,8 @@ def refine(
     residual: Callable[[np.ndarray], np.ndarray] | None = None,
     continuous: np.ndarray | None = None,
     polish: float = 0.0,
+    screen: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    screen_factor: int = 4,
 ) -> Refinement:
     """Spend about ``budget`` calls of ``score`` on improving each of ``seeds``.
 
@@ -280,12 +301,19 @@ def refine(
     frames is ``score(x)``, and moves only the ``continuous`` parameters (a
     boolean mask; default all).
 
+    ``screen(points, anchors)``, a cheap model of ``score``, pre-selects the
+    proposals: each generation, every run asks ``screen_factor`` times its
+    population, ``screen`` predicts the scores of those ``(A, m, P)`` points
+    given each run's best point so far (``anchors``, ``(A, P)``), and only the
+    ``popsize`` it predicts lowest are rendered and told to the strategy.
+
     ``deadline`` (a ``time.perf_counter()`` value) raises ``TimeLimitError`` when a
     generation ends after it: stopping early instead would make the result depend
     on the machine's speed, and the same seed must give the same candidates.
     """
     seeds = np.clip(np.asarray(seeds, dtype=np.float64), 0.0, 1.0)
     lam, moving, polish_budget = _check_settings(seeds, budget, sigma, popsize, strategy, polish, residual, continuous)
+    factor = int_arg("screen_factor", screen_factor, 1)
     n_runs, dim = seeds.shape
     start = _scored(score(seeds) if seed_scores is None else seed_scores)
     if start.shape != (n_runs,):
@@ -297,7 +325,7 @@ def refine(
         return Refinement(best_x, best_f, n_evals, 0, np.empty((0, dim)), np.empty(0))
     ss = np.random.SeedSequence(random_state)
     runs = [_strategy(strategy, seeds[i], float(sigma), lam, int(s.generate_state(1)[0] >> 1)) for i, s in enumerate(ss.spawn(n_runs))]
-    tried_x, tried_f, n_gen = _evolve(score, runs, schedule, lam, best_x, best_f, deadline, budget, n_evals)
+    tried_x, tried_f, n_gen = _evolve(score, runs, schedule, lam, best_x, best_f, deadline, budget, n_evals, screen, factor)
     n_evals += sum(len(f) for f in tried_f)
     if polish_budget:
         px, pf = _polish_best(residual, best_x, best_f, polish_budget, moving, deadline)

@@ -182,11 +182,15 @@ class FeatureReducer(TransformerMixin, BaseEstimator):
         (a float32 projection differs in its last bit with the arrays' alignment and the BLAS threads),
         for estimators whose output moves continuously with the features."""
         check_is_fitted(self)
-        components = self.pca_.components_.T.astype(np.float64) / self.scale_.astype(np.float64)
         out = np.empty((len(X), self.n_components_), dtype=np.float64)
         for idx, rows in self._batches(X, "features"):
-            out[idx] = (rows.astype(np.float64) - self.pca_.mean_) @ components
+            out[idx] = self.project_exact(rows)
         return out
+
+    def project_exact(self, pooled: np.ndarray) -> np.ndarray:
+        """Rows already pooled to ``grid_`` ``(B, prod(grid_))`` -> their features in float64 (``transform_exact``)."""
+        components = self.pca_.components_.T.astype(np.float64) / self.scale_.astype(np.float64)
+        return (np.asarray(pooled, dtype=np.float64) - self.pca_.mean_) @ components
 
     def transform(self, X) -> np.ndarray:
         """Features ``(N, n_components_)`` of ``X``, read batch by batch."""
