@@ -16,7 +16,10 @@ default ``MIN_DISTANCE``) are ranked exactly with the draws, and the best ``n``
 of those, again that far apart, are returned. ``refine_options`` hold ``runs``
 (how many of the best draws to refine, default ``n``), ``exact``,
 ``min_distance``, and what goes to ``wavinv.refine.refine`` (``sigma``,
-``popsize``, ``strategy``, ``halving``, ``polish``).
+``popsize``, ``strategy``, ``halving``, ``polish``, and ``screen_factor``:
+with an estimator that can screen proposals, a ``ProxySearch``, each
+generation asks that many times its population and renders those the proxy
+predicts closest; default ``SCREEN_FACTOR``, no screening).
 With ``refine_options["gradient"] = S`` (steps) and a generator that offers a
 differentiable ``render_torch``, ``gradient_starts`` (default ``GRADIENT_STARTS``)
 of the best distinct points the search found then follow the gradient of
@@ -328,7 +331,7 @@ class Inverter:
         ``refine`` > 0 spends about that many more renders on search through the
         generator, and ``refine_options`` tune it (``runs``, ``exact``,
         ``min_distance``, and ``wavinv.refine.refine``'s ``sigma``, ``popsize``,
-        ``strategy``, ``halving``, ``polish``): the module docstring says how.
+        ``strategy``, ``halving``, ``polish``, ``screen_factor``): the module docstring says how.
         ``time_limit`` (seconds for the whole inversion) refuses, with
         ``TimeLimitError``, a ``refine`` budget that the render rate measured on
         the draws says cannot finish in time, and stops a search that runs past
