@@ -17,15 +17,13 @@ same sound only where its error is small against the same sound's distance.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from wavinv import load, open_store
-from wavinv.bench import target_seeds
-from wavinv.errors import WavinvError
+from wavinv.bench import published_targets, target_seeds
+from wavinv.errors import InputError, WavinvError
 from wavinv.floor import floor_waves, probe_floor
 from wavinv.metrics import lsd_db
 from wavinv.models.proxy import ProxySearch
@@ -62,15 +60,9 @@ def main() -> None:
     p.add_argument("--generator", default=None, help="the model's generator spec when it is not built in (a file or module you name)")
     args = p.parse_args()
     try:
-        lo, hi = (int(x) for x in args.targets.split(":"))
-    except ValueError:
-        _refuse(f"--targets {args.targets!r} must be lo:hi")
-    try:
-        ids = json.loads(Path(args.results).read_text())["meta"]["target_ids"][lo:hi]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        _refuse(f"{args.results} cannot be read as a bench run's results: {type(e).__name__}: {e}")
-    if not ids:
-        _refuse(f"--targets {args.targets} selects none of the run's targets")
+        ids = published_targets(args.results, args.targets)
+    except InputError as e:
+        _refuse(str(e))
     try:
         inv = load(args.model)
         if not isinstance(inv.estimator, ProxySearch):

@@ -20,13 +20,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from wavinv import load, open_store
-from wavinv.bench import target_seeds
-from wavinv.errors import WavinvError
+from wavinv.bench import published_targets, target_seeds
+from wavinv.errors import InputError, WavinvError
 from wavinv.metrics import diversity
 from wavinv.targets import Target
 
@@ -86,15 +85,9 @@ def main() -> None:
     args = p.parse_args()
     settings = [parse_setting(text) for text in args.options]
     try:
-        lo, hi = (int(x) for x in args.targets.split(":"))
-    except ValueError:
-        _refuse(f"--targets {args.targets!r} must be lo:hi")
-    try:
-        ids = json.loads(Path(args.results).read_text())["meta"]["target_ids"][lo:hi]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        _refuse(f"{args.results} cannot be read as a bench run's results: {type(e).__name__}: {e}")
-    if not ids:
-        _refuse(f"--targets {args.targets} selects none of the run's targets")
+        ids = published_targets(args.results, args.targets)
+    except InputError as e:
+        _refuse(str(e))
     if args.refine < 0:
         _refuse(f"--refine must be 0 or more renders, got {args.refine}")
     try:

@@ -39,7 +39,7 @@ from ..profiles import PROFILES
 from .evaluate import target_seeds
 from .provenance import machine_info
 from .run import BenchResult, bench
-from .settings import get_profile, parse_list
+from .settings import get_profile, parse_list, published_targets
 from .stats import LEVEL, N_BOOT, boot_indices, bootstrap_ci
 from .table import CSV_COLUMNS, METRICS
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError
@@ -184,3 +185,18 @@ def make_entries(s: Settings) -> list[Entry]:
             if s.gradient:
                 rows.append(Entry(f"{method}+refine+gradient", method, input, refine=s.refine, gradient=s.gradient))
     return rows
+
+
+def published_targets(results: str | Path, span: str) -> list[int]:
+    """The target ids ``span`` (``"lo:hi"``, a slice) of a finished run's ``results.json``; ``InputError`` otherwise."""
+    try:
+        lo, hi = (int(x) for x in span.split(":"))
+    except ValueError:
+        raise InputError(f"--targets {span!r} must be lo:hi") from None
+    try:
+        ids = [int(i) for i in json.loads(Path(results).read_text())["meta"]["target_ids"][lo:hi]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{results} cannot be read as a bench run's results: {type(e).__name__}: {e}") from None
+    if not ids:
+        raise InputError(f"--targets {span} selects none of the run's targets")
+    return ids
