@@ -355,3 +355,19 @@ def test_a_proxy_screens_the_inverters_search_and_other_estimators_ignore_the_op
     for bad in (0, 2.5, True, "3"):
         with pytest.raises(InputError, match="screen_factor"):
             inv.invert(target, n=4, draws=16, refine=240, refine_options={"screen_factor": bad})
+
+
+def test_draws_the_generator_cannot_render_are_no_candidates_and_all_failing_is_one_error(tmp_path):
+    from wavinv.errors import RenderError
+    from wavinv.generate import generate
+    from wavinv.inverter import fit_inverter
+    from wavinv.targets import Target
+
+    store = generate(tmp_path / "store", f"{TOY}:toy", n=256, seed=0, progress=False)
+    inv = fit_inverter(store, "prior", "spectrogram")
+    target = Target("waveform", store.waveforms("test")[0], "t")
+    # nan_late gives NaN for loud clips (amp > 0.9): about a tenth of the prior's draws
+    res = inv.invert(target, n=4, draws=64, random_state=0, generator=f"{TOY}:nan_late")
+    assert np.isfinite(res.waveforms).all() and np.all(res.params[:, 1] <= 0.9) and res.n_renders == 64
+    with pytest.raises(RenderError, match="none of the 8 draws"):
+        inv.invert(target, n=4, draws=8, random_state=0, generator=f"{TOY}:nan")

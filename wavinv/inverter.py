@@ -66,7 +66,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .clips import clip_count, clip_renderer, sequence_params_unit
-from .errors import InputError, MismatchError, ModelError, StoreError, TimeLimitError
+from .errors import InputError, MismatchError, ModelError, RenderError, StoreError, TimeLimitError
 from .floor import floor_waves, probe_floor
 from .frontend import Spectrogram, spectrogram
 from .gradient import LEARNING_RATE, descend, differentiable, torch_render
@@ -350,7 +350,7 @@ class Inverter:
         timing["sample"] = time.perf_counter() - t0
         drawn = self._rendered_draws(gen, samples, timing)
         ranked = self._scored_draws(target_spec, *drawn, shortlist, timing, budgets)
-        n_unique = len(drawn[0])  # the learnt rounds' renders count as draws: they come out of the same budget
+        n_unique = len(np.unique(samples, axis=0))  # renders spent, failed ones too; the learnt rounds' count as draws: the same budget
         if corrections:
             ranked, spent = self._learnt_rounds(X, gen, target_spec, ranked, timing, n_unique)
             n_unique += spent
@@ -409,7 +409,7 @@ class Inverter:
             rendered = specs[best] if self.input == "spectrogram" else waves[best]
             proposed = est.correct(X, unique[best], rendered)
             drawn = self._rendered_draws(gen, proposed, timing, start + spent)
-            spent += len(drawn[0])
+            spent += len(np.unique(proposed, axis=0))  # renders spent, failed ones too
             ranked = _joined(ranked, self._scored_draws(target_spec, *drawn, len(drawn[0]), timing))
         timing["learnt"] = time.perf_counter() - t
         return ranked, spent
@@ -425,9 +425,13 @@ class Inverter:
         params = self.space.from_unit(unique)
         t1 = time.perf_counter()
         with _costed(timing, "rendering", len(params)):
-            waves = render_checked(gen, params)
+            waves, finite = render_finite(gen, params)
         timing["render"] = timing.get("render", 0.0) + time.perf_counter() - t1
-        return unique, params, waves, start + np.arange(len(unique))
+        if not finite.any():  # nothing to rank
+            raise RenderError(f"{gen.name}: none of the {len(params)} draws could be rendered (NaN or Inf)")
+        # a draw the generator cannot render (NaN or Inf) is no candidate; its render is still spent
+        at = start + np.arange(len(unique))
+        return unique[finite], params[finite], waves[finite], at[finite]
 
     def _scored_draws(self, target_spec, unique, params, waves, rendered_at, shortlist: int, timing: dict[str, float], budgets=()) -> tuple[np.ndarray, ...]:
         """``(unit, params, waves, pictures, lsd_db, rendered_at)`` of the draws that reach the exact
