@@ -326,7 +326,7 @@ def test_a_screen_renders_only_the_proposals_it_predicts_best():
     again = refine(f, seeds, budget=4 * 14 * 10, popsize=14, sigma=0.1, halving=False, random_state=0,
                    screen=lambda x, anchors: f(x.reshape(-1, 10)).reshape(x.shape[:2]), screen_factor=4)
     np.testing.assert_array_equal(screened.params_unit, again.params_unit)
-    for bad in (0, 1.5, True, "2"):
+    for bad in (0, 1.5, True, "2", 10**9):
         with pytest.raises(InputError, match="screen_factor"):
             refine(f, seeds, budget=100, screen=lambda x, a: np.zeros(x.shape[:2]), screen_factor=bad)
 
@@ -352,7 +352,7 @@ def test_a_proxy_screens_the_inverters_search_and_other_estimators_ignore_the_op
     alone = prior.invert(target, n=4, draws=8, random_state=0, refine=240)
     asked = prior.invert(target, n=4, draws=8, random_state=0, refine=240, refine_options={"screen_factor": 3})
     np.testing.assert_array_equal(alone.params, asked.params)  # nothing to screen with: the search as it is
-    for bad in (0, 2.5, True, "3"):
+    for bad in (0, 2.5, True, "3", 10**9):
         with pytest.raises(InputError, match="screen_factor"):
             inv.invert(target, n=4, draws=16, refine=240, refine_options={"screen_factor": bad})
 

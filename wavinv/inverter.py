@@ -77,7 +77,7 @@ from .metrics import lsd_db, mrstft
 from .modelfile import FORMAT, FORMAT_VERSION, read_bytes_pinned, read_manifest
 from .outputs import atomic_path
 from .params import ParamSpace
-from .refine import FAILED, MIN_DISTANCE, POLISH, Refinement, distinct_best, frame_rms
+from .refine import FAILED, MAX_SCREEN_FACTOR, MIN_DISTANCE, POLISH, Refinement, distinct_best, frame_rms
 from .picture import KIND as PICTURE_KIND, GeneratorPicture, has_picture, picture_differences, picture_label
 from .spread import SPREAD_ROUNDS, SPREAD_TOLERANCE, keep_apart, spread, spread_renders, spread_rounds
 from .pictures import Pictures, store_picture, store_spectrograms
@@ -791,7 +791,7 @@ def _check_refine_options(options) -> None:
     rounds = options.get("spread", True)
     if not isinstance(rounds, bool) and not (isinstance(rounds, (int, np.integer)) and rounds >= 1):
         raise InputError(f"refine option spread must be True, False or a number of rounds >= 1, got {rounds!r}")
-    int_arg("refine option screen_factor", options.get("screen_factor", SCREEN_FACTOR), 1)
+    int_arg("refine option screen_factor", options.get("screen_factor", SCREEN_FACTOR), 1, MAX_SCREEN_FACTOR)
 
 
 @contextlib.contextmanager

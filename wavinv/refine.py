@@ -58,6 +58,8 @@ FAILED = 1e6
 # Share of the budget the inverter gives the polish by default: measured on synth100 at 4,096
 # renders, 1/4 beat both 0 (CMA-ES only) and 1/2.
 POLISH = 0.25
+# A screen asks at most this many proposals per render: more only fills memory with points never rendered.
+MAX_SCREEN_FACTOR = 64
 # Polish: the finite-difference step on the unit scale (halved after a failed round), the
 # Levenberg-Marquardt dampings tried together (relative to the Jacobian's diagonal), and how many
 # steps reuse a Jacobian through Broyden updates before it is measured again.
@@ -313,7 +315,7 @@ def refine(
     """
     seeds = np.clip(np.asarray(seeds, dtype=np.float64), 0.0, 1.0)
     lam, moving, polish_budget = _check_settings(seeds, budget, sigma, popsize, strategy, polish, residual, continuous)
-    factor = int_arg("screen_factor", screen_factor, 1)
+    factor = int_arg("screen_factor", screen_factor, 1, MAX_SCREEN_FACTOR)
     n_runs, dim = seeds.shape
     start = _scored(score(seeds) if seed_scores is None else seed_scores)
     if start.shape != (n_runs,):
