@@ -82,6 +82,22 @@ def test_correct_moves_rendered_points_towards_the_target(toy):
         est.correct(Xt[:2], start, pictures(start))
 
 
+def test_adapting_the_proxy_to_a_targets_renders_leads_closer(toy):
+    X, y, Xt, yt = toy
+    est = small(keep=4, rounds=1, correction_steps=(20,), max_epochs=4).fit(X, y)  # a rough proxy: adapting fixes its errors near the target
+    seen = np.clip(yt[:1] + np.random.default_rng(4).normal(0, 0.15, (48, 3)), 0, 1)  # renders around the target, as a search's are
+    start = seen[:4]
+    before = [p.clone() for p in est.proxy_.parameters()]
+    plain = est.correct(Xt[:1], start, pictures(start))
+    est.set_params(adapt_steps=100, adapt_rate=3e-3)
+    assert np.array_equal(est.correct(Xt[:1], start, pictures(start)), plain)  # nothing seen: nothing to adapt to
+    adapted = est.correct(Xt[:1], start, pictures(start), seen=(seen, pictures(seen)))
+    assert all(torch.equal(a, b) for a, b in zip(before, est.proxy_.parameters()))  # the fitted proxy is left as it was
+    err = lambda p: np.abs(pictures(p) - Xt[:1]).mean()
+    assert err(adapted) < err(plain)
+    assert np.array_equal(adapted, est.correct(Xt[:1], start, pictures(start), seen=(seen, pictures(seen))))
+
+
 def test_bad_correction_steps(toy):
     X, y, _, _ = toy
     for bad in ((), (30, 10), (0, 5), "ab"):
@@ -90,7 +106,8 @@ def test_bad_correction_steps(toy):
 
 
 @pytest.mark.parametrize("name, bad", [("learning_rate", -1.0), ("learning_rate", "fast"), ("step_size", 0), ("step_size", float("nan")),
-                                       ("max_time", -5), ("validation_fraction", 1.0), ("validation_fraction", True), ("n_threads", 0)])
+                                       ("max_time", -5), ("validation_fraction", 1.0), ("validation_fraction", True), ("n_threads", 0),
+                                       ("adapt_steps", -1), ("adapt_steps", 2.5), ("adapt_rate", 0), ("adapt_rate", "slow")])
 def test_bad_numbers_are_refused_at_fit(toy, name, bad):
     X, y, _, _ = toy
     with pytest.raises(InputError, match=name):
@@ -157,7 +174,8 @@ def test_a_model_saved_without_the_residual_option_loads_as_the_plain_mlp_it_hol
 
     X, y, Xt, _ = toy
     est = small(residual=False, max_epochs=1).fit(X, y)
-    del est.__dict__["residual"]  # as a file written before the option existed holds it
+    for name in ("residual", "adapt_steps", "adapt_rate"):
+        del est.__dict__[name]  # as a file written before the options existed holds it
     loaded = pickle.loads(pickle.dumps(est))
-    assert loaded.get_params()["residual"] is False
+    assert loaded.get_params()["residual"] is False and loaded.get_params()["adapt_steps"] == 0
     assert np.array_equal(loaded.sample(Xt[:1], 2, random_state=0), small(residual=False, max_epochs=1).fit(X, y).sample(Xt[:1], 2, random_state=0))

@@ -357,6 +357,29 @@ def test_a_proxy_screens_the_inverters_search_and_other_estimators_ignore_the_op
             inv.invert(target, n=4, draws=16, refine=240, refine_options={"screen_factor": bad})
 
 
+def test_the_proxys_learnt_rounds_adapt_a_copy_and_repeat_to_the_byte(tmp_path):
+    import torch
+
+    from baselines.proxy import TINY
+    from wavinv.generate import generate
+    from wavinv.inverter import fit_inverter
+    from wavinv.targets import Target
+
+    store = generate(tmp_path / "store", f"{TOY}:toy", n=256, seed=0, progress=False)
+    target = Target("waveform", store.waveforms("test")[0], "t")
+    inv = fit_inverter(store, "proxy", "spectrogram", overrides={**TINY, "max_epochs": 20, "hidden": 32, "adapt_steps": 20, "adapt_rate": 1e-3})
+    inv.attach(f"{TOY}:toy")
+    fitted = [p.clone() for p in inv.estimator.proxy_.parameters()]
+    adapted = inv.invert(target, n=4, draws=32, random_state=0)
+    again = inv.invert(target, n=4, draws=32, random_state=0)
+    np.testing.assert_array_equal(adapted.params, again.params)  # each inversion adapts its own copy from the fitted proxy
+    assert all(torch.equal(a, b) for a, b in zip(fitted, inv.estimator.proxy_.parameters()))
+    inv.estimator.set_params(adapt_steps=0)
+    plain = inv.invert(target, n=4, draws=32, random_state=0)
+    assert not np.array_equal(adapted.params, plain.params)  # the adapted rounds stepped elsewhere
+    assert adapted.n_renders <= 32 and plain.n_renders <= 32  # within the same budget
+
+
 def test_draws_the_generator_cannot_render_are_no_candidates_and_all_failing_is_one_error(tmp_path):
     from wavinv.errors import RenderError
     from wavinv.generate import generate

@@ -402,12 +402,12 @@ class Inverter:
         also the renders spent. Times ``"learnt"``."""
         t = time.perf_counter()
         est = self.estimator
-        spent = 0
+        spent, memo = 0, {}  # the estimator's scratch from round to round of this inversion
         for _ in range(int(est.rounds)):
             unique, _, waves, specs, lsd, _ = ranked
             best = np.argsort(lsd, kind="stable")[: int(est.keep)]
-            rendered = specs[best] if self.input == "spectrogram" else waves[best]
-            proposed = est.correct(X, unique[best], rendered)
+            rows = specs if self.input == "spectrogram" else waves
+            proposed = est.correct(X, unique[best], rows[best], seen=(unique, rows), memo=memo)
             drawn = self._rendered_draws(gen, proposed, timing, start + spent)
             spent += len(np.unique(proposed, axis=0))  # renders spent, failed ones too
             ranked = _joined(ranked, self._scored_draws(target_spec, *drawn, len(drawn[0]), timing))

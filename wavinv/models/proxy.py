@@ -16,6 +16,7 @@ distance between the pooled dB pictures (an lsd_db on a coarse grid).
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import Any, ClassVar
@@ -142,6 +143,9 @@ class ProxySearch(WavinvEstimator):
         moved through the proxy corrected by what their renders really look like, and the
         points after each of ``correction_steps`` are rendered too. The inverter spends
         ``rounds * keep * len(correction_steps)`` of its draws' renders on them.
+    adapt_steps, adapt_rate : before each learnt round, a copy of the proxy takes this many
+        full-batch Adam steps of this size on every candidate rendered for the target so far,
+        so the round's steps follow the generator's slopes near the target (0: no adapting).
     batch_size : also the rows read from ``X`` at a time.
     n_threads : torch threads (None: every core).
     random_state : seeds the PCA, the training and the searches.
@@ -153,7 +157,7 @@ class ProxySearch(WavinvEstimator):
         name: _positive for name in ("n_components", "hidden", "depth", "n_proxies", "max_epochs", "batch_size", "n_starts")
     } | {"steps": _count, "n_freqs": _count, "rounds": _count, "keep": _positive, "correction_steps": _step_counts,
          "learning_rate": positive_number, "step_size": positive_number, "max_time": optional(positive_number),
-         "validation_fraction": _fraction, "n_threads": optional(_positive), "residual": _flag}
+         "validation_fraction": _fraction, "adapt_steps": _count, "adapt_rate": positive_number, "n_threads": optional(_positive), "residual": _flag}
 
     def __init__(
         self,
@@ -173,9 +177,11 @@ class ProxySearch(WavinvEstimator):
         n_starts: int = 128,
         steps: int = 50,
         step_size: float = 0.02,
-        rounds: int = 2,
-        keep: int = 16,
+        rounds: int = 4,
+        keep: int = 8,
         correction_steps: tuple[int, ...] = (10, 30, 60),
+        adapt_steps: int = 50,
+        adapt_rate: float = 5e-5,
         n_threads: int | None = None,
         random_state: int | None = 0,
         progress: bool = True,
@@ -199,12 +205,16 @@ class ProxySearch(WavinvEstimator):
         self.rounds = rounds
         self.keep = keep
         self.correction_steps = correction_steps
+        self.adapt_steps = adapt_steps
+        self.adapt_rate = adapt_rate
         self.n_threads = n_threads
         self.random_state = random_state
         self.progress = progress
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("residual", False)  # a model file without the option holds a plain MLP
+        state.setdefault("adapt_steps", 0)  # and learnt rounds that do not adapt
+        state.setdefault("adapt_rate", 5e-5)
         super().__setstate__(state)
 
     # -- fit ---------------------------------------------------------------------
@@ -314,9 +324,10 @@ class ProxySearch(WavinvEstimator):
         order = np.argsort(d, axis=1, kind="stable")
         return np.take_along_axis(x, order[:, :, None], axis=1), np.take_along_axis(d, order, axis=1)
 
-    def _descend(self, x: torch.Tensor, target: torch.Tensor, snapshots: tuple[int, ...]) -> list[np.ndarray]:
+    def _descend(self, x: torch.Tensor, target: torch.Tensor, snapshots: tuple[int, ...], net: nn.Module | None = None) -> list[np.ndarray]:
         """Projected Adam on every point at once (``x`` in [0, 1], ``target`` features broadcast against
-        the proxy's output); the points after each count of steps in ``snapshots`` (increasing)."""
+        the output of ``net``, the proxy by default); the points after each count of steps in ``snapshots`` (increasing)."""
+        net = self.proxy_ if net is None else net
         x = x.clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=float(self.step_size))
         taken = []
@@ -325,7 +336,7 @@ class ProxySearch(WavinvEstimator):
                 taken.append(x.detach().numpy().astype(np.float64))
             if step == max(snapshots):
                 break
-            loss = ((self.proxy_(x) - target) ** 2).sum()
+            loss = ((net(x) - target) ** 2).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -362,15 +373,37 @@ class ProxySearch(WavinvEstimator):
         """Renders one inversion's learnt rounds take (``rounds * keep * len(correction_steps)``)."""
         return int(self.rounds) * int(self.keep) * len(self.correction_steps)
 
-    def correct(self, X, points: np.ndarray, rendered) -> np.ndarray:
+    def _adapted(self, points: torch.Tensor, real: torch.Tensor, memo: dict | None) -> nn.Module:
+        """The proxy trained ``adapt_steps`` full-batch Adam steps more on one target's renders, so its
+        slopes follow the generator where the search is, not only the store's average. A copy: the
+        fitted proxy is left as it was. ``memo`` (one inversion's scratch dict) carries the copy from
+        round to round, each round training it further on everything rendered so far."""
+        memo = {} if memo is None else memo
+        if "net" not in memo:
+            net = copy.deepcopy(self.proxy_)
+            memo["net"], memo["opt"] = net, torch.optim.Adam(net.parameters(), lr=float(self.adapt_rate))
+        net, opt = memo["net"], memo["opt"]
+        net.requires_grad_(True)
+        for _ in range(int(self.adapt_steps)):
+            loss = ((net(points) - real) ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return net.requires_grad_(False)  # the rounds' steps then move the points alone
+
+    def correct(self, X, points: np.ndarray, rendered, seen: tuple[np.ndarray, Any] | None = None, memo: dict | None = None) -> np.ndarray:
         """New points for one target ``X`` (a batch of 1) from rendered candidates.
 
         ``points`` (M, P), unit-scaled as the inverter's draws are, were rendered as
         ``rendered`` (M, ...) rows of the input kind. The proxy's error at each point is measured against what its render
         really gives and held fixed while the point moves, so the steps follow
         the proxy's slopes from where the generator really is (a Gauss-Newton
-        step with the proxy's Jacobian, repeated). Returns the points after each
-        of ``correction_steps``: ``(len(correction_steps) * M, P)``.
+        step with the proxy's Jacobian, repeated). With ``adapt_steps`` and
+        ``seen`` (every point rendered for this target and its render, as
+        ``points`` and ``rendered``), the proxy is first trained further on
+        those (``_adapted``), from where the last round's training left it when
+        the rounds share one ``memo`` dict. Returns the points after each of
+        ``correction_steps``: ``(len(correction_steps) * M, P)``.
         """
         X = self._check_X(X)
         if len(X) != 1:
@@ -379,9 +412,13 @@ class ProxySearch(WavinvEstimator):
         real = torch.from_numpy(self._features(self._check_X(rendered)))
         x = torch.from_numpy(np.clip(np.asarray(points, dtype=np.float32), 0.0, 1.0))
         with torch_threads(n_threads(self.n_threads)):
+            net = self.proxy_
+            if seen is not None and int(self.adapt_steps):
+                seen_x = torch.from_numpy(np.clip(np.asarray(seen[0], dtype=np.float32), 0.0, 1.0))
+                net = self._adapted(seen_x, torch.from_numpy(self._features(self._check_X(seen[1]))), memo)
             with torch.no_grad():
-                target = z - (self.proxy_(x) - real)  # the proxy's error at each point, moved to the target
-            return np.concatenate(self._descend(x, target, snapshots=tuple(int(c) for c in self.correction_steps)))
+                target = z - (net(x) - real)  # the proxy's error at each point, moved to the target
+            return np.concatenate(self._descend(x, target, tuple(int(c) for c in self.correction_steps), net))
 
     def predict(self, X) -> np.ndarray:
         """The point the proxy puts closest to each target, searched from its ``PREDICT_STARTS`` nearest examples."""
