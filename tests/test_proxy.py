@@ -98,6 +98,19 @@ def test_adapting_the_proxy_to_a_targets_renders_leads_closer(toy):
     assert np.array_equal(adapted, est.correct(Xt[:1], start, pictures(start), seen=(seen, pictures(seen))))
 
 
+def test_rounds_sharing_a_memo_reuse_the_seen_features_and_never_stale_ones(toy):
+    X, y, Xt, yt = toy
+    est = small(keep=4, rounds=1, correction_steps=(5,), max_epochs=2, adapt_steps=3).fit(X, y)
+    seen = np.clip(yt[:1] + np.random.default_rng(5).normal(0, 0.15, (24, 3)), 0, 1)
+    memo = {}
+    for n in (8, 16, 24):  # the inverter's rounds only ever append to what was seen
+        est.correct(Xt[:1], seen[:4], pictures(seen[:4]), seen=(seen[:n], pictures(seen[:n])), memo=memo)
+        np.testing.assert_array_equal(memo["seen"][1], est._features(pictures(seen[:n])))
+    other = seen[::-1].copy()  # a memo handed other rows: nothing of the old features is kept
+    est._seen_features(torch.from_numpy(other.astype(np.float32)), pictures(other), memo)
+    np.testing.assert_array_equal(memo["seen"][1], est._features(pictures(other)))
+
+
 def test_bad_correction_steps(toy):
     X, y, _, _ = toy
     for bad in ((), (30, 10), (0, 5), "ab"):

@@ -391,6 +391,16 @@ class ProxySearch(WavinvEstimator):
             opt.step()
         return net.requires_grad_(False)  # the rounds' steps then move the points alone
 
+    def _seen_features(self, points: torch.Tensor, rendered, memo: dict | None) -> np.ndarray:
+        """Features of every render seen for one target. The inverter only appends to what it has
+        seen, so the rows whose points match the last round's are taken from ``memo``, not pooled again."""
+        memo = {} if memo is None else memo
+        known, z = memo.get("seen", (points[:0], np.zeros((0, self.reducer_.n_components_), np.float32)))
+        n = len(known) if len(known) <= len(points) and torch.equal(points[: len(known)], known) else 0
+        z = np.concatenate([z[:n], self._features(self._check_X(rendered[n:]))])
+        memo["seen"] = (points, z)
+        return z
+
     def correct(self, X, points: np.ndarray, rendered, seen: tuple[np.ndarray, Any] | None = None, memo: dict | None = None) -> np.ndarray:
         """New points for one target ``X`` (a batch of 1) from rendered candidates.
 
@@ -415,7 +425,7 @@ class ProxySearch(WavinvEstimator):
             net = self.proxy_
             if seen is not None and int(self.adapt_steps):
                 seen_x = torch.from_numpy(np.clip(np.asarray(seen[0], dtype=np.float32), 0.0, 1.0))
-                net = self._adapted(seen_x, torch.from_numpy(self._features(self._check_X(seen[1]))), memo)
+                net = self._adapted(seen_x, torch.from_numpy(self._seen_features(seen_x, seen[1], memo)), memo)
             with torch.no_grad():
                 target = z - (net(x) - real)  # the proxy's error at each point, moved to the target
             return np.concatenate(self._descend(x, target, tuple(int(c) for c in self.correction_steps), net))
