@@ -103,9 +103,13 @@ def test_rounds_sharing_a_memo_reuse_the_seen_features_and_never_stale_ones(toy)
     est = small(keep=4, rounds=1, correction_steps=(5,), max_epochs=2, adapt_steps=3).fit(X, y)
     seen = np.clip(yt[:1] + np.random.default_rng(5).normal(0, 0.15, (24, 3)), 0, 1)
     memo = {}
-    for n in (8, 16, 24):  # the inverter's rounds only ever append to what was seen
+    for n in (8, 16, 24, 24):  # the inverter's rounds only ever append to what was seen (or see nothing new)
         est.correct(Xt[:1], seen[:4], pictures(seen[:4]), seen=(seen[:n], pictures(seen[:n])), memo=memo)
         np.testing.assert_array_equal(memo["seen"][1], est._features(pictures(seen[:n])))
+    points, z = memo["seen"]
+    memo["seen"] = (points, z + 100.0)  # marked: what comes back for the seen prefix is the memo's, not pooled again
+    grown = est._seen_features(torch.from_numpy(seen.astype(np.float32)), pictures(seen), memo)
+    np.testing.assert_array_equal(grown, z + 100.0)
     other = seen[::-1].copy()  # a memo handed other rows: nothing of the old features is kept
     est._seen_features(torch.from_numpy(other.astype(np.float32)), pictures(other), memo)
     np.testing.assert_array_equal(memo["seen"][1], est._features(pictures(other)))

@@ -412,7 +412,8 @@ class ProxySearch(WavinvEstimator):
         ``seen`` (every point rendered for this target and its render, as
         ``points`` and ``rendered``), the proxy is first trained further on
         those (``_adapted``), from where the last round's training left it when
-        the rounds share one ``memo`` dict. Returns the points after each of
+        the rounds share one ``memo`` dict (which also keeps the seen renders'
+        features, ``_seen_features``). Returns the points after each of
         ``correction_steps``: ``(len(correction_steps) * M, P)``.
         """
         X = self._check_X(X)
