@@ -202,3 +202,19 @@ def test_learnt_parameters_tell_a_pinned_parameter_from_a_free_one():
     assert list(learnt) == ["pinned", "free"]  # lowest ratio first
     assert learnt["pinned"]["ratio"] < 0.1 and abs(learnt["free"]["ratio"] - 1) < 0.05
     assert abs(learnt["free"]["prior"] - 1 / 3) < 0.03  # a uniform draw is 1/3 from a uniform truth on average
+
+
+def test_row_chunks_index_as_the_joined_array_would():
+    from wavinv.inverter import _Rows, _unseen
+
+    rng = np.random.default_rng(0)
+    chunks = [rng.random((n, 3, 2)).astype(np.float32) for n in (5, 0, 3, 4)]
+    joined, rows = np.concatenate(chunks), _Rows(chunks)
+    assert len(rows) == 12
+    for index in (slice(None), slice(4, None), slice(12, None), np.array([11, 0, 5, 5, 7]), np.array([], dtype=int)):
+        np.testing.assert_array_equal(rows[index], joined[index])
+    known: set[bytes] = set()
+    part = (np.arange(4), np.array([[0.0, 1.0], [-0.0, 1.0], [2.0, 3.0], [0.0, 1.0]]))
+    first = _unseen(part, known)
+    np.testing.assert_array_equal(first[0], [0, 2])  # -0.0 is 0.0, as np.unique compares them
+    assert [len(a) for a in _unseen(part, known)] == [0, 0]  # a parameter set seen before counts once

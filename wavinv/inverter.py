@@ -351,8 +351,9 @@ class Inverter:
         drawn = self._rendered_draws(gen, samples, timing)
         ranked = self._scored_draws(target_spec, *drawn, shortlist, timing, budgets)
         n_unique = len(np.unique(samples, axis=0))  # renders spent, failed ones too; the learnt rounds' count as draws: the same budget
+        memo: dict[str, Any] = {}  # the estimator's scratch for this inversion: its learnt rounds' proxy, for the search's screen
         if corrections:
-            ranked, spent = self._learnt_rounds(X, gen, target_spec, ranked, timing, n_unique)
+            ranked, spent = self._learnt_rounds(X, gen, target_spec, ranked, timing, n_unique, memo)
             n_unique += spent
         n_renders, min_distance = n_unique, 0.0  # without a search, the best n whatever their distance
         options = dict(refine_options or {})
@@ -396,23 +397,27 @@ class Inverter:
         spent = int(self.estimator.correction_renders())
         return spent if draws - spent >= n else 0
 
-    def _learnt_rounds(self, X, gen, target_spec, ranked: tuple[np.ndarray, ...], timing: dict[str, float], start: int) -> tuple[tuple[np.ndarray, ...], int]:
+    def _learnt_rounds(self, X, gen, target_spec, ranked: tuple[np.ndarray, ...], timing: dict[str, float], start: int,
+                       memo: dict[str, Any]) -> tuple[tuple[np.ndarray, ...], int]:
         """The estimator's rounds: its best rendered candidates, moved by ``correct`` from what their
         renders look like, rendered (after the ``start`` renders before them) and joined to ``ranked``;
-        also the renders spent. Times ``"learnt"``."""
+        also the renders spent. ``memo`` is the estimator's scratch from round to round. Times ``"learnt"``."""
         t = time.perf_counter()
         est = self.estimator
-        spent, memo = 0, {}  # the estimator's scratch from round to round of this inversion
+        column = 3 if self.input == "spectrogram" else 2  # the rows the estimator reads
+        known: set[bytes] = set()
+        parts = [_unseen(ranked, known)]
+        spent = 0
         for _ in range(int(est.rounds)):
-            unique, _, waves, specs, lsd, _ = ranked
+            unique, lsd = (np.concatenate([part[i] for part in parts]) for i in (0, 4))
+            rows = _Rows([part[column] for part in parts])
             best = np.argsort(lsd, kind="stable")[: int(est.keep)]
-            rows = specs if self.input == "spectrogram" else waves
             proposed = est.correct(X, unique[best], rows[best], seen=(unique, rows), memo=memo)
             drawn = self._rendered_draws(gen, proposed, timing, start + spent)
             spent += len(np.unique(proposed, axis=0))  # renders spent, failed ones too
-            ranked = _joined(ranked, self._scored_draws(target_spec, *drawn, len(drawn[0]), timing))
+            parts.append(_unseen(self._scored_draws(target_spec, *drawn, len(drawn[0]), timing), known))
         timing["learnt"] = time.perf_counter() - t
-        return ranked, spent
+        return tuple(np.concatenate(column) for column in zip(*parts)), spent
 
     def _rendered_draws(self, gen, samples: np.ndarray, timing: dict[str, float], start: int = 0) -> tuple[np.ndarray, ...]:
         """``(unit, params, waves, rendered_at)`` of the distinct draws, in the order first drawn; times ``"render"``.
@@ -752,6 +757,36 @@ def _joined(ranked: tuple[np.ndarray, ...], refined: tuple[np.ndarray, ...]) -> 
     _, first = np.unique(joined[1], axis=0, return_index=True)
     keep = np.sort(first)
     return tuple(a[keep] for a in joined)
+
+
+def _unseen(part: tuple[np.ndarray, ...], known: set[bytes]) -> tuple[np.ndarray, ...]:
+    """The rows of ``part`` (``_scored_draws``'s arrays) whose parameter sets are neither in ``known`` nor
+    earlier in ``part``, which ``known`` then holds: a parameter set rendered twice counts once, as in ``_joined``."""
+    new = []
+    for i, params in enumerate(part[1]):
+        key = (params + 0.0).tobytes()  # -0.0 as 0.0, as np.unique compares them
+        if key not in known:
+            known.add(key)
+            new.append(i)
+    return tuple(a[new] for a in part)
+
+
+class _Rows:
+    """Row-aligned chunks indexed as one array without joining them: the learnt rounds read a few rows
+    of a growing set of pictures, and joining the set every round would copy all of it each time."""
+
+    def __init__(self, chunks: list[np.ndarray]):
+        self.chunks = chunks
+        self.offsets = np.cumsum([0] + [len(c) for c in chunks])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = np.arange(len(self))[index]
+        which = np.searchsorted(self.offsets, rows, side="right") - 1
+        picked = [self.chunks[w][r - self.offsets[w]] for w, r in zip(which, rows)]
+        return np.stack(picked) if picked else self.chunks[0][:0]
 
 
 def _best_before(scores: np.ndarray, rendered_at: np.ndarray, budgets) -> np.ndarray:
