@@ -54,7 +54,7 @@ def check_hyper_parameters(estimator, settings: list[dict]) -> None:
             _refuse(f"{type(estimator).__name__} has no hyper-parameter {', '.join(unknown)}")
 
 
-def sweep(inv, store, ids: list[int], refine: int, setting: dict, gen) -> str:
+def sweep(inv, store, ids: list[int], refine: int, setting: dict, gen, draws: int = 256) -> str:
     options = dict(setting)
     inv.estimator.set_params(**options.pop("estimator", {}))
     position = {int(i): p for p, i in enumerate(store.ids("test"))}
@@ -62,14 +62,14 @@ def sweep(inv, store, ids: list[int], refine: int, setting: dict, gen) -> str:
     best, median, spread, seconds = [], [], [], []
     for row in ids:
         t = time.perf_counter()
-        res = inv.invert(Target("waveform", waves[position[row]], str(row)), n=16, draws=256, generator=gen,
+        res = inv.invert(Target("waveform", waves[position[row]], str(row)), n=16, draws=draws, generator=gen,
                          random_state=target_seeds(0, row)[0], refine=refine, refine_options=dict(options))
         seconds.append(time.perf_counter() - t)
         lsd = res.distances["lsd_db"]
         best.append(lsd[0])
         median.append(np.median(lsd))
         spread.append(diversity(res.params_unit))
-    return (f"{json.dumps(setting):40s} R={refine} targets={len(ids)} best {np.mean(best):.2f} median {np.mean(median):.2f} "
+    return (f"{json.dumps(setting):40s} draws={draws} R={refine} targets={len(ids)} best {np.mean(best):.2f} median {np.mean(median):.2f} "
             f"spread {np.mean(spread):.3f} s/target {np.mean(seconds):.2f}")
 
 
@@ -80,6 +80,7 @@ def main() -> None:
     p.add_argument("--results", required=True, help="a bench's results.json (its target_ids)")
     p.add_argument("--targets", default="0:60", help="slice of the bench's targets, lo:hi")
     p.add_argument("--refine", type=int, default=2048)
+    p.add_argument("--draws", type=int, default=256, help="renders before the search (the draws and a proxy's learnt rounds)")
     p.add_argument("--generator", default=None, help="the model's generator spec when it is not built in (a file or module you name)")
     p.add_argument("options", nargs="+", help="refine options as JSON, e.g. '{}' or '{\"min_distance\": 0.1}'")
     args = p.parse_args()
@@ -90,6 +91,8 @@ def main() -> None:
         _refuse(str(e))
     if args.refine < 0:
         _refuse(f"--refine must be 0 or more renders, got {args.refine}")
+    if args.draws < 16:
+        _refuse(f"--draws must be at least 16 (the candidates kept), got {args.draws}")
     try:
         check_hyper_parameters(load(args.model).estimator, settings)
         for setting in settings:
@@ -98,7 +101,7 @@ def main() -> None:
             gen = inv.attach(args.generator)
             if not store.keeps_waveforms:
                 store.attach(gen)  # its targets are re-rendered from their parameters
-            print(sweep(inv, store, ids, args.refine, setting, gen), flush=True)
+            print(sweep(inv, store, ids, args.refine, setting, gen, args.draws), flush=True)
     except WavinvError as e:
         _refuse(str(e))
 

@@ -41,6 +41,8 @@ def test_a_setting_sets_the_models_hyper_parameters(run):
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith('{"estimator": {"n_neighbors": 2}}') and "targets=2 best" in lines[0]
+    more = sweep(*args(run, "{}"), "--draws", "32")
+    assert more.returncode == 0 and "draws=32 R=0" in more.stdout, more.stderr
 
 
 @pytest.mark.parametrize(
@@ -60,9 +62,10 @@ def test_bad_settings_are_refused_in_one_line(run, setting, results, message):
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("flag, value, message", [("--targets", "2:0", "selects none"), ("--targets", "a:b", "must be lo:hi"), ("--refine", "-5", "0 or more")])
+@pytest.mark.parametrize("flag, value, message", [("--targets", "2:0", "selects none"), ("--targets", "a:b", "must be lo:hi"), ("--refine", "-5", "0 or more"),
+                                                   ("--draws", "8", "at least 16")])
 def test_bad_targets_and_budgets_are_refused_in_one_line(run, flag, value, message):
-    argv = args(run, "{}")
+    argv = args(run, "{}") + ["--draws", "64"]
     argv[argv.index(flag) + 1] = value
     res = sweep(*argv)
     assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1
