@@ -186,6 +186,25 @@ def test_screen_predicts_distances_and_takes_away_the_error_seen_at_its_anchor(t
     assert est.picture_features(np.repeat(Xt[:2], 2, axis=2)).shape == (2, est.reducer_.n_components_)
 
 
+def test_a_screen_given_the_learnt_rounds_memo_predicts_through_their_adapted_proxy(toy):
+    X, y, Xt, yt = toy
+    est = small(keep=4, rounds=1, correction_steps=(5,), max_epochs=4, adapt_steps=100, adapt_rate=3e-3).fit(X, y)
+    seen = np.clip(yt[:1] + np.random.default_rng(6).normal(0, 0.15, (48, 3)), 0, 1)
+    memo = {}
+    est.correct(Xt[:1], seen[:4], pictures(seen[:4]), seen=(seen, pictures(seen)), memo=memo)
+    points = np.clip(yt[:1] + np.random.default_rng(7).normal(0, 0.15, (1, 40, 3)), 0, 1)  # proposals near the target
+    true = np.sqrt(((est.picture_features(pictures(points[0])) - est.picture_features(Xt[:1])) ** 2).sum(1))
+    plain, adapted = est.screen(Xt[0]), est.screen(Xt[0], memo)
+    for screen in (plain, adapted):
+        screen.observe(points[:, 0], pictures(points[:, 0]))
+    plain_err, adapted_err = (np.abs(s(points, points[:, 0])[0] - true).mean() for s in (plain, adapted))
+    assert adapted_err < plain_err  # the proxy adapted to the target's renders predicts its search's proposals better
+    expected = np.sqrt(((est.forward(points[0], memo["net"]) - est.forward(points[0, :1], memo["net"]) + est.picture_features(pictures(points[0, :1]))
+                         - est.picture_features(Xt[:1])) ** 2).sum(1))
+    np.testing.assert_allclose(adapted(points, points[:, 0])[0], expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(est.screen(Xt[0], {})(points, points[:, 0]), est.screen(Xt[0])(points, points[:, 0]))  # no rounds adapted: the proxy as fitted
+
+
 def test_a_model_saved_without_the_residual_option_loads_as_the_plain_mlp_it_holds(toy):
     import pickle
 

@@ -18,8 +18,9 @@ of those, again that far apart, are returned. ``refine_options`` hold ``runs``
 ``min_distance``, and what goes to ``wavinv.refine.refine`` (``sigma``,
 ``popsize``, ``strategy``, ``halving``, ``polish``, and ``screen_factor``:
 with an estimator that can screen proposals, a ``ProxySearch``, each
-generation asks that many times its population and renders those the proxy
-predicts closest; default ``SCREEN_FACTOR``, no screening).
+generation asks that many times its population and renders those the proxy,
+as the estimator's learnt rounds adapted it to the target, predicts closest;
+default ``SCREEN_FACTOR``; 1: no screening).
 With ``refine_options["gradient"] = S`` (steps) and a generator that offers a
 differentiable ``render_torch``, ``gradient_starts`` (default ``GRADIENT_STARTS``)
 of the best distinct points the search found then follow the gradient of
@@ -94,8 +95,10 @@ SHORTLIST_STEP = 8
 # Points a gradient stage starts from: the best few the search found (a gradient render costs
 # several plain ones on a CPU, so it polishes answers rather than explores).
 GRADIENT_STARTS = 4
-# Proposals a search asks per render when the estimator can screen them (ProxySearch.screen).
-SCREEN_FACTOR = 1
+# Proposals a search asks per render when the estimator can screen them (ProxySearch.screen): with the
+# proxy its learnt rounds adapted to the target, 4 took best-of-16 closer on synth100 and torchsynth
+# for about the same time (benchmarks/README.md).
+SCREEN_FACTOR = 4
 
 # Inversion.costs()'s names -> the timing keys their seconds and counts add up under
 COSTS = {"render": "rendering", "score": "scoring", "exact": "exact"}
@@ -366,7 +369,7 @@ class Inverter:
             deadline = None if time_limit is None else t0 + _time_budget(time_limit, refine, n_unique, timing, t4 - t0)
             search = search_renders(refine, n, len(self.space), spreads, rounds)
             ranked, spent, min_distance = self._searched(gen, target_spec, ranked, n, search, random_state, options, deadline, timing, progress,
-                                                         n_unique, budgets)
+                                                         n_unique, budgets, memo)
             n_renders += spent
             timing["refine"] = time.perf_counter() - t4
         order = distinct_best(ranked[0], ranked[4], n, min_distance)
@@ -455,7 +458,7 @@ class Inverter:
         return unique, params, waves, specs, lsd, rendered_at
 
     def _searched(self, gen, target_spec, ranked: tuple[np.ndarray, ...], n: int, budget: int, random_state, options, deadline,
-                  timing: dict[str, float], progress: bool = False, start: int = 0, budgets=()):
+                  timing: dict[str, float], progress: bool = False, start: int = 0, budgets=(), memo: dict[str, Any] | None = None):
         """``ranked`` (``_scored_draws``'s arrays) joined to what a search from its best draws found
         (``_refine``, after the ``start`` renders of the draws), the renders the search spent, and the
         distance to keep between candidates."""
@@ -463,7 +466,7 @@ class Inverter:
         best = np.argsort(lsd, kind="stable")
         with tqdm(total=int(budget), desc="search", unit="render", disable=not progress, leave=False) as bar:
             *refined, n_evals, min_distance = self._refine(
-                gen, target_spec, unique[best], specs[best], n, int(budget), random_state, options, timing, deadline, bar, start, budgets
+                gen, target_spec, unique[best], specs[best], n, int(budget), random_state, options, timing, deadline, bar, start, budgets, memo
             )
         return _joined(ranked, tuple(refined)), n_evals + len(refined[0]), min_distance
 
@@ -577,7 +580,7 @@ class Inverter:
         return self.frontend_module(), lambda spec: spec
 
     def _refine(self, gen, target_spec: np.ndarray, ranked: np.ndarray, ranked_specs: np.ndarray, n: int, budget: int, random_state, options,
-                timing: dict[str, float], deadline=None, bar=None, start: int = 0, budgets=()):
+                timing: dict[str, float], deadline=None, bar=None, start: int = 0, budgets=(), memo: dict[str, Any] | None = None):
         """Refine the best of ``ranked`` (unit draws, best first, with their full pictures);
         return the refined points' unit values, params, waves, pictures, exact lsd_db, when they were
         rendered (counting from ``start``), renders spent and the distance kept between candidates.
@@ -597,7 +600,7 @@ class Inverter:
         module, frames = self._scoring()
         reference = frames(target_spec)
 
-        screen = self._screen(reference, options, runs, ranked, ranked_specs, frames)
+        screen = self._screen(reference, options, runs, ranked, ranked_specs, frames, memo)
 
         def residual(x: np.ndarray) -> np.ndarray:
             with _costed(timing, "rendering", len(x)):
@@ -645,7 +648,8 @@ class Inverter:
         # report the unit point of what was rendered (ints rounded, choices snapped)
         return space.to_unit(params), params, waves, specs, lsd, at, res.n_evals, min_distance
 
-    def _screen(self, reference: np.ndarray, options: dict[str, Any], runs: int, ranked: np.ndarray, ranked_specs: np.ndarray, frames):
+    def _screen(self, reference: np.ndarray, options: dict[str, Any], runs: int, ranked: np.ndarray, ranked_specs: np.ndarray, frames,
+                memo: dict[str, Any] | None = None):
         """The estimator's screen of the search's proposals (``ProxySearch.screen``), having seen the seeds'
         pictures, when it has one and ``options``' ``screen_factor`` (taken out here) is above 1; else None."""
         factor = int(options.pop("screen_factor", SCREEN_FACTOR))
@@ -653,7 +657,7 @@ class Inverter:
         if not callable(make) or self.input != "spectrogram" or factor == 1:
             return None
         options["screen_factor"] = factor
-        screen = make(reference)
+        screen = make(reference, memo)
         screen.observe(np.clip(np.asarray(ranked[:runs], dtype=np.float64), 0.0, 1.0), np.stack([frames(spec) for spec in ranked_specs[:runs]]))
         return screen
 

@@ -358,15 +358,16 @@ class ProxySearch(WavinvEstimator):
         """The proxy's coordinates of pictures already pooled to the fit's grid ``(B, prod(grid))``."""
         return (self.reducer_.project_exact(pooled) / self.z_scale_).astype(np.float32)
 
-    def forward(self, points: np.ndarray) -> np.ndarray:
-        """The proxy's prediction of the features of unit points ``(B, P)``: ``(B, C)``."""
+    def forward(self, points: np.ndarray, net: nn.Module | None = None) -> np.ndarray:
+        """The proxy's (or ``net``'s, one adapted to a target) prediction of the features of unit points ``(B, P)``: ``(B, C)``."""
         check_is_fitted(self)
         with torch_threads(n_threads(self.n_threads)), torch.no_grad():
-            return self.proxy_(torch.from_numpy(np.asarray(points, dtype=np.float32))).numpy()
+            return (self.proxy_ if net is None else net)(torch.from_numpy(np.asarray(points, dtype=np.float32))).numpy()
 
-    def screen(self, reference: np.ndarray) -> ProxyScreen:
-        """A ``ProxyScreen`` for a search towards the picture ``reference`` ``(F, T)``."""
-        return ProxyScreen(self, np.asarray(reference, dtype=np.float32))
+    def screen(self, reference: np.ndarray, memo: dict | None = None) -> ProxyScreen:
+        """A ``ProxyScreen`` for a search towards the picture ``reference`` ``(F, T)``; with the ``memo`` of
+        the target's learnt rounds, through the proxy they adapted to it."""
+        return ProxyScreen(self, np.asarray(reference, dtype=np.float32), memo)
 
     # -- learnt rounds ---------------------------------------------------------------
     def correction_renders(self) -> int:
@@ -452,11 +453,14 @@ class ProxyScreen:
     ``ProxySearch.correct`` does. An anchor's error is measured once, when it
     is first asked for: a run's new best is always in the batch just rendered.
     Pictures may be the search's coarse ones (every 8th frame): they pool to
-    the proxy's grid, and the target is pooled the same way.
+    the proxy's grid, and the target is pooled the same way. Given the
+    ``memo`` of the target's learnt rounds (``ProxySearch.correct``), it
+    predicts through the proxy those rounds adapted to the target.
     """
 
-    def __init__(self, estimator: ProxySearch, reference: np.ndarray):
+    def __init__(self, estimator: ProxySearch, reference: np.ndarray, memo: dict | None = None):
         self.estimator = estimator
+        self.net = (memo or {}).get("net")  # the proxy adapted to this target by its learnt rounds, if any
         self.target = estimator.picture_features(reference[None])[0]
         self.errors: dict[bytes, np.ndarray] = {}
         self.last: dict[bytes, np.ndarray] = {}
@@ -469,12 +473,12 @@ class ProxyScreen:
         new = [i for i, a in enumerate(anchors) if a.tobytes() not in self.errors and a.tobytes() in self.last]
         if new:
             pooled = np.stack([self.last[anchors[i].tobytes()] for i in new])
-            error = self.estimator.forward(anchors[new]) - self.estimator.pooled_features(pooled)
+            error = self.estimator.forward(anchors[new], self.net) - self.estimator.pooled_features(pooled)
             self.errors.update((anchors[i].tobytes(), e) for i, e in zip(new, error))
         zero = np.zeros_like(self.target)  # an anchor never seen rendered: the proxy as it is
         return np.stack([self.errors.get(a.tobytes(), zero) for a in anchors])
 
     def __call__(self, points: np.ndarray, anchors: np.ndarray) -> np.ndarray:
         error = self._error(anchors)  # (A, C)
-        predicted = self.estimator.forward(points.reshape(-1, points.shape[-1])).reshape(*points.shape[:-1], -1)
+        predicted = self.estimator.forward(points.reshape(-1, points.shape[-1]), self.net).reshape(*points.shape[:-1], -1)
         return np.sqrt((((predicted - error[:, None]) - self.target) ** 2).sum(-1))
