@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--refine", type=int, default=None, help="renders of search per target: METHOD+refine rows and the search peers (default: the profile's)")
     ap.add_argument("--gradient", type=int, default=0, metavar="S",
                     help="also METHOD+refine+gradient rows: the search ends with S gradient steps through the generator (render_torch), out of --refine")
+    ap.add_argument("--screen-factor", type=int, default=None, metavar="F",
+                    help="the searches' refine option screen_factor: a method that screens proposals (proxy) renders one in F (default 4; 1: no screen)")
     ap.add_argument("--budgets", default=None, metavar="B1,B2,...",
                     help="renders per target at which the rows with a search record their best so far, for the anytime table "
                     "(increasing; default 16,64,256,1024,4096 and draws + refine)")
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         draws=args.draws,
         refine=args.refine,
         gradient=args.gradient,
+        screen_factor=args.screen_factor,
         budgets=budgets,
         targets_from=targets_from,
         target_noise_seed=noise_seed,

@@ -16,6 +16,7 @@ from wavinv.bench import bench
 from wavinv.cli import main
 from wavinv.errors import InputError
 from wavinv.generators import render_checked
+from wavinv.inverter import SCREEN_FACTOR
 from wavinv.limits import budget_list
 from wavinv.metrics import lsd_db
 
@@ -128,6 +129,7 @@ def test_the_anytime_table_plot_and_files(run):
     saved = json.loads((run.out / "results.json").read_text())
     assert saved["anytime"]["budgets"] == [2, 8, 32, 1000] and len(saved["anytime"]["rows"]) == len(cells)
     assert saved["meta"]["settings"]["budgets"] == [2, 8, 32, 1000] and "--budgets 2,8,32,1000" in run.meta["command"]
+    assert f"--screen-factor {SCREEN_FACTOR}" in run.meta["command"] and saved["meta"]["settings"]["screen_factor"] == SCREEN_FACTOR
     assert {"anytime.png", "anytime.csv"} <= set(run.files)
 
 

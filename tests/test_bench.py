@@ -192,7 +192,8 @@ def test_missing_store(tmp_path):
 
 @pytest.mark.parametrize(
     "extra",
-    [["--methods", "knn,unknown"], ["--inputs", "png"], ["--k", "0"], ["--refine", "-5"]],
+    [["--methods", "knn,unknown"], ["--inputs", "png"], ["--k", "0"], ["--refine", "-5"], ["--refine", "8", "--screen-factor", "0"],
+     ["--refine", "8", "--screen-factor", "65"]],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(store, tmp_path, capsys, extra):
     code = main(["bench", "--store", str(store.path), "--out", str(tmp_path / "o"), "--profile", "test", "-q", *extra])
@@ -227,3 +228,20 @@ def test_bootstrap_ci():
     assert bootstrap_ci(x) == (mean, lo, hi)  # fixed seed: the same interval every time
     with pytest.raises(InputError):
         bootstrap_ci([])
+
+
+def test_a_screening_methods_search_results_are_keyed_by_the_screen_factor():
+    from wavinv.bench.cache import make_eval_key
+    from wavinv.bench.settings import Entry, make_settings
+    from wavinv.inverter import SCREEN_FACTOR
+
+    def key(method: str, refine: int, **kw) -> dict:
+        s = make_settings("search", ["proxy", "prior"], ["spectrogram"], 4, 16, 64, 64, 0, 0, [], refine=512, **kw)
+        return make_eval_key({"method": method}, s, Entry(method, method, "spectrogram", refine=refine))
+
+    assert key("proxy", 512)["search"]["screen_factor"] == SCREEN_FACTOR  # its search renders what its proxy picks
+    assert key("proxy", 512, screen_factor=1)["search"]["screen_factor"] == 1  # another factor: evaluated again
+    assert "screen_factor" not in key("prior", 512, screen_factor=1)["search"]  # nothing to screen with: its results stand
+    assert "search" not in key("proxy", 0)
+    with pytest.raises(InputError, match="screen_factor"):
+        key("proxy", 512, screen_factor=0)

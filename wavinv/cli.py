@@ -399,6 +399,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         targets_from=args.targets_from,
         target_noise_seed=args.target_noise_seed,
         gradient=args.gradient,
+        screen_factor=args.screen_factor,
     )
     if not args.quiet:
         print(res.summary())
@@ -452,6 +453,13 @@ def _add_bench(sub) -> None:
         metavar="S",
         help="also a METHOD+refine+gradient row per method: its search ends with S gradient steps through the generator "
         "from its best points, out of the same R renders (a generator with render_torch only)",
+    )
+    p.add_argument(
+        "--screen-factor",
+        type=int,
+        default=None,
+        metavar="F",
+        help="the searches' refine option screen_factor: a method that screens proposals (proxy) renders one in F (default 4; 1: no screen)",
     )
     p.add_argument("--generator", default=None, metavar="SPEC", help="generator to re-render with (default: the store's built-in one)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")

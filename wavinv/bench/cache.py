@@ -88,6 +88,8 @@ def make_eval_key(model_key: dict[str, Any], s: Settings, entry: Entry) -> dict[
     if entry.refine:
         key["refine"] = entry.refine
         key["search"] = {"version": SEARCH_VERSION, "min_distance": MIN_DISTANCE}
+        if callable(getattr(build_method(model_key["method"]), "screen", None)):  # its search renders what its screen picks
+            key["search"]["screen_factor"] = s.screen_factor
     if entry.gradient:
         key["gradient"] = {"steps": entry.gradient, "starts": GRADIENT_STARTS, "lr": LEARNING_RATE}
     if entry.draws is not None:

@@ -40,7 +40,7 @@ def evaluate(
             generator=gen,
             random_state=seed_draws,
             refine=entry.refine,
-            refine_options={"gradient": entry.gradient} if entry.gradient else None,
+            refine_options=({"screen_factor": s.screen_factor} | ({"gradient": entry.gradient} if entry.gradient else {})) if entry.refine else None,
             budgets=s.budgets if entry.searches else None,
         )
         X = wave[None] if inv.input == "waveform" else res.target_spectrogram[None]

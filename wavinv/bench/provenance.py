@@ -83,7 +83,7 @@ def command_line(store: Store, out: Path, s: Settings, generator: str | None) ->
     args += ["--methods", ",".join(s.methods), "--inputs", ",".join(s.inputs)]
     args += ["--targets", str(s.targets), "--k", str(s.k), "--draws", str(s.draws), "--samples", str(s.samples), "--seed", str(s.seed)]
     if s.refine:
-        args += ["--refine", str(s.refine), "--budgets", ",".join(map(str, s.budgets))]
+        args += ["--refine", str(s.refine), "--budgets", ",".join(map(str, s.budgets)), "--screen-factor", str(s.screen_factor)]
     if s.gradient:
         args += ["--gradient", str(s.gradient)]
     if s.targets_from != "test":
@@ -131,6 +131,7 @@ def run_meta(store: Store, out: Path, s: Settings, targets: BenchTargets, floor:
             "seed": s.seed,
             "refine": s.refine,
             "gradient": s.gradient,
+            "screen_factor": s.screen_factor,
             "budgets": s.budgets,
             "bootstrap": {"resamples": N_BOOT, "level": LEVEL},
             "overrides": {f"{m}:{i}": s.overrides_for(m, i) for m, i in pairs_of(s) if s.overrides_for(m, i)},

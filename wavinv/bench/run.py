@@ -84,6 +84,7 @@ def bench(
     targets_from: str = "test",
     target_noise_seed: int | None = None,
     gradient: int | None = None,
+    screen_factor: int | None = None,
 ) -> BenchResult:
     """Fit, invert and score every (method, input) pair; write tables and plots into ``out``.
 
@@ -96,7 +97,8 @@ def bench(
     ``refine`` > 0 adds ``METHOD+refine`` rows and the search peers (see ``make_entries``);
     those record their best lsd_db after each of ``budgets`` renders per target (increasing;
     default ``DEFAULT_BUDGETS`` and draws + refine), the anytime table and ``anytime.png``;
-    ``gradient`` > 0 adds ``METHOD+refine+gradient`` rows (a differentiable generator only).
+    ``gradient`` > 0 adds ``METHOD+refine+gradient`` rows (a differentiable generator only);
+    ``screen_factor`` is their searches' refine option (None: the inverter's default).
     The ``floor`` row is each target's true parameters rendered as ``wavinv.floor``'s rule
     decides on the first targets (another noise seed, or their own render).
     ``generator`` re-renders candidates (default: the store's built-in generator).
@@ -105,7 +107,7 @@ def bench(
     missing or incomplete store ``StoreError``.
     """
     s = make_settings(profile, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine, budgets, targets_from, target_noise_seed,
-                      gradient)
+                      gradient, screen_factor)
     store = _open_store(store, s)
     entries = make_entries(s)  # builds every estimator: a bad hyper-parameter fails now, not an hour in
     gen = _attach_generator(store, s, generator)

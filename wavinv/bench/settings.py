@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError
+from ..inverter import SCREEN_FACTOR
 from ..limits import budget_list, int_arg
 from ..methods import INPUTS, build_method, method_names
 from ..profiles import PROFILES  # plain data, also read by the CLI's help
+from ..refine import MAX_SCREEN_FACTOR
 from .targets import target_options
 
 __all__: list[str] = []  # internal: wavinv's own modules import what they need by name
@@ -65,6 +67,7 @@ class Settings:
     targets_from: str = "test"  # one of targets.TARGET_SOURCES
     target_noise_seed: int | None = None  # None: the generator's default render
     gradient: int = 0  # steps of the gradient stage in METHOD+refine+gradient rows (0: no such rows)
+    screen_factor: int = SCREEN_FACTOR  # the search rows' refine option screen_factor
 
     def targets_key(self) -> dict[str, Any] | None:
         """What the targets are, where they are not the store's test clips as it holds them (None there):
@@ -79,8 +82,11 @@ class Settings:
 
 
 def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gallery, seed, overrides, refine=None, budgets=None,
-                  targets_from="test", target_noise_seed=None, gradient=0) -> Settings:
+                  targets_from="test", target_noise_seed=None, gradient=0, screen_factor=None) -> Settings:
     """``bench``'s arguments over the profile's defaults, checked: a bad one raises ``InputError`` before any work.
+
+    ``screen_factor`` (None: the inverter's ``SCREEN_FACTOR``) is the search rows' refine option:
+    a method that screens its search's proposals (a ``proxy``) renders one in that many.
 
     ``budgets`` (increasing render counts, or ``"16,64"``) default to the profile's, else
     ``DEFAULT_BUDGETS``, each with the search rows' own budget (draws + refine) added.
@@ -122,6 +128,7 @@ def make_settings(profile: str, methods, inputs, targets, k, draws, samples, gal
         targets_from=targets_from,
         target_noise_seed=target_noise_seed,
         gradient=int_arg("gradient", gradient or 0, 0),
+        screen_factor=SCREEN_FACTOR if screen_factor is None else int_arg("screen_factor", screen_factor, 1, MAX_SCREEN_FACTOR),
     )
     if s.gradient and not s.refine:
         raise InputError(f"gradient {s.gradient}: the gradient stage follows a search; give refine R (its renders include the gradient's)")
