@@ -1,0 +1,56 @@
+"""benchmarks/roughness.py: lsd_db from the true parameters moved by each step, and its refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY = f"{ROOT / 'tests' / 'toygen.py'}:toy"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from roughness import moved  # noqa: E402
+
+
+def roughness(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "roughness.py"), *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from wavinv.generate import generate
+
+    path = tmp_path_factory.mktemp("rough") / "store"
+    generate(path, TOY, n=64, seed=0, progress=False)
+    return path
+
+
+def test_a_move_keeps_its_size_and_stays_in_the_box():
+    unit = np.array([[0.0, 0.5, 1.0, 0.999]])
+    out = moved(unit, 0.01, np.random.default_rng(0))
+    assert np.allclose(np.abs(out - unit), 0.01) and (out >= 0).all() and (out <= 1).all()
+
+
+def test_the_distance_grows_with_the_step(store):
+    res = roughness("--store", str(store), "--generator", TOY, "--targets", "4", "--steps", "1e-6,0.3")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("toy: 4 targets")
+    medians = {line.split()[1]: float(line.split()[2]) for line in lines[2:] if line.split()[0] == "step"}
+    assert set(medians) == {"1e-06", "0.3"} and medians["1e-06"] < medians["0.3"]
+
+
+@pytest.mark.parametrize("flag, value, message", [("--steps", "0", "steps must be in (0, 0.5]"), ("--steps", "a,b", "not a comma-separated list"),
+                                                   ("--targets", "0", "at least 1")])
+def test_bad_input_is_refused_in_one_line(store, flag, value, message):
+    res = roughness("--store", str(store), "--generator", TOY, flag, value)
+    assert res.returncode == 2 and message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+def test_a_missing_store_is_refused_in_one_line(tmp_path):
+    res = roughness("--store", str(tmp_path / "none"), "--generator", TOY)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
