@@ -21,6 +21,8 @@ import sys
 import numpy as np
 
 DEFAULT_STEPS = "1e-6,1e-4,1e-3,1e-2,1e-1"
+# targets rendered and pictured at a time: memory stays flat however many targets are asked for
+BATCH = 16
 
 
 def _refuse(message: str) -> None:
@@ -55,6 +57,8 @@ def main() -> None:
     steps = _steps(args.steps)
     if args.targets < 1:
         _refuse(f"--targets must be at least 1, got {args.targets}")
+    if args.seed < 0:
+        _refuse(f"--seed must be 0 or more, got {args.seed}")
 
     from wavinv import open_store
     from wavinv.errors import WavinvError
@@ -71,17 +75,24 @@ def main() -> None:
         params = np.asarray(store.params("test")[: args.targets], dtype=np.float64)
         if not len(params):
             _refuse(f"{args.store} has no test clips")
-        unit = gen.space.to_unit(params)
-        own = spectrogram(render_checked(gen, params), picture)
         rng = np.random.default_rng(args.seed)
-        rows = [(f"step {step:g}", lsd_db(own, spectrogram(render_checked(gen, gen.space.from_unit(moved(unit, step, rng))), picture))) for step in steps]
-        if takes_seed(gen):
-            rows.append(("another seed", lsd_db(own, spectrogram(render_checked(gen, params, seed=other_seed(None)), picture))))
+        names = [f"step {step:g}" for step in steps] + (["another seed"] if takes_seed(gen) else [])
+        lsds: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for lo in range(0, len(params), BATCH):
+            batch = params[lo : lo + BATCH]
+            own = spectrogram(render_checked(gen, batch), picture)
+            unit = gen.space.to_unit(batch)
+            renders = [render_checked(gen, gen.space.from_unit(moved(unit, step, rng))) for step in steps]
+            if takes_seed(gen):
+                renders.append(render_checked(gen, batch, seed=other_seed(None)))
+            for name, waves in zip(names, renders):
+                lsds[name].append(lsd_db(own, spectrogram(waves, picture)))
     except WavinvError as e:
         _refuse(str(e))
     print(f"{store.generator.get('name', '?')}: {len(params)} targets, lsd_db (dB) from the true parameters' own render")
     print(f"{'move':>14s} {'median':>8s} {'q25':>8s} {'q75':>8s} {'mean':>8s}")
-    for name, lsd in rows:
+    for name, parts in lsds.items():
+        lsd = np.concatenate(parts)
         q25, median, q75 = np.percentile(lsd, [25, 50, 75])
         print(f"{name:>14s} {median:8.2f} {q25:8.2f} {q75:8.2f} {float(np.mean(lsd)):8.2f}")
 

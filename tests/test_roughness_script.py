@@ -44,13 +44,25 @@ def test_the_distance_grows_with_the_step(store):
 
 
 @pytest.mark.parametrize("flag, value, message", [("--steps", "0", "steps must be in (0, 0.5]"), ("--steps", "a,b", "not a comma-separated list"),
-                                                   ("--targets", "0", "at least 1")])
+                                                   ("--targets", "0", "at least 1"), ("--seed", "-1", "0 or more")])
 def test_bad_input_is_refused_in_one_line(store, flag, value, message):
     res = roughness("--store", str(store), "--generator", TOY, flag, value)
     assert res.returncode == 2 and message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
 
 
-def test_a_missing_store_is_refused_in_one_line(tmp_path):
-    res = roughness("--store", str(tmp_path / "none"), "--generator", TOY)
+@pytest.mark.parametrize("name", ["none", "a-file", "."])
+def test_what_is_no_store_is_refused_in_one_line(tmp_path, name):
+    (tmp_path / "a-file").write_text("not a store")
+    res = roughness("--store", str(tmp_path / name), "--generator", TOY)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+    assert (tmp_path / "a-file").read_text() == "not a store"
+
+
+def test_more_targets_than_the_test_split_take_the_whole_split_in_batches(store):
+    from wavinv import open_store
+
+    n_test = len(open_store(store).ids("test"))
+    res = roughness("--store", str(store), "--generator", TOY, "--targets", "1000000", "--steps", "0.1")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"toy: {n_test} targets")
