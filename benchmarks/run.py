@@ -33,6 +33,7 @@ from pathlib import Path
 
 from wavinv import open_store
 from wavinv.bench import PROFILES, bench, get_profile
+from wavinv.bench.settings import make_entries, make_settings
 from wavinv.bench.targets import require_seed, target_options
 from wavinv.cli import parse_overrides
 from wavinv.errors import InputError, WavinvError
@@ -82,11 +83,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.store is None:
             fail("--generator needs --store: the profile's store is another generator's")
         spec["generator"] = args.generator
-    try:  # checked before a store is built or anything written
+    overrides = parse_sets(args.set)
+    try:  # checked before a store is built or anything written: bench checks the same settings again
         budgets = None if args.budgets is None else budget_list(args.budgets, "--budgets")
         targets_from, noise_seed = target_options(args.targets_from, args.target_noise_seed)
         if noise_seed is not None:
             require_seed(load_generator(spec["generator"]), noise_seed)
+        make_entries(make_settings(args.profile, args.methods, args.inputs, args.targets, args.k, args.draws, None, None, None, overrides,
+                                   args.refine, budgets, targets_from, noise_seed, args.gradient, args.screen_factor))
     except WavinvError as e:
         fail(str(e))
     if args.n is not None:
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         methods=args.methods,
         inputs=args.inputs,
         profile=args.profile,
-        overrides=parse_sets(args.set),
+        overrides=overrides,
         targets=args.targets,
         k=args.k,
         draws=args.draws,
@@ -161,11 +165,11 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
     for item in items:
         method, dot, setting = item.partition(".")
         if not (dot and method and "=" in setting):
-            sys.exit(f"--set expects METHOD.KEY=VALUE, got {item!r}")
+            fail(f"--set expects METHOD.KEY=VALUE, got {item!r}")
         try:
             out.setdefault(method, {}).update(parse_overrides([setting]))
         except InputError as e:
-            sys.exit(f"--set {item!r}: {e}")
+            fail(f"--set {item!r}: {e}")
     return out
 
 

@@ -29,6 +29,13 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     [
         (["--generator", TOY], "--generator needs --store"),
         (["--generator", TOY, "--store", "x", "--n", "0"], "--n must be a positive number of clips, got 0"),
+        # bench's own settings, checked before the store would be built
+        (["--generator", TOY, "--store", "x", "--n", "64", "--refine", "-5"], "refine must be >= 0, got -5"),
+        (["--generator", TOY, "--store", "x", "--n", "64", "--screen-factor", "0"], "screen_factor must be in 1..64, got 0"),
+        (["--generator", TOY, "--store", "x", "--n", "64", "--methods", "nope"], "unknown method 'nope'"),
+        (["--generator", TOY, "--store", "x", "--n", "64", "--k", "9", "--draws", "4"], "k (candidates kept) must be <= draws"),
+        (["--generator", TOY, "--store", "x", "--n", "64", "--methods", "knn", "--set", "knn.bogus=1"], "KNNSampler has no hyper-parameter bogus"),
+        (["--generator", TOY, "--store", "x", "--n", "64", "--set", "nodot"], "--set expects METHOD.KEY=VALUE, got 'nodot'"),
     ],
 )
 def test_bad_generator_settings_are_one_line_exit_2(tmp_path, args, message):
