@@ -24,7 +24,7 @@ import joblib
 import numpy as np
 import pytest
 
-from wavinv import open_store
+from wavinv import InputError, open_store
 from wavinv.cli import DEMO_MIN_N, main
 from wavinv.inverter import fit_inverter
 from wavinv.targets import save_spectrogram_png, save_wav
@@ -596,7 +596,6 @@ def test_a_16_bit_png_is_read_at_16_bits(tmp_path):
 
 
 def test_a_decompression_bomb_is_an_input_error(tmp_path):
-    from wavinv import InputError
     from wavinv.targets import load_target
 
     png_bomb("bomb.png", 14000)(tmp_path)  # between Pillow's warning and error limits
@@ -665,3 +664,26 @@ def test_bench_results_are_written_all_or_nothing(ws, capsys, monkeypatch):
     # the fitted models and per-target results are kept for the next run; no table or figure is
     assert sorted(p.name for p in (ws / "b").iterdir()) == ["evals", "models"]
     assert snapshot(ws / "store") == before and not temps(ws)
+
+
+@pytest.mark.parametrize(
+    "method, input, overrides, message",
+    [
+        ("knn", "spectrogram", {"n_neighbors": 0}, "knn: n_neighbors must be >= 1, got 0"),
+        ("knn", "spectrogram", {"weights": "closest"}, "knn: weights must be one of uniform, distance"),
+        ("pca-lgbm", "spectrogram", {"learning_rate": 0}, "learning_rate must be a number > 0"),
+        ("pca-lgbm-quantile", "spectrogram", {"quantiles": [0.9, 0.1]}, "quantiles must be at least two increasing levels"),
+        ("proxy", "spectrogram", {"adapt_steps": -1}, "proxy: adapt_steps"),
+        ("sbi-npe", "spectrogram", {"pool_shape": 8}, r"sbi-npe: pool_shape must be \(F, T\), got 8"),
+        ("conv1d", "waveform", {"max_epochs": 0}, "conv1d: max_epochs"),
+    ],
+)
+def test_a_bad_hyper_parameter_value_is_refused_before_any_clip_is_read(pristine, monkeypatch, method, input, overrides, message):
+    import wavinv.inverter
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the store's clips were read before the hyper-parameters were checked")
+
+    monkeypatch.setattr(wavinv.inverter, "store_inputs", unread)
+    with pytest.raises(InputError, match=message):
+        fit_inverter(open_store(pristine / "store"), method, input, overrides=overrides)

@@ -36,6 +36,11 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["--generator", TOY, "--store", "x", "--n", "64", "--k", "9", "--draws", "4"], "k (candidates kept) must be <= draws"),
         (["--generator", TOY, "--store", "x", "--n", "64", "--methods", "knn", "--set", "knn.bogus=1"], "KNNSampler has no hyper-parameter bogus"),
         (["--generator", TOY, "--store", "x", "--n", "64", "--set", "nodot"], "--set expects METHOD.KEY=VALUE, got 'nodot'"),
+        # a hyper-parameter's value, not only its name
+        (["--generator", TOY, "--store", "x", "--n", "64", "--methods", "knn", "--set", "knn.n_neighbors=0"], "knn: n_neighbors must be >= 1, got 0"),
+        (["--generator", TOY, "--store", "x", "--n", "64", "--methods", "proxy", "--set", "proxy.adapt_rate=-1"], "proxy: adapt_rate must be a number > 0"),
+        (["--generator", TOY, "--store", "x", "--n", "64", "--methods", "pca-lgbm-quantile", "--set", "pca-lgbm-quantile.quantiles=[0.5]"],
+         "quantiles must be at least two increasing levels"),
     ],
 )
 def test_bad_generator_settings_are_one_line_exit_2(tmp_path, args, message):

@@ -947,6 +947,7 @@ def fit_inverter(
     random_state = int_arg("seed", random_state, 0)
     n_clips = None if render_clips is None else clip_count(store, render_clips)
     estimator = build_method(method, **(overrides or {}))
+    estimator.check_hyper_parameters()  # before any clip is read or rendered
     if not progress and "progress" in estimator.get_params():
         estimator.set_params(progress=False)
     if generator is not None:

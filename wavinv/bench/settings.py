@@ -181,7 +181,9 @@ def make_entries(s: Settings) -> list[Entry]:
     rows = []
     for method, input in pairs_of(s):
         rows.append(Entry(method, method, input))
-        params = build_method(method, **s.overrides_for(method, input)).get_params()
+        estimator = build_method(method, **s.overrides_for(method, input))
+        estimator.check_hyper_parameters()  # a bad value is refused before any store or model is written
+        params = estimator.get_params()
         if "sampler" in params and params.get("head") == "flow":
             rows.append(Entry(f"{method}+latent-noise", method, input, "latent-noise"))
         if s.refine and method == "prior":

@@ -48,8 +48,8 @@ class WavinvEstimator(RegressorMixin, BaseEstimator):
     each output lies in, [0, 1] for unit-scaled ``y``); ``_check_X`` refuses
     inputs of another shape at predict time. ``_checks`` declares, as data, how
     hyper-parameters are validated (scikit-learn's ``_parameter_constraints``
-    habit): a subclass extends its base's dict; ``_check_hyper_parameters`` runs
-    them at ``fit``.
+    habit): a subclass extends its base's dict; ``check_hyper_parameters`` runs
+    them at ``fit``, and a caller may run it before reading any data.
     """
 
     _kind: ClassVar[str] = "estimator"  # the method's name, in messages
@@ -61,7 +61,8 @@ class WavinvEstimator(RegressorMixin, BaseEstimator):
         tags.target_tags.multi_output = True  # one column per parameter; a 1-D y is one parameter
         return tags
 
-    def _check_hyper_parameters(self) -> None:
+    def check_hyper_parameters(self) -> None:
+        """Refuse (``InputError``) a hyper-parameter value the estimator cannot fit with; reads no data."""
         for name, check in self._checks.items():
             try:
                 check(name, getattr(self, name))

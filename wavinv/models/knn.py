@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from ..errors import InputError
 from ..limits import positive_int
-from .base import WavinvEstimator, as_generator, check_n_samples, n_threads
+from .base import Check, WavinvEstimator, as_generator, check_n_samples, n_threads, one_of
 from .features import FeatureReducer
 
 __all__ = ["KNNSampler"]
@@ -33,6 +34,9 @@ class KNNSampler(WavinvEstimator):
     likelier (Gumbel top-k without replacement). ``predict`` is the (weighted)
     mean of the neighbours' parameters.
     """
+
+    _kind: ClassVar[str] = "knn"
+    _checks: ClassVar[dict[str, Check]] = {"n_neighbors": positive_int, "weights": one_of(("uniform", "distance"))}
 
     def __init__(
         self,
@@ -60,9 +64,7 @@ class KNNSampler(WavinvEstimator):
 
     def fit(self, X, y) -> "KNNSampler":
         X, y = self._check_fit_inputs(X, y)
-        if self.weights not in ("uniform", "distance"):
-            raise InputError(f"weights must be 'uniform' or 'distance', got {self.weights!r}")
-        positive_int("n_neighbors", self.n_neighbors)
+        self.check_hyper_parameters()
         self.reducer_ = FeatureReducer(
             n_components=self.n_components,
             pool_shape=self.pool_shape,

@@ -54,6 +54,10 @@ class _PCALGBM(WavinvEstimator):
             progress=self.progress,
         )
 
+    def check_hyper_parameters(self) -> None:
+        super().check_hyper_parameters()
+        self.check_settings()
+
     def check_settings(self) -> dict:
         """Validate the hyper-parameters; the LightGBM parameters every booster shares."""
         for name in ("n_estimators", "num_leaves", "min_child_samples", "max_bin"):
@@ -325,7 +329,12 @@ class PCALGBMQuantile(_PCALGBM):
 
     _desc = "pca-lgbm-quantile"
 
-    def objectives(self) -> list[dict]:
+    def check_hyper_parameters(self) -> None:
+        super().check_hyper_parameters()
+        self._levels()
+
+    def _levels(self) -> np.ndarray:
+        """The quantile levels, validated with the calibration share."""
         try:
             taus = np.asarray(self.quantiles, dtype=np.float64)
         except (TypeError, ValueError):
@@ -334,6 +343,10 @@ class PCALGBMQuantile(_PCALGBM):
             raise InputError(f"quantiles must be at least two increasing levels in (0, 1), got {self.quantiles!r}")
         if not (isinstance(self.calibration_fraction, Real) and 0 <= self.calibration_fraction < 1):
             raise InputError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction!r}")
+        return taus
+
+    def objectives(self) -> list[dict]:
+        taus = self._levels()
         self.quantiles_ = taus
         self.taus_ext_ = np.concatenate([[0.0], taus, [1.0]])
         return [{"objective": "quantile", "alpha": float(t)} for t in taus]

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import InputError
 from ..limits import positive_int
-from .base import WavinvEstimator, as_generator, check_n_samples, n_threads, optional, positive_number
+from .base import Check, WavinvEstimator, as_generator, check_n_samples, n_threads, optional, positive_number
 from .features import pool_all, pooled_grid
 
 __all__ = ["NPESampler"]
@@ -114,6 +115,15 @@ def _train_within(inference, max_time: float | None, **train_kwargs):
         del inference._train_epoch
 
 
+def _pool_pair(name: str, value: Any) -> None:
+    try:
+        pair = len(value) == 2
+    except TypeError:
+        pair = False
+    if not pair:
+        raise InputError(f"{name} must be (F, T), got {value!r}")
+
+
 class NPESampler(WavinvEstimator):
     """sbi NPE: a MAF flow over unit parameters conditioned on an embedding of pooled rows.
 
@@ -130,6 +140,11 @@ class NPESampler(WavinvEstimator):
     random_state : seeds torch for the initialisation and the training order.
     progress : progress bars while reading ``X`` and training.
     """
+
+    _kind: ClassVar[str] = "sbi-npe"
+    _checks: ClassVar[dict[str, Check]] = {
+        name: positive_int for name in ("hidden_features", "num_transforms", "embedding_features", "max_epochs", "stop_after_epochs", "batch_size")
+    } | {"max_time": optional(positive_number), "pool_shape": _pool_pair}
 
     def __init__(
         self,
@@ -202,11 +217,7 @@ class NPESampler(WavinvEstimator):
         from sbi.neural_nets import posterior_nn
         from sbi.utils import BoxUniform
 
-        for name in ("hidden_features", "num_transforms", "embedding_features", "max_epochs", "stop_after_epochs", "batch_size"):
-            positive_int(name, getattr(self, name))
-        optional(positive_number)("max_time", self.max_time)
-        if len(self.pool_shape) != 2:
-            raise InputError(f"pool_shape must be (F, T), got {self.pool_shape!r}")
+        self.check_hyper_parameters()
         # waveform rows pool to as many samples as a pooled spectrogram has cells
         self.pooled_shape_ = pooled_grid(self.input_shape_, self.pool_shape, int(np.prod(self.pool_shape)))
         x = self._pool(X)

@@ -220,7 +220,7 @@ class ProxySearch(WavinvEstimator):
     # -- fit ---------------------------------------------------------------------
     def fit(self, X, y) -> "ProxySearch":
         X, y = self._check_fit_inputs(X, y)
-        self._check_hyper_parameters()
+        self.check_hyper_parameters()
         seed = int(as_generator(self.random_state).integers(2**31))
         self.reducer_ = FeatureReducer(
             n_components=self.n_components, pool_shape=self.pool_shape, whiten=False,

@@ -150,7 +150,7 @@ class NeuralInverter(WavinvEstimator):
         ``validation_fraction`` of ``X``'s blocks. With ``checkpoint`` set, an
         interrupted fit (Ctrl-C, ``max_time``) resumes from its last epoch.
         """
-        self._check_hyper_parameters()
+        self.check_hyper_parameters()
         with torch_threads(self.n_threads):
             return self._fit(X, y, X_val, y_val)
 
