@@ -671,8 +671,10 @@ def test_bench_results_are_written_all_or_nothing(ws, capsys, monkeypatch):
     [
         ("knn", "spectrogram", {"n_neighbors": 0}, "knn: n_neighbors must be >= 1, got 0"),
         ("knn", "spectrogram", {"weights": "closest"}, "knn: weights must be one of uniform, distance"),
-        ("pca-lgbm", "spectrogram", {"learning_rate": 0}, "learning_rate must be a number > 0"),
-        ("pca-lgbm-quantile", "spectrogram", {"quantiles": [0.9, 0.1]}, "quantiles must be at least two increasing levels"),
+        ("pca-lgbm", "spectrogram", {"learning_rate": 0}, "pca-lgbm: learning_rate must be a number > 0"),
+        ("pca-lgbm", "spectrogram", {"num_leaves": 0}, "pca-lgbm: num_leaves must be >= 1"),
+        ("pca-lgbm-quantile", "spectrogram", {"quantiles": [0.9, 0.1]}, "pca-lgbm-quantile: quantiles must be at least two increasing levels"),
+        ("pca-lgbm-quantile", "spectrogram", {"calibration_fraction": 1}, r"pca-lgbm-quantile: calibration_fraction must be in \[0, 1\)"),
         ("proxy", "spectrogram", {"adapt_steps": -1}, "proxy: adapt_steps"),
         ("sbi-npe", "spectrogram", {"pool_shape": 8}, r"sbi-npe: pool_shape must be \(F, T\), got 8"),
         ("conv1d", "waveform", {"max_epochs": 0}, "conv1d: max_epochs"),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
+from typing import ClassVar
 
 import lightgbm as lgb
 import numpy as np
@@ -59,13 +60,16 @@ class _PCALGBM(WavinvEstimator):
         self.check_settings()
 
     def check_settings(self) -> dict:
-        """Validate the hyper-parameters; the LightGBM parameters every booster shares."""
-        for name in ("n_estimators", "num_leaves", "min_child_samples", "max_bin"):
-            positive_int(name, getattr(self, name))
-        if not (isinstance(self.learning_rate, Real) and self.learning_rate > 0):
-            raise InputError(f"learning_rate must be a number > 0, got {self.learning_rate!r}")
-        if not (isinstance(self.feature_fraction, Real) and 0 < self.feature_fraction <= 1):
-            raise InputError(f"feature_fraction must be in (0, 1], got {self.feature_fraction!r}")
+        """Validate the hyper-parameters (``InputError`` naming the method); the LightGBM parameters every booster shares."""
+        try:
+            for name in ("n_estimators", "num_leaves", "min_child_samples", "max_bin"):
+                positive_int(name, getattr(self, name))
+            if not (isinstance(self.learning_rate, Real) and self.learning_rate > 0):
+                raise InputError(f"learning_rate must be a number > 0, got {self.learning_rate!r}")
+            if not (isinstance(self.feature_fraction, Real) and 0 < self.feature_fraction <= 1):
+                raise InputError(f"feature_fraction must be in (0, 1], got {self.feature_fraction!r}")
+        except InputError as e:
+            raise InputError(f"{self._kind}: {e}") from None
         seed = 0 if self.random_state is None else int(self.random_state)
         return {
             "learning_rate": float(self.learning_rate),
@@ -119,7 +123,7 @@ class _PCALGBM(WavinvEstimator):
         rows = self.tree_rows(len(y))
         reducer = self.new_reducer()
         z = reducer.fit_transform(X)
-        boosters = self.train_boosters(z[rows], y[rows], objectives, self._desc)
+        boosters = self.train_boosters(z[rows], y[rows], objectives, self._kind)
         held = np.setdiff1d(np.arange(len(y)), rows)
         return self._fit_from_parts(reducer, boosters, z[held], y[held])
 
@@ -208,7 +212,7 @@ class PCALGBMRegressor(_PCALGBM):
         self.random_state = random_state
         self.progress = progress
 
-    _desc = "pca-lgbm"
+    _kind: ClassVar[str] = "pca-lgbm"
 
     def objectives(self) -> list[dict]:
         return [{"objective": "regression"}]
@@ -327,7 +331,7 @@ class PCALGBMQuantile(_PCALGBM):
 
     _GRID = np.linspace(0.0, 1.0, 101)  # levels of the recalibration map
 
-    _desc = "pca-lgbm-quantile"
+    _kind: ClassVar[str] = "pca-lgbm-quantile"
 
     def check_hyper_parameters(self) -> None:
         super().check_hyper_parameters()
@@ -340,9 +344,9 @@ class PCALGBMQuantile(_PCALGBM):
         except (TypeError, ValueError):
             taus = np.empty(0)
         if taus.ndim != 1 or len(taus) < 2 or not (np.all(taus > 0) and np.all(taus < 1) and np.all(np.diff(taus) > 0)):
-            raise InputError(f"quantiles must be at least two increasing levels in (0, 1), got {self.quantiles!r}")
+            raise InputError(f"{self._kind}: quantiles must be at least two increasing levels in (0, 1), got {self.quantiles!r}")
         if not (isinstance(self.calibration_fraction, Real) and 0 <= self.calibration_fraction < 1):
-            raise InputError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction!r}")
+            raise InputError(f"{self._kind}: calibration_fraction must be in [0, 1), got {self.calibration_fraction!r}")
         return taus
 
     def objectives(self) -> list[dict]:
