@@ -183,6 +183,12 @@ def positive_number(name: str, value: Any) -> None:
         raise InputError(f"{name} must be a number > 0, got {value!r}")
 
 
+def fraction(name: str, value: Any) -> None:
+    """A real number in [0, 1) (a share of the rows held out)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0.0 <= float(value) < 1.0:
+        raise InputError(f"{name} must be a number in [0, 1), got {value!r}")
+
+
 def check_n_samples(n_samples) -> int:
     return positive_int("n_samples", n_samples)
 

@@ -23,8 +23,7 @@ fitted attributes.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from numbers import Real
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
@@ -35,14 +34,35 @@ from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..limits import positive_int
-from .base import WavinvEstimator, as_generator, check_n_samples, n_threads
+from .base import Check, WavinvEstimator, as_generator, check_n_samples, fraction, n_threads, positive_number
 from .features import FeatureReducer
 
 __all__ = ["PCALGBMRegressor", "PCALGBMQuantile"]
 
 
+def _share(name: str, value: Any) -> None:
+    """A real number in (0, 1] (LightGBM's share of the features per tree)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0.0 < float(value) <= 1.0:
+        raise InputError(f"{name} must be a number in (0, 1], got {value!r}")
+
+
+def _quantile_levels(name: str, value: Any) -> np.ndarray:
+    """At least two increasing levels in (0, 1), as an array."""
+    try:
+        taus = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        taus = np.empty(0)
+    if taus.ndim != 1 or len(taus) < 2 or not (np.all(taus > 0) and np.all(taus < 1) and np.all(np.diff(taus) > 0)):
+        raise InputError(f"{name} must be at least two increasing levels in (0, 1), got {value!r}")
+    return taus
+
+
 class _PCALGBM(WavinvEstimator):
     """Shared parts: the feature reduction, the shared Dataset, the booster loop."""
+
+    _checks: ClassVar[dict[str, Check]] = {
+        name: positive_int for name in ("n_estimators", "num_leaves", "min_child_samples", "max_bin")
+    } | {"learning_rate": positive_number, "feature_fraction": _share}
 
     def new_reducer(self) -> FeatureReducer:
         """An unfitted ``FeatureReducer`` with this estimator's feature settings."""
@@ -55,21 +75,9 @@ class _PCALGBM(WavinvEstimator):
             progress=self.progress,
         )
 
-    def check_hyper_parameters(self) -> None:
-        super().check_hyper_parameters()
-        self.check_settings()
-
     def check_settings(self) -> dict:
-        """Validate the hyper-parameters (``InputError`` naming the method); the LightGBM parameters every booster shares."""
-        try:
-            for name in ("n_estimators", "num_leaves", "min_child_samples", "max_bin"):
-                positive_int(name, getattr(self, name))
-            if not (isinstance(self.learning_rate, Real) and self.learning_rate > 0):
-                raise InputError(f"learning_rate must be a number > 0, got {self.learning_rate!r}")
-            if not (isinstance(self.feature_fraction, Real) and 0 < self.feature_fraction <= 1):
-                raise InputError(f"feature_fraction must be in (0, 1], got {self.feature_fraction!r}")
-        except InputError as e:
-            raise InputError(f"{self._kind}: {e}") from None
+        """Validate the hyper-parameters (``check_hyper_parameters``); the LightGBM parameters every booster shares."""
+        self.check_hyper_parameters()
         seed = 0 if self.random_state is None else int(self.random_state)
         return {
             "learning_rate": float(self.learning_rate),
@@ -332,25 +340,10 @@ class PCALGBMQuantile(_PCALGBM):
     _GRID = np.linspace(0.0, 1.0, 101)  # levels of the recalibration map
 
     _kind: ClassVar[str] = "pca-lgbm-quantile"
-
-    def check_hyper_parameters(self) -> None:
-        super().check_hyper_parameters()
-        self._levels()
-
-    def _levels(self) -> np.ndarray:
-        """The quantile levels, validated with the calibration share."""
-        try:
-            taus = np.asarray(self.quantiles, dtype=np.float64)
-        except (TypeError, ValueError):
-            taus = np.empty(0)
-        if taus.ndim != 1 or len(taus) < 2 or not (np.all(taus > 0) and np.all(taus < 1) and np.all(np.diff(taus) > 0)):
-            raise InputError(f"{self._kind}: quantiles must be at least two increasing levels in (0, 1), got {self.quantiles!r}")
-        if not (isinstance(self.calibration_fraction, Real) and 0 <= self.calibration_fraction < 1):
-            raise InputError(f"{self._kind}: calibration_fraction must be in [0, 1), got {self.calibration_fraction!r}")
-        return taus
+    _checks: ClassVar[dict[str, Check]] = _PCALGBM._checks | {"quantiles": _quantile_levels, "calibration_fraction": fraction}
 
     def objectives(self) -> list[dict]:
-        taus = self._levels()
+        taus = _quantile_levels("quantiles", self.quantiles)
         self.quantiles_ = taus
         self.taus_ext_ = np.concatenate([[0.0], taus, [1.0]])
         return [{"objective": "quantile", "alpha": float(t)} for t in taus]

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ..device import torch_threads
 from ..errors import InputError
 from ..limits import int_arg, positive_int
-from .base import Check, WavinvEstimator, as_generator, check_n_samples, n_threads, optional, positive_number
+from .base import Check, WavinvEstimator, as_generator, check_n_samples, fraction, n_threads, optional, positive_number
 from .features import FeatureReducer, pool_rows
 
 __all__ = ["ProxySearch", "ProxyScreen"]
@@ -48,11 +48,6 @@ def _positive(name: str, value: Any) -> None:
 
 def _count(name: str, value: Any) -> None:
     int_arg(name, value, 0)
-
-
-def _fraction(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-        raise InputError(f"{name} must be a number in [0, 1), got {value!r}")
 
 
 def _flag(name: str, value: Any) -> None:
@@ -157,7 +152,7 @@ class ProxySearch(WavinvEstimator):
         name: _positive for name in ("n_components", "hidden", "depth", "n_proxies", "max_epochs", "batch_size", "n_starts")
     } | {"steps": _count, "n_freqs": _count, "rounds": _count, "keep": _positive, "correction_steps": _step_counts,
          "learning_rate": positive_number, "step_size": positive_number, "max_time": optional(positive_number),
-         "validation_fraction": _fraction, "adapt_steps": _count, "adapt_rate": positive_number, "n_threads": optional(_positive), "residual": _flag}
+         "validation_fraction": fraction, "adapt_steps": _count, "adapt_rate": positive_number, "n_threads": optional(_positive), "residual": _flag}
 
     def __init__(
         self,
