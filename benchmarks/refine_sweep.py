@@ -12,6 +12,9 @@ of record. Example (the 50k figures in benchmarks/README.md)::
 An ``"estimator"`` key in a setting sets the model's hyper-parameters for it
 (``'{"estimator": {"rounds": 4}}'``: a proxy's learnt rounds), the rest are
 refine options; with ``--refine 0`` the settings compare models learnt alone.
+With more than one setting, each later one is also compared with the first, target
+by target: the mean difference of best-of-16 and median-of-16 with a 95% paired
+bootstrap interval, and how many targets it wins.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import time
 import numpy as np
 
 from wavinv import load, open_store
-from wavinv.bench import published_targets, target_seeds
+from wavinv.bench import N_BOOT, boot_indices, bootstrap_ci, published_targets, target_seeds
 from wavinv.errors import InputError, WavinvError
 from wavinv.metrics import diversity
 from wavinv.targets import Target
@@ -54,7 +57,8 @@ def check_hyper_parameters(estimator, settings: list[dict]) -> None:
             _refuse(f"{type(estimator).__name__} has no hyper-parameter {', '.join(unknown)}")
 
 
-def sweep(inv, store, ids: list[int], refine: int, setting: dict, gen, draws: int = 256) -> str:
+def sweep(inv, store, ids: list[int], refine: int, setting: dict, gen, draws: int = 256) -> tuple[str, dict[str, np.ndarray]]:
+    """The setting's line and its per-target ``{"best": ..., "median": ...}`` lsd_db."""
     options = dict(setting)
     inv.estimator.set_params(**options.pop("estimator", {}))
     position = {int(i): p for p, i in enumerate(store.ids("test"))}
@@ -69,8 +73,20 @@ def sweep(inv, store, ids: list[int], refine: int, setting: dict, gen, draws: in
         best.append(lsd[0])
         median.append(np.median(lsd))
         spread.append(diversity(res.params_unit))
-    return (f"{json.dumps(setting):40s} draws={draws} R={refine} targets={len(ids)} best {np.mean(best):.2f} median {np.mean(median):.2f} "
+    line = (f"{json.dumps(setting):40s} draws={draws} R={refine} targets={len(ids)} best {np.mean(best):.2f} median {np.mean(median):.2f} "
             f"spread {np.mean(spread):.3f} s/target {np.mean(seconds):.2f}")
+    return line, {"best": np.array(best), "median": np.array(median)}
+
+
+def paired(first: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> str:
+    """``other`` minus ``first`` per target, as paired.py reports a bench's rows (negative: ``other`` closer)."""
+    idx = boot_indices(len(first["best"]), N_BOOT, 0)
+    cells = []
+    for key in ("best", "median"):
+        d = other[key] - first[key]
+        mean, lo, hi = bootstrap_ci(d, indices=idx)
+        cells.append(f"{key} {mean:+.2f} [{lo:+.2f}, {hi:+.2f}] dB (wins {int((d < 0).sum())}/{len(d)})")
+    return "  minus the first setting: " + "; ".join(cells)
 
 
 def main() -> None:
@@ -95,13 +111,19 @@ def main() -> None:
         _refuse(f"--draws must be at least 16 (the candidates kept), got {args.draws}")
     try:
         check_hyper_parameters(load(args.model).estimator, settings)
+        first = None
         for setting in settings:
             inv = load(args.model)  # afresh: a setting's hyper-parameters do not carry into the next
             store = open_store(args.store)
             gen = inv.attach(args.generator)
             if not store.keeps_waveforms:
                 store.attach(gen)  # its targets are re-rendered from their parameters
-            print(sweep(inv, store, ids, args.refine, setting, gen, args.draws), flush=True)
+            line, scores = sweep(inv, store, ids, args.refine, setting, gen, args.draws)
+            print(line, flush=True)
+            if first is None:
+                first = scores
+            else:
+                print(paired(first, scores), flush=True)
     except WavinvError as e:
         _refuse(str(e))
 

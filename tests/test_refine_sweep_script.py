@@ -40,9 +40,14 @@ def test_a_setting_sets_the_models_hyper_parameters(run):
     res = sweep(*args(run, '{"estimator": {"n_neighbors": 2}}', "{}"))
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert len(lines) == 2 and lines[0].startswith('{"estimator": {"n_neighbors": 2}}') and "targets=2 best" in lines[0]
-    more = sweep(*args(run, "{}"), "--draws", "32")
-    assert more.returncode == 0 and "draws=32 R=0" in more.stdout, more.stderr
+    assert len(lines) == 3 and lines[0].startswith('{"estimator": {"n_neighbors": 2}}') and "targets=2 best" in lines[0]
+    # the second setting is compared with the first, target by target
+    assert lines[2].startswith("  minus the first setting: best ") and "(wins " in lines[2] and "/2)" in lines[2]
+    same = sweep(*args(run, "{}", "{}"), "--draws", "32")
+    assert same.returncode == 0 and "draws=32 R=0" in same.stdout, same.stderr
+    # a setting against itself: the same seeds, so no difference on any target and no wins
+    assert same.stdout.splitlines()[2] == ("  minus the first setting: best +0.00 [+0.00, +0.00] dB (wins 0/2); "
+                                           "median +0.00 [+0.00, +0.00] dB (wins 0/2)")
 
 
 @pytest.mark.parametrize(
