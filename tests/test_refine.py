@@ -307,6 +307,24 @@ def test_invert_shows_the_search_progress_unless_quiet(tmp_path, capsys):
     assert a == b
 
 
+def test_invert_runs_sets_how_many_draws_the_search_starts_from(tmp_path):
+    """``--runs N`` is the refine option ``runs``: N = --n is the default search, fewer starts search otherwise."""
+    from wavinv.cli import main
+    from wavinv.generate import generate
+    from wavinv.inverter import fit_inverter
+
+    store = generate(tmp_path / "store", f"{TOY}:toy", n=64, seed=0, progress=False)
+    fit_inverter(store, "prior", "waveform", progress=False).save(tmp_path / "model.joblib")
+    np.save(tmp_path / "target.npy", store.waveforms("test")[0])
+    args = ["invert", "--model", str(tmp_path / "model.joblib"), "--generator", f"{TOY}:toy", "--target", str(tmp_path / "target.npy"),
+            "--n", "2", "--draws", "8", "--refine", "120", "-q"]
+    for name, extra in (("default", []), ("two", ["--runs", "2"]), ("one", ["--runs", "1"])):
+        assert main(args + extra + ["--out", str(tmp_path / f"{name}.json")]) == 0
+    default, two, one = (json.loads((tmp_path / f"{name}.json").read_text())["candidates"] for name in ("default", "two", "one"))
+    assert two == default
+    assert one != default
+
+
 def test_a_screen_renders_only_the_proposals_it_predicts_best():
     centre = np.full(10, 0.3)
     f = sphere(centre)

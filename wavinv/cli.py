@@ -596,6 +596,20 @@ def _add_invert(sub) -> None:
         "default 0.03: several answers from one good neighbourhood; 0.1 or more: answers from different neighbourhoods)",
     )
     p.add_argument(
+        "--runs",
+        type=_POSITIVE,
+        default=None,
+        metavar="N",
+        help="after --refine, start the search from the N best draws (default: --n); fewer runs search each start longer",
+    )
+    p.add_argument(
+        "--screen-factor",
+        type=_POSITIVE,
+        default=None,
+        metavar="F",
+        help="after --refine, a model that screens proposals (proxy) renders one in F of the search's proposals (default 4; 1: no screen)",
+    )
+    p.add_argument(
         "--gradient",
         type=_NONNEG,
         default=0,
@@ -641,6 +655,11 @@ def _refine_options(args) -> dict | None:
     if args.gradient and not args.refine:
         raise InputError(f"--gradient {args.gradient} needs a search to start from: give --refine R (its renders include the gradient's)")
     options = {} if args.min_distance is None else {"min_distance": args.min_distance}
+    for flag, key in (("--runs", "runs"), ("--screen-factor", "screen_factor")):
+        if getattr(args, key) is not None:
+            if not args.refine:
+                raise InputError(f"{flag} sets the search: give --refine R too")
+            options[key] = getattr(args, key)
     if args.gradient:
         options["gradient"] = args.gradient
     return options or None
