@@ -425,3 +425,19 @@ def test_an_interrupted_url_creation_is_never_taken_for_a_store(tmp_path, monkey
 def test_unknown_url_protocols_are_refused_clearly():
     with pytest.raises(StoreError, match="cannot open this URL"):
         open_store("nosuchprotocol://bucket/store")
+
+
+def test_a_local_layout_is_zarrs_own_written_file_by_file(tmp_path):
+    """``create_local_layout`` writes the same files, byte for byte, as zarr writing the layout itself."""
+    from wavinv.store import create_layout, create_local_layout
+
+    meta = {"n": 10, "chunk": 4, "n_samples": 8, "note": "x"}
+    create_layout(str(tmp_path / "zarr"), "w-", meta, 3)
+    create_local_layout(tmp_path / "local", meta, 3)
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    assert files(tmp_path / "local") == files(tmp_path / "zarr") and "zarr.json" in files(tmp_path / "local")
+    with pytest.raises(FileExistsError):  # a new folder only: never written into an existing one
+        create_local_layout(tmp_path / "local", meta, 3)

@@ -43,6 +43,7 @@ from .outputs import remove_stale, temp_name
 from .params import SAMPLINGS
 from .store import (
     create_layout,
+    create_local_layout,
     FEATURES_DTYPE,
     FORMAT,
     FORMAT_VERSION,
@@ -467,7 +468,7 @@ def _create(where: Location, gen: Generator, identity: dict[str, Any], seed: int
         raise StoreError(f"cannot create {path}: {e.strerror or e}") from None
     tmp = path.parent / temp_name(path.name, "creating")
     try:
-        create_layout(str(tmp), "w-", meta, len(gen.space), waveforms)
+        create_local_layout(tmp, meta, len(gen.space), waveforms)
         os.rename(tmp, path)  # replaces an empty directory; fails on anything else
     except OSError as e:
         raise StoreError(f"cannot create {path}: {e.strerror or e}") from None

@@ -387,6 +387,18 @@ def create_layout(zarr_store: Any, mode: str, meta: dict[str, Any], n_params: in
     group.attrs["wavinv"] = meta
 
 
+def create_local_layout(path: Path, meta: dict[str, Any], n_params: int, waveforms: bool = True) -> None:
+    """``create_layout`` into the new folder ``path``: laid out in memory, then written file by file,
+    the group's metadata (the wavinv attributes) last. Zarr writes a layout's files concurrently, and
+    one still in flight when another failed (a full disk) would land after the caller's cleanup."""
+    layout: dict[str, Any] = {}
+    create_layout(zarr.storage.MemoryStore(store_dict=layout), "w-", meta, n_params, waveforms)
+    path.mkdir()
+    for key in sorted(layout, key=lambda k: k == "zarr.json"):
+        (path / key).parent.mkdir(parents=True, exist_ok=True)
+        (path / key).write_bytes(layout[key].to_bytes())
+
+
 class Store:
     """A wavinv dataset store: opened for reading, and (``mode="r+"``, under ``writer_lock``)
     for the writes ``generate`` and ``wavinv cache`` make: ``grow``, ``write_chunk``,
