@@ -306,7 +306,7 @@ def test_split_reads(ref):
 def test_batches_cover_the_split_once_with_bounded_batches(ref):
     s = open_store(ref)
     train = s.split_indices("train")
-    seen, firsts = [], []
+    seen = []
     for shuffle, seed in ((False, 0), (True, 0), (True, 0), (True, 1)):
         got = []
         for ids, X, y in s.batches("train", batch_size=7, shuffle=shuffle, seed=seed, window=2):

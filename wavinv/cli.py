@@ -18,6 +18,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import InputError, StoreError, WavinvError
@@ -26,6 +27,9 @@ from .methods import INPUTS
 from .outputs import atomic_paths, check_output_dir, check_outputs, new_folder
 from .params import SAMPLINGS
 from .targets import DEFAULT_DB_RANGE
+
+if TYPE_CHECKING:  # for annotations only
+    import numpy as np
 
 __all__ = ["main", "candidates_report"]
 
@@ -600,7 +604,7 @@ def _add_invert(sub) -> None:
         type=_POSITIVE,
         default=None,
         metavar="N",
-        help="after --refine, start the search from the N best draws (default: --n); fewer runs search each start longer",
+        help="after --refine, start the search from the N best draws (all of them when there are fewer; default: --n); fewer runs search each start longer",
     )
     p.add_argument(
         "--screen-factor",
@@ -993,7 +997,7 @@ def _add_render(sub) -> None:
     p.set_defaults(func=_cmd_render)
 
 
-def _read_candidates(path: Path, space) -> tuple[list[int], "np.ndarray", dict]:
+def _read_candidates(path: Path, space) -> tuple[list[int], np.ndarray, dict]:
     """``(ranks, params (K, P) natural units, the file's generator record)`` of a candidates file."""
     import numpy as np
 
