@@ -25,13 +25,9 @@ import argparse
 import math
 import os
 import platform
-import sys
 import time
 
-
-def _refuse(message: str) -> None:
-    print(f"clip_wait.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
+from refusal import refuse
 
 
 def main() -> None:
@@ -46,14 +42,14 @@ def main() -> None:
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args()
     if not 0 < args.seconds < math.inf:
-        _refuse(f"--seconds must be a number of seconds > 0, got {args.seconds}")
+        refuse(f"--seconds must be a number of seconds > 0, got {args.seconds}")
 
     from wavinv.errors import WavinvError
 
     try:
         measure(args)
     except WavinvError as e:
-        _refuse(str(e))
+        refuse(str(e))
 
 
 def measure(args) -> None:
@@ -68,7 +64,7 @@ def measure(args) -> None:
 
     est = build_method(args.method)
     if not isinstance(est, NeuralInverter):
-        _refuse(f"--method {args.method} is not a neural method: only those measure their wait on data")
+        refuse(f"--method {args.method} is not a neural method: only those measure their wait on data")
     est.set_params(max_time=args.seconds, max_epochs=10_000, patience=10_000, progress=not args.quiet)
     store = open_store(args.store)
     n_clips = store.n if args.render_clips is None else clip_count(store, args.render_clips)

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from wavinv.bench import N_BOOT, boot_indices, bootstrap_ci
 
-
-def _refuse(message: str) -> None:
-    print(f"paired.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
+from refusal import refuse
 
 
 def _finished_run(out: Path) -> dict:
@@ -32,9 +28,9 @@ def _finished_run(out: Path) -> dict:
         results = json.loads((out / "results.json").read_text())
         return {"ids": [str(i) for i in results["meta"]["target_ids"]], "seed": int(results["meta"]["settings"]["seed"])}
     except FileNotFoundError:
-        _refuse(f"{out} holds no finished bench run (no results.json): finish it, or name the run's --out folder")
+        refuse(f"{out} holds no finished bench run (no results.json): finish it, or name the run's --out folder")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        _refuse(f"{out / 'results.json'} cannot be read as a bench run's results: {type(e).__name__}: {e}")
+        refuse(f"{out / 'results.json'} cannot be read as a bench run's results: {type(e).__name__}: {e}")
 
 
 def main() -> None:
@@ -49,14 +45,14 @@ def main() -> None:
     def records(name: str) -> list[dict]:
         path = args.out / "evals" / f"{name}.json"
         if not path.is_file():
-            _refuse(f"no such row: {path}")
+            refuse(f"no such row: {path}")
         try:
             targets = json.loads(path.read_text())["targets"]
         except (OSError, ValueError, KeyError, TypeError) as e:
-            _refuse(f"{path} cannot be read as a row's results: {type(e).__name__}: {e}")
+            refuse(f"{path} cannot be read as a row's results: {type(e).__name__}: {e}")
         missing = [i for i in ids if i not in targets]
         if missing:
-            _refuse(f"{path}: {len(missing)} of the run's targets have no result")
+            refuse(f"{path}: {len(missing)} of the run's targets have no result")
         return [targets[i] for i in ids]
 
     idx = boot_indices(len(ids), N_BOOT, seed)

@@ -17,7 +17,6 @@ same sound only where its error is small against the same sound's distance.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 
@@ -29,10 +28,7 @@ from wavinv.metrics import lsd_db
 from wavinv.models.proxy import ProxySearch
 from wavinv.targets import Target
 
-
-def _refuse(message: str) -> None:
-    print(f"proxy_reach.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
+from refusal import refuse
 
 
 def reach(inv, store, gen, row: int, position: dict[int, int]) -> tuple[float, ...]:
@@ -62,11 +58,11 @@ def main() -> None:
     try:
         ids = published_targets(args.results, args.targets)
     except InputError as e:
-        _refuse(str(e))
+        refuse(str(e))
     try:
         inv = load(args.model)
         if not isinstance(inv.estimator, ProxySearch):
-            _refuse(f"{args.model} holds a {inv.method} model, not a proxy")
+            refuse(f"{args.model} holds a {inv.method} model, not a proxy")
         store = open_store(args.store)
         gen = inv.attach(args.generator)
         if not store.keeps_waveforms:
@@ -74,10 +70,10 @@ def main() -> None:
         position = {int(i): k for k, i in enumerate(store.ids("test"))}
         missing = [i for i in ids if int(i) not in position]
         if missing:
-            _refuse(f"{len(missing)} of the targets (first id {missing[0]}) are not in {args.store}'s test split")
+            refuse(f"{len(missing)} of the targets (first id {missing[0]}) are not in {args.store}'s test split")
         rows = np.array([reach(inv, store, gen, int(i), position) for i in ids])
     except WavinvError as e:
-        _refuse(str(e))
+        refuse(str(e))
     best, real, predicted, same_lsd, same = rows.mean(axis=0)
     print(f"{len(ids)} targets, learnt alone (K=16 of 256 draws); distances in the proxy's features (unit std)")
     print(f"proxy held-out error            {inv.estimator.proxy_error_:.2f}")

@@ -16,27 +16,23 @@ distance itself is rough there, and no search or proxy can follow it. Example
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
+
+from refusal import refuse
 
 DEFAULT_STEPS = "1e-6,1e-4,1e-3,1e-2,1e-1"
 # targets rendered and pictured at a time: memory stays flat however many targets are asked for
 BATCH = 16
 
 
-def _refuse(message: str) -> None:
-    print(f"roughness.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def _steps(text: str) -> list[float]:
     try:
         steps = [float(x) for x in text.split(",")]
     except ValueError:
-        _refuse(f"--steps {text!r} is not a comma-separated list of numbers")
+        refuse(f"--steps {text!r} is not a comma-separated list of numbers")
     if any(not 0.0 < s <= 0.5 for s in steps):
-        _refuse(f"--steps must be in (0, 0.5], got {text}")
+        refuse(f"--steps must be in (0, 0.5], got {text}")
     return steps
 
 
@@ -56,9 +52,9 @@ def main() -> None:
     args = ap.parse_args()
     steps = _steps(args.steps)
     if args.targets < 1:
-        _refuse(f"--targets must be at least 1, got {args.targets}")
+        refuse(f"--targets must be at least 1, got {args.targets}")
     if args.seed < 0:
-        _refuse(f"--seed must be 0 or more, got {args.seed}")
+        refuse(f"--seed must be 0 or more, got {args.seed}")
 
     from wavinv import open_store
     from wavinv.errors import WavinvError
@@ -74,7 +70,7 @@ def main() -> None:
         picture = store_picture(store, args.generator)
         params = np.asarray(store.params("test")[: args.targets], dtype=np.float64)
         if not len(params):
-            _refuse(f"{args.store} has no test clips")
+            refuse(f"{args.store} has no test clips")
         rng = np.random.default_rng(args.seed)
         names = [f"step {step:g}" for step in steps] + (["another seed"] if takes_seed(gen) else [])
         lsds: dict[str, list[np.ndarray]] = {name: [] for name in names}
@@ -88,7 +84,7 @@ def main() -> None:
             for name, waves in zip(names, renders):
                 lsds[name].append(lsd_db(own, spectrogram(waves, picture)))
     except WavinvError as e:
-        _refuse(str(e))
+        refuse(str(e))
     print(f"{store.generator.get('name', '?')}: {len(params)} targets, lsd_db (dB) from the true parameters' own render")
     print(f"{'move':>14s} {'median':>8s} {'q25':>8s} {'q75':>8s} {'mean':>8s}")
     for name, parts in lsds.items():

@@ -25,16 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-
-def _refuse(message: str) -> None:
-    print(f"store_coverage.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
+from refusal import refuse
 
 
 def _sizes(text: str) -> list[int]:
@@ -43,7 +39,7 @@ def _sizes(text: str) -> list[int]:
     except ValueError:
         sizes = []
     if not sizes or sizes != sorted(set(sizes)) or sizes[0] < 1:
-        _refuse(f"--sizes must be increasing positive counts, got {text!r}")
+        refuse(f"--sizes must be increasing positive counts, got {text!r}")
     return sizes
 
 
@@ -65,13 +61,13 @@ def main() -> None:
         by_name = {f"{r['method']}/{r['input']}": r for r in rows}
         chance, floor = by_name["prior/any"]["lsd_db_best"], by_name["floor/any"]["lsd_db_best"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        _refuse(f"{args.bench} is not a finished bench run with a chance and a floor row ({type(e).__name__}: {e})")
+        refuse(f"{args.bench} is not a finished bench run with a chance and a floor row ({type(e).__name__}: {e})")
     settings = meta.get("settings", {})
     if settings.get("targets_from", "test") != "test" or settings.get("target_noise_seed") is not None:
-        _refuse(f"{args.bench}: its targets are not the store's own test clips (--targets-from test, no --target-noise-seed)")
+        refuse(f"{args.bench}: its targets are not the store's own test clips (--targets-from test, no --target-noise-seed)")
     if args.targets is not None:
         if args.targets < 1:
-            _refuse(f"--targets must be at least 1, got {args.targets}")
+            refuse(f"--targets must be at least 1, got {args.targets}")
         target_ids = target_ids[: args.targets]
 
     import torch
@@ -88,11 +84,11 @@ def main() -> None:
         store = open_store(store_path)
         train = store.split_indices("train")
         if sizes[-1] > len(train):
-            _refuse(f"{store_path} has {len(train)} train clips, fewer than --sizes' {sizes[-1]}")
+            refuse(f"{store_path} has {len(train)} train clips, fewer than --sizes' {sizes[-1]}")
         renderer = clip_renderer(store, args.generator, args.render_workers, progress=False)
         picture = store_picture(store, args.generator)
     except WavinvError as e:
-        _refuse(str(e))
+        refuse(str(e))
 
     t0 = time.perf_counter()
     with renderer:
