@@ -14,15 +14,18 @@ An ``"estimator"`` key in a setting sets the model's hyper-parameters for it
 refine options; with ``--refine 0`` the settings compare models learnt alone.
 With more than one setting, each later one is also compared with the first, target
 by target: the mean difference of best-of-16 and median-of-16 with a 95% paired
-bootstrap interval, and how many targets it wins.
+bootstrap interval, and how many targets it wins. ``--save FILE.npz`` keeps the
+first setting's per-target scores, and ``--against FILE.npz`` compares every setting
+with them the same way: another model or store on the same targets.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -32,10 +35,7 @@ from wavinv.errors import InputError, WavinvError
 from wavinv.metrics import diversity
 from wavinv.targets import Target
 
-
-def _refuse(message: str) -> None:
-    print(f"refine_sweep.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
+from refusal import refuse
 
 
 def parse_setting(text: str) -> dict:
@@ -43,9 +43,9 @@ def parse_setting(text: str) -> dict:
     try:
         setting = json.loads(text)
     except ValueError as e:
-        _refuse(f"setting {text!r} is not JSON: {e}")
+        refuse(f"setting {text!r} is not JSON: {e}")
     if not isinstance(setting, dict) or not isinstance(setting.get("estimator", {}), dict):
-        _refuse(f"setting {text!r} must be a JSON object, its \"estimator\" an object of the model's hyper-parameters")
+        refuse(f"setting {text!r} must be a JSON object, its \"estimator\" an object of the model's hyper-parameters")
     return setting
 
 
@@ -54,7 +54,7 @@ def check_hyper_parameters(estimator, settings: list[dict]) -> None:
     for setting in settings:
         unknown = sorted(set(setting.get("estimator", {})) - set(estimator.get_params()))
         if unknown:
-            _refuse(f"{type(estimator).__name__} has no hyper-parameter {', '.join(unknown)}")
+            refuse(f"{type(estimator).__name__} has no hyper-parameter {', '.join(unknown)}")
 
 
 def sweep(inv, store, ids: list[int], refine: int, setting: dict, gen, draws: int = 256) -> tuple[str, dict[str, np.ndarray]]:
@@ -89,6 +89,29 @@ def paired(first: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> str:
     return "  minus the first setting: " + "; ".join(cells)
 
 
+def save_scores(path: Path, ids: list[int], scores: dict[str, np.ndarray]) -> None:
+    """Per-target scores for a later ``--against``, written whole or not at all."""
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    try:
+        np.savez(tmp, ids=np.asarray(ids), best=scores["best"], median=scores["median"])
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        refuse(f"--save {path} cannot be written: {e.strerror or e}")
+
+
+def saved_scores(path: Path, ids: list[int]) -> dict[str, np.ndarray]:
+    """Scores ``--save`` wrote, refused unless they are of exactly these targets."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            saved = {key: np.asarray(f[key]) for key in ("ids", "best", "median")}
+    except (OSError, ValueError, KeyError) as e:
+        refuse(f"--against {path} cannot be read as scores refine_sweep.py --save wrote: {type(e).__name__}: {e}")
+    if saved["ids"].tolist() != list(ids) or len(saved["best"]) != len(ids) or len(saved["median"]) != len(ids):
+        refuse(f"--against {path} holds scores of other targets than --results and --targets select")
+    return {"best": saved["best"].astype(float), "median": saved["median"].astype(float)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
@@ -98,17 +121,25 @@ def main() -> None:
     p.add_argument("--refine", type=int, default=2048)
     p.add_argument("--draws", type=int, default=256, help="renders before the search (the draws and a proxy's learnt rounds)")
     p.add_argument("--generator", default=None, help="the model's generator spec when it is not built in (a file or module you name)")
+    p.add_argument("--save", type=Path, default=None, help="write the first setting's per-target best and median lsd_db here (.npz)")
+    p.add_argument("--against", type=Path, default=None,
+                   help="compare every setting with scores --save wrote, of another model or store on the same targets")
     p.add_argument("options", nargs="+", help="refine options as JSON, e.g. '{}' or '{\"min_distance\": 0.1}'")
     args = p.parse_args()
     settings = [parse_setting(text) for text in args.options]
     try:
         ids = published_targets(args.results, args.targets)
     except InputError as e:
-        _refuse(str(e))
+        refuse(str(e))
     if args.refine < 0:
-        _refuse(f"--refine must be 0 or more renders, got {args.refine}")
+        refuse(f"--refine must be 0 or more renders, got {args.refine}")
     if args.draws < 16:
-        _refuse(f"--draws must be at least 16 (the candidates kept), got {args.draws}")
+        refuse(f"--draws must be at least 16 (the candidates kept), got {args.draws}")
+    if args.save is not None and args.save.resolve() in {Path(f).resolve() for f in (args.model, args.results, args.store)}:
+        refuse(f"--save {args.save} is one of the inputs")
+    if args.save is not None and (args.save.is_dir() or not args.save.parent.is_dir()):
+        refuse(f"--save {args.save} must be a file in an existing folder")  # checked before the sweep, not after it
+    against = None if args.against is None else saved_scores(args.against, ids)
     try:
         check_hyper_parameters(load(args.model).estimator, settings)
         first = None
@@ -120,12 +151,16 @@ def main() -> None:
                 store.attach(gen)  # its targets are re-rendered from their parameters
             line, scores = sweep(inv, store, ids, args.refine, setting, gen, args.draws)
             print(line, flush=True)
+            if against is not None:
+                print(paired(against, scores).replace("the first setting", str(args.against)), flush=True)
             if first is None:
                 first = scores
+                if args.save is not None:
+                    save_scores(args.save, ids, scores)
             else:
                 print(paired(first, scores), flush=True)
     except WavinvError as e:
-        _refuse(str(e))
+        refuse(str(e))
 
 
 if __name__ == "__main__":

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-TOY = f"{ROOT / 'tests' / 'toygen.py'}:toy"
+from benchscripts import TOY, script, toy_models
 
-
-def sweep(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "refine_sweep.py"), *args], capture_output=True, text=True)
+sweep = script("refine_sweep.py")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A knn model on 96 toy clips, and a results.json naming two of the store's test clips."""
-    from wavinv.generate import generate
-    from wavinv.inverter import fit_inverter
-
-    tmp = tmp_path_factory.mktemp("sweep")
-    store = generate(tmp / "store", TOY, n=96, seed=0, progress=False)
-    fit_inverter(store, "knn", "spectrogram", overrides={"n_neighbors": 4, "n_components": 4}).save(tmp / "knn.joblib")
-    ids = [int(i) for i in store.ids("test")[:2]]
-    (tmp / "results.json").write_text(json.dumps({"meta": {"target_ids": ids}}))
-    return tmp
+    return toy_models(tmp_path_factory.mktemp("sweep"), 96)
 
 
 def args(run: Path, *settings: str, results: str | None = None) -> list[str]:
@@ -65,6 +51,7 @@ def test_bad_settings_are_refused_in_one_line(run, setting, results, message):
     res = sweep(*args(run, setting, results=None if results is None else str(run / results)))
     assert res.returncode == 2 and message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("refine_sweep.py: ")
 
 
 @pytest.mark.parametrize("flag, value, message", [("--targets", "2:0", "selects none"), ("--targets", "a:b", "must be lo:hi"), ("--refine", "-5", "0 or more"),
@@ -74,3 +61,35 @@ def test_bad_targets_and_budgets_are_refused_in_one_line(run, flag, value, messa
     argv[argv.index(flag) + 1] = value
     res = sweep(*argv)
     assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_saved_scores_compare_another_run_on_the_same_targets(run, tmp_path):
+    saved = tmp_path / "first.npz"
+    res = sweep(*args(run, "{}"), "--save", str(saved))
+    assert res.returncode == 0 and saved.is_file(), res.stderr
+    again = sweep(*args(run, "{}"), "--against", str(saved))
+    assert again.returncode == 0, again.stderr
+    # the same model and seeds as the saved run: no difference on any target
+    assert again.stdout.splitlines()[1] == (f"  minus {saved}: best +0.00 [+0.00, +0.00] dB (wins 0/2); "
+                                            "median +0.00 [+0.00, +0.00] dB (wins 0/2)")
+
+
+def test_saved_scores_are_refused_when_unreadable_of_other_targets_or_an_input(run, tmp_path):
+    saved = tmp_path / "first.npz"
+    assert sweep(*args(run, "{}"), "--save", str(saved)).returncode == 0
+    one_target = args(run, "{}")
+    one_target[one_target.index("--targets") + 1] = "0:1"
+    other = sweep(*one_target, "--against", str(saved))
+    garbled = tmp_path / "garbled.npz"
+    garbled.write_bytes(b"not an npz")
+    unreadable = sweep(*args(run, "{}"), "--against", str(garbled))
+    results = run / "results.json"
+    before = results.read_bytes()
+    clobber = sweep(*args(run, "{}"), "--save", str(results))
+    folder = sweep(*args(run, "{}"), "--save", str(tmp_path))
+    nowhere = sweep(*args(run, "{}"), "--save", str(tmp_path / "missing" / "s.npz"))
+    for res, message in ((other, "other targets"), (unreadable, "cannot be read as scores"), (clobber, "is one of the inputs"),
+                         (folder, "must be a file in an existing folder"), (nowhere, "must be a file in an existing folder")):
+        err = res.stderr.strip()
+        assert res.returncode == 2 and message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert results.read_bytes() == before
