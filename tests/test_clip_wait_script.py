@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-TOY = f"{ROOT / 'tests' / 'toygen.py'}:toy"
+from benchscripts import TOY, script
 
-
-def clip_wait(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "clip_wait.py"), "-q", *args], capture_output=True, text=True)
+clip_wait = script("clip_wait.py", "-q")
 
 
 @pytest.fixture(scope="module")

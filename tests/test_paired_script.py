@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchscripts import script
 
-
-def paired(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paired.py"), *args], capture_output=True, text=True)
+paired = script("paired.py")
 
 
 def _run(tmp: Path, a: list[float], b: list[float], ids=(3, 5, 8)) -> Path:
@@ -55,3 +51,4 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, setup, row, message):
     res = paired(str(out), row, "theirs-spectrogram")
     err = res.stderr.strip()
     assert res.returncode == 2 and message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("paired.py: ")  # the line names the script that refused

@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-TOY = f"{ROOT / 'tests' / 'toygen.py'}:toy"
+from baselines.proxy import TINY
+from benchscripts import TOY, script, toy_models
 
-
-def reach(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "proxy_reach.py"), *args], capture_output=True, text=True)
+reach = script("proxy_reach.py")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny proxy and a knn model on 128 toy clips, and a results.json naming two of the store's test clips."""
-    from baselines.proxy import TINY
-    from wavinv.generate import generate
-    from wavinv.inverter import fit_inverter
-
-    tmp = tmp_path_factory.mktemp("reach")
-    store = generate(tmp / "store", TOY, n=128, seed=0, progress=False)
-    fit_inverter(store, "proxy", "spectrogram", overrides={**TINY, "max_epochs": 5}).save(tmp / "proxy.joblib")
-    fit_inverter(store, "knn", "spectrogram", overrides={"n_neighbors": 4, "n_components": 4}).save(tmp / "knn.joblib")
-    ids = [int(i) for i in store.ids("test")[:2]]
-    (tmp / "results.json").write_text(json.dumps({"meta": {"target_ids": ids}}))
-    return tmp
+    return toy_models(tmp_path_factory.mktemp("reach"), 128, proxy={**TINY, "max_epochs": 5})
 
 
 def args(run: Path, model: str = "proxy.joblib", results: str = "results.json", targets: str = "0:2") -> list[str]:

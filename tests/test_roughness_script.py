@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-TOY = f"{ROOT / 'tests' / 'toygen.py'}:toy"
+from benchscripts import ROOT, TOY, script
+
+roughness = script("roughness.py")
+
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from roughness import moved  # noqa: E402
-
-
-def roughness(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "roughness.py"), *args], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,22 +6,16 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from benchscripts import ROOT, TOY, script
 from wavinv import open_store
 from wavinv.generate import generate
 
-ROOT = Path(__file__).resolve().parent.parent
-TOY = f"{ROOT / 'tests' / 'toygen.py'}:toy"
-
-
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), *args], cwd=cwd, capture_output=True, text=True)
+run = script("run.py")
 
 
 @pytest.mark.parametrize(

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchscripts import TOY, script
 from wavinv.bench import bench
 from wavinv.frontend import spectrogram
 from wavinv.generate import generate
 from wavinv.metrics import lsd_db
 from wavinv.pictures import store_picture
 
-ROOT = Path(__file__).resolve().parent.parent
-TOY = f"{ROOT / 'tests' / 'toygen.py'}:toy"
-
-
-def coverage(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "store_coverage.py"), *args], capture_output=True, text=True)
+coverage = script("store_coverage.py")
 
 
 @pytest.fixture(scope="module")
