@@ -78,15 +78,15 @@ def sweep(inv, store, ids: list[int], refine: int, setting: dict, gen, draws: in
     return line, {"best": np.array(best), "median": np.array(median)}
 
 
-def paired(first: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> str:
-    """``other`` minus ``first`` per target, as paired.py reports a bench's rows (negative: ``other`` closer)."""
+def paired(first: dict[str, np.ndarray], other: dict[str, np.ndarray], label: str = "the first setting") -> str:
+    """``other`` minus ``first`` (named ``label``) per target, as paired.py reports a bench's rows (negative: ``other`` closer)."""
     idx = boot_indices(len(first["best"]), N_BOOT, 0)
     cells = []
     for key in ("best", "median"):
         d = other[key] - first[key]
         mean, lo, hi = bootstrap_ci(d, indices=idx)
         cells.append(f"{key} {mean:+.2f} [{lo:+.2f}, {hi:+.2f}] dB (wins {int((d < 0).sum())}/{len(d)})")
-    return "  minus the first setting: " + "; ".join(cells)
+    return f"  minus {label}: " + "; ".join(cells)
 
 
 def save_scores(path: Path, ids: list[int], scores: dict[str, np.ndarray]) -> None:
@@ -135,7 +135,7 @@ def main() -> None:
         refuse(f"--refine must be 0 or more renders, got {args.refine}")
     if args.draws < 16:
         refuse(f"--draws must be at least 16 (the candidates kept), got {args.draws}")
-    if args.save is not None and args.save.resolve() in {Path(f).resolve() for f in (args.model, args.results, args.store)}:
+    if args.save is not None and args.save.resolve() in {Path(f).resolve() for f in (args.model, args.results, args.store, args.against) if f is not None}:
         refuse(f"--save {args.save} is one of the inputs")
     if args.save is not None and (args.save.is_dir() or not args.save.parent.is_dir()):
         refuse(f"--save {args.save} must be a file in an existing folder")  # checked before the sweep, not after it
@@ -152,7 +152,7 @@ def main() -> None:
             line, scores = sweep(inv, store, ids, args.refine, setting, gen, args.draws)
             print(line, flush=True)
             if against is not None:
-                print(paired(against, scores).replace("the first setting", str(args.against)), flush=True)
+                print(paired(against, scores, str(args.against)), flush=True)
             if first is None:
                 first = scores
                 if args.save is not None:

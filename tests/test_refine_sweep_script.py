@@ -88,8 +88,11 @@ def test_saved_scores_are_refused_when_unreadable_of_other_targets_or_an_input(r
     clobber = sweep(*args(run, "{}"), "--save", str(results))
     folder = sweep(*args(run, "{}"), "--save", str(tmp_path))
     nowhere = sweep(*args(run, "{}"), "--save", str(tmp_path / "missing" / "s.npz"))
+    scores = saved.read_bytes()
+    over_against = sweep(*args(run, "{}"), "--against", str(saved), "--save", str(saved))
     for res, message in ((other, "other targets"), (unreadable, "cannot be read as scores"), (clobber, "is one of the inputs"),
-                         (folder, "must be a file in an existing folder"), (nowhere, "must be a file in an existing folder")):
+                         (folder, "must be a file in an existing folder"), (nowhere, "must be a file in an existing folder"),
+                         (over_against, "is one of the inputs")):
         err = res.stderr.strip()
         assert res.returncode == 2 and message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert results.read_bytes() == before
+    assert results.read_bytes() == before and saved.read_bytes() == scores
